@@ -1,0 +1,1 @@
+//! Protocols: turning a request string into work.

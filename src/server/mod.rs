@@ -1,0 +1,1 @@
+//! The server: listeners, the worker pool, shared state and shutdown.

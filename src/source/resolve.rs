@@ -1,0 +1,226 @@
+//! From an identifier in a URL to a file on disk (`http-responses.md` §4): URL decoding, the
+//! `../` filter, FILESYSTEM_PREFIX/SUFFIX, and format detection by magic bytes.
+//!
+//! Error messages name the identifier the client sent, never the server path (the path goes to
+//! the log only).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use super::ImageFormat;
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// URL-decode an argument as iipsrv does: `+` → space, `%XY` → byte, `%00` dropped, a malformed
+/// `%` kept literally. Returns the bytes and whether a `%00` was dropped.
+pub fn url_decode(input: &[u8]) -> (Vec<u8>, bool) {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut null = false;
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                match (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex)) {
+                    (Some(h), Some(l)) => {
+                        let byte = h * 16 + l;
+                        if byte == 0 {
+                            null = true;
+                        } else {
+                            out.push(byte);
+                        }
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    (out, null)
+}
+
+/// Remove every `../` (searching from the start each time) until none is left.
+pub fn filter_traversal(mut key: Vec<u8>) -> Vec<u8> {
+    while let Some(pos) = key.windows(3).position(|w| w == b"../") {
+        key.drain(pos..pos + 3);
+    }
+    key
+}
+
+/// The image key for a raw FIF-style argument: decoded, then filtered.
+pub fn image_key(raw: &[u8]) -> Vec<u8> {
+    let (decoded, null) = url_decode(raw);
+    if null {
+        tracing::warn!(
+            "Warning! Detected embedded NULL byte in URL: {}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    filter_traversal(decoded)
+}
+
+/// Detect the format from the first 10 bytes.
+pub fn detect_format(magic: &[u8]) -> Option<ImageFormat> {
+    const JP2: [u8; 10] = [0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50, 0x20, 0x20, 0x0D, 0x0A];
+    if magic.len() >= 10 && magic[..10] == JP2 {
+        return Some(ImageFormat::Jpeg2000);
+    }
+    if magic.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(ImageFormat::Jpeg);
+    }
+    let tiff: [&[u8]; 5] = [b"I I", b"II*\0", b"MM\0*", b"MM\0+", b"II+\0"];
+    if tiff.iter().any(|sig| magic.starts_with(sig)) {
+        return Some(ImageFormat::Tiff);
+    }
+    None
+}
+
+/// A located image file.
+#[derive(Debug, Clone)]
+pub struct Located {
+    /// The decoded, filtered identifier (the cache key; safe to show to the client).
+    pub key: Vec<u8>,
+    /// `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX`.
+    pub path: PathBuf,
+    pub mtime: SystemTime,
+    pub format: ImageFormat,
+}
+
+impl Located {
+    /// The key as text, for messages.
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(&self.key).into_owned()
+    }
+}
+
+/// Find the file for an image key and detect its format.
+///
+/// Errors: 404 ([`Error::not_found`]) when missing or unreadable; [`Error::invalid`] (the
+/// banner) when the file is readable but not a supported format.
+pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
+    let shown = String::from_utf8_lossy(key).into_owned();
+    let mut full = Vec::with_capacity(
+        config.filesystem_prefix.len() + key.len() + config.filesystem_suffix.len(),
+    );
+    full.extend_from_slice(config.filesystem_prefix.as_bytes());
+    full.extend_from_slice(key);
+    full.extend_from_slice(config.filesystem_suffix.as_bytes());
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&full));
+    let log_path = path.display().to_string();
+
+    let meta = match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => m,
+        _ => {
+            return Err(Error::not_found(format!(
+                "{shown} is neither a file nor part of an image sequence"
+            ))
+            .with_detail(log_path));
+        }
+    };
+    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut file = File::open(&path).map_err(|e| {
+        Error::not_found(format!("Unable to open file '{shown}'")).with_detail(format!("{log_path}: {e}"))
+    })?;
+    let mut magic = [0u8; 10];
+    let mut got = 0;
+    while got < magic.len() {
+        match file.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::not_found(format!("Unable to open file '{shown}'"))
+                    .with_detail(format!("{log_path}: {e}")));
+            }
+        }
+    }
+    if got < magic.len() {
+        return Err(Error::not_found(format!(
+            "Unable to read initial byte sequence from file '{shown}'"
+        ))
+        .with_detail(log_path));
+    }
+    let format = detect_format(&magic).ok_or_else(|| {
+        Error::invalid(format!("Unsupported image type: {shown}")).with_detail(log_path.clone())
+    })?;
+    Ok(Located { key: key.to_vec(), path, mtime, format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_rules() {
+        assert_eq!(url_decode(b"a+b%20c").0, b"a b c");
+        assert_eq!(url_decode(b"%2f%2F").0, b"//");
+        let (d, null) = url_decode(b"a%00b");
+        assert_eq!(d, b"ab");
+        assert!(null);
+        assert_eq!(url_decode(b"100%").0, b"100%");
+        assert_eq!(url_decode(b"%4").0, b"%4", "a trailing %X is kept, without reading past the end");
+        assert_eq!(url_decode(b"%zz").0, b"%zz");
+        assert_eq!(url_decode(&[b'%', b'f', b'f']).0, vec![0xff]);
+    }
+
+    #[test]
+    fn traversal_filter() {
+        assert_eq!(filter_traversal(b"../t/grad".to_vec()), b"t/grad");
+        assert_eq!(filter_traversal(b"....//t/grad".to_vec()), b"t/grad");
+        assert_eq!(filter_traversal(b"/images/../img/x.tif".to_vec()), b"/images/img/x.tif");
+        assert_eq!(filter_traversal(b"..".to_vec()), b"..");
+        assert_eq!(image_key(b"..%2Ft%2Fgrad"), b"t/grad");
+    }
+
+    #[test]
+    fn magic_bytes() {
+        assert_eq!(detect_format(b"II*\0\0\0\0\0\0\0"), Some(ImageFormat::Tiff));
+        assert_eq!(detect_format(b"MM\0+\0\0\0\0\0\0"), Some(ImageFormat::Tiff));
+        assert_eq!(detect_format(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0, 0, 0, 0]), Some(ImageFormat::Jpeg));
+        assert_eq!(
+            detect_format(&[0, 0, 0, 0x0C, 0x6A, 0x50, 0x20, 0x20, 0x0D, 0x0A]),
+            Some(ImageFormat::Jpeg2000)
+        );
+        assert_eq!(detect_format(b"GIF89a\0\0\0\0"), None);
+    }
+
+    #[test]
+    fn locate_errors_hide_the_prefix() {
+        let dir = std::env::temp_dir().join(format!("iipsrv-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("short.tif"), b"II*").unwrap();
+        std::fs::write(dir.join("text.tif"), b"hello world, not an image").unwrap();
+        let (mut c, _) = Config::from_lookup(|_| None);
+        c.filesystem_prefix = format!("{}/", dir.display());
+        let e = locate(&c, b"missing.tif").unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
+        assert_eq!(e.message, "missing.tif is neither a file nor part of an image sequence");
+        assert!(!e.message.contains(&dir.display().to_string()));
+        let e = locate(&c, b"short.tif").unwrap_err();
+        assert_eq!(e.message, "Unable to read initial byte sequence from file 'short.tif'");
+        let e = locate(&c, b"text.tif").unwrap_err();
+        assert_eq!(e.kind, crate::error::ErrorKind::Invalid);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

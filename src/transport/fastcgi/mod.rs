@@ -1,0 +1,1 @@
+//! The FastCGI record layer and connection handling (our own; see docs/architecture.md).

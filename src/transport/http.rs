@@ -1,0 +1,1 @@
+//! The plain HTTP/1.1 listener (`--http HOST:PORT`), built on hyper.
