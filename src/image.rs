@@ -63,9 +63,25 @@ pub struct RawImage {
 
 impl RawImage {
     /// An 8-bit image from its bytes. Panics in debug builds if the length is wrong.
-    pub fn from_u8(width: u32, height: u32, channels: u16, colour: ColourSpace, data: Vec<u8>) -> Self {
-        debug_assert_eq!(data.len(), width as usize * height as usize * channels as usize);
-        RawImage { width, height, channels, bits_per_sample: 8, colour, samples: Samples::U8(data) }
+    pub fn from_u8(
+        width: u32,
+        height: u32,
+        channels: u16,
+        colour: ColourSpace,
+        data: Vec<u8>,
+    ) -> Self {
+        debug_assert_eq!(
+            data.len(),
+            width as usize * height as usize * channels as usize
+        );
+        RawImage {
+            width,
+            height,
+            channels,
+            bits_per_sample: 8,
+            colour,
+            samples: Samples::U8(data),
+        }
     }
 
     /// Samples in one row.

@@ -1,1 +1,189 @@
-fn main() {}
+//! `iipsrv`: the process. Reads the command line and the environment, sets up logging and the
+//! listening sockets, runs the server until a signal asks it to stop.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use iipsrv::cli::{self, Command};
+use iipsrv::config::Config;
+use iipsrv::server::listen::{self, StdListener};
+use iipsrv::server::{self, App};
+use iipsrv::transport::{self, Limits};
+use tokio::signal::unix::{SignalKind, signal};
+
+fn main() -> ExitCode {
+    let args = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Serve(args)) => args,
+        Ok(Command::Version) => {
+            println!(
+                "iipsrv {} (a Rust implementation of the IIPImage server, compatible with iipsrv {})",
+                iipsrv::CRATE_VERSION,
+                iipsrv::IIPSRV_VERSION
+            );
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Help) => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("iipsrv: {message}");
+            return ExitCode::from(1);
+        }
+    };
+
+    let (config, warnings) = Config::from_env();
+    let logging = iipsrv::logging::init(&config);
+    logging.banner(&config, &warnings);
+
+    // The FastCGI socket: --bind, or the listening socket inherited on fd 0.
+    let fastcgi: Option<StdListener> = match &args.bind {
+        Some(spec) => {
+            let bound = listen::parse_bind(spec).and_then(|s| listen::bind(&s, args.backlog));
+            match bound {
+                Ok(l) => {
+                    tracing::info!(
+                        "Running in standalone mode on socket: {spec} with backlog: {}\n",
+                        args.backlog
+                    );
+                    Some(l)
+                }
+                Err(e) => {
+                    eprintln!("bind/listen: {e}");
+                    tracing::error!("bind/listen: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => match listen::inherited() {
+            Ok(Some(l)) => {
+                tracing::info!("Running in FCGI mode\n");
+                Some(l)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                eprintln!("iipsrv: cannot use the socket on file descriptor 0: {e}");
+                return ExitCode::from(1);
+            }
+        },
+    };
+    let http = match &args.http {
+        Some(addr) => match listen::parse_bind(addr).and_then(|s| match s {
+            listen::BindSpec::Tcp(_) => listen::bind(&s, args.backlog),
+            listen::BindSpec::Unix(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("'{addr}' is not a HOST:PORT address"),
+            )),
+        }) {
+            Ok(l) => {
+                tracing::info!("Serving HTTP on {}\n", l.describe());
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("iipsrv: --http {addr}: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
+    if fastcgi.is_none() && http.is_none() {
+        tracing::info!("CGI-only mode detected\n");
+        eprintln!(
+            "iipsrv: no socket to serve. Use --bind HOST:PORT (or a UNIX socket path), \
+             --http HOST:PORT, or start iipsrv from a FastCGI process manager \
+             (spawn-fcgi, Apache mod_fcgid, lighttpd) that passes a listening socket on \
+             file descriptor 0. See --help."
+        );
+        return ExitCode::from(1);
+    }
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.workers.clamp(1, 4))
+        .max_blocking_threads(config.workers + 4)
+        .thread_name("iipsrv")
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iipsrv: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
+    let app = App::new(config);
+    let limits = Limits {
+        max_conns: app.config().max_connections,
+        ..Limits::default()
+    };
+
+    runtime.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut tasks = Vec::new();
+        for (listener, is_http) in [(fastcgi, false), (http, true)] {
+            let Some(listener) = listener else { continue };
+            let listener = match listener.into_tokio() {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("iipsrv: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            let (app, rx) = (app.clone(), rx.clone());
+            tasks.push(tokio::spawn(async move {
+                match (listener, is_http) {
+                    (listen::Listener::Tcp(l), true) => {
+                        transport::http::serve(l, app, limits, rx).await
+                    }
+                    (l, _) => server::serve_fastcgi(l, app, limits, rx).await,
+                }
+            }));
+        }
+        logging.initialisation_complete();
+
+        let name = wait_for_termination(&app, &logging).await;
+        let _ = tx.send(true);
+        for t in tasks {
+            let _ = t.await;
+        }
+        if !app.wait_idle(shutdown_timeout).await {
+            tracing::warn!("Shutdown: requests still running after {shutdown_timeout:?}; exiting");
+        }
+        logging.shutdown_message(app.accesses(), name);
+        ExitCode::SUCCESS
+    })
+}
+
+/// Handle signals until one asks us to stop; returns its name for the log.
+async fn wait_for_termination(app: &App, logging: &iipsrv::logging::Logging) -> &'static str {
+    let mut streams = Vec::new();
+    for kind in [
+        SignalKind::terminate(),
+        SignalKind::interrupt(),
+        SignalKind::user_defined1(),
+        SignalKind::hangup(),
+    ] {
+        match signal(kind) {
+            Ok(s) => streams.push(s),
+            Err(e) => {
+                eprintln!("iipsrv: cannot install signal handlers: {e}");
+                return "Terminated";
+            }
+        }
+    }
+    let [term, int, usr1, hup] = &mut streams[..] else {
+        return "Terminated";
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return "Terminated",
+            _ = int.recv() => return "Interrupt",
+            _ = usr1.recv() => return "User defined signal 1",
+            _ = hup.recv() => {
+                app.clear_caches();
+                logging.reopen();
+                tracing::info!("Caught Hangup signal. Emptying internal caches\n");
+            }
+        }
+    }
+}

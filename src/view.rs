@@ -53,8 +53,9 @@ pub struct View {
     pub height: Option<u32>,
     /// Region of interest (`RGN`, IIIF region).
     pub region: Option<Region>,
-    /// Rotation in degrees (multiples of 90) and mirroring (`ROT`, IIIF rotation).
-    pub rotation: i32,
+    /// Rotation in degrees as given (`ROT`, IIIF rotation); only multiples of 90 that are not
+    /// multiples of 360 rotate. `flip` mirrors horizontally (`!`).
+    pub rotation: f64,
     pub flip: bool,
     /// Explicit quality (`QLT`), overriding the configured default.
     pub quality: Option<i32>,
@@ -94,7 +95,7 @@ impl View {
             || self.shade.is_some()
             || self.twist.is_some()
             || self.convolution.is_some()
-            || self.rotation != 0
+            || self.rotation != 0.0
             || self.flip
     }
 }

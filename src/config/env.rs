@@ -72,7 +72,11 @@ pub fn atof(s: &str) -> Parsed<f64> {
             }
         }
     }
-    let value = if end == 0 { 0.0 } else { t[..end].parse::<f64>().unwrap_or(0.0) };
+    let value = if end == 0 {
+        0.0
+    } else {
+        t[..end].parse::<f64>().unwrap_or(0.0)
+    };
     let clean = end > 0 && t[end..].trim().is_empty();
     Parsed { value, clean }
 }

@@ -113,7 +113,9 @@ pub struct Config {
 pub type Warnings = Vec<String>;
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl Default for Config {
@@ -159,7 +161,11 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                         p.value
                     ));
                 }
-                if p.value.is_finite() { p.value } else { default }
+                if p.value.is_finite() {
+                    p.value
+                } else {
+                    default
+                }
             }
         }
     }
@@ -174,7 +180,8 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn clamp(&mut self, name: &str, v: i64, lo: i64, hi: i64) -> i64 {
         let c = v.clamp(lo, hi);
         if c != v {
-            self.warnings.push(format!("{name}={v} is outside {lo}..{hi}: using {c}"));
+            self.warnings
+                .push(format!("{name}={v} is outside {lo}..{hi}: using {c}"));
         }
         c
     }
@@ -196,27 +203,32 @@ pub fn parse_uri_map(raw: &str) -> Result<UriMap, String> {
             ));
         }
     };
-    Ok(UriMap { prefix: prefix.to_string(), command })
+    Ok(UriMap {
+        prefix: prefix.to_string(),
+        command,
+    })
 }
 
 impl Config {
     /// Read the configuration from the process environment.
     pub fn from_env() -> (Config, Warnings) {
-        Config::from_lookup(|name| {
-            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
-        })
+        Config::from_lookup(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
     }
 
     /// Read the configuration through `lookup` (the environment, or a test's map).
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> (Config, Warnings) {
-        let mut r = Reader { lookup: &lookup, warnings: Vec::new() };
+        let mut r = Reader {
+            lookup: &lookup,
+            warnings: Vec::new(),
+        };
 
         let verbosity = r.int("VERBOSITY", 1).max(0);
         let logfile = r.string("LOGFILE", "/tmp/iipsrv.log");
 
         let mut max_image_cache_mb = r.float("MAX_IMAGE_CACHE_SIZE", 10.0);
         if max_image_cache_mb < 0.0 {
-            r.warnings.push("MAX_IMAGE_CACHE_SIZE is negative: the tile cache is off".into());
+            r.warnings
+                .push("MAX_IMAGE_CACHE_SIZE is negative: the tile cache is off".into());
             max_image_cache_mb = 0.0;
         }
 
@@ -246,7 +258,9 @@ impl Config {
         let tiff_compression = if (0..=4).contains(&v) {
             v as u32
         } else {
-            r.warnings.push(format!("TIFF_COMPRESSION={v} is outside 0..4: using 0 (None)"));
+            r.warnings.push(format!(
+                "TIFF_COMPRESSION={v} is outside 0..4: using 0 (None)"
+            ));
             0
         };
         let v = r.int("TIFF_QUALITY", 1);
@@ -298,7 +312,11 @@ impl Config {
         let kakadu_readmode = r.int("KAKADU_READMODE", 0).clamp(0, 2) as u32;
 
         let v = r.int("IIIF_VERSION", 3);
-        let iiif_version = if v < 1 || v > u32::MAX as i64 { 3 } else { v as u32 };
+        let iiif_version = if v < 1 || v > u32::MAX as i64 {
+            3
+        } else {
+            v as u32
+        };
         let iiif_delimiter = r.string("IIIF_DELIMITER", "");
         let iiif_extra_info = r.string("IIIF_EXTRA_INFO", "");
         let iiif_extensions = r.boolean("IIIF_EXTENSIONS", false);
@@ -385,7 +403,13 @@ impl Config {
     /// The settings lines iipsrv logs at start-up, in its order (`server-and-config.md` §1.4).
     pub fn settings_lines(&self) -> Vec<String> {
         let mut l = Vec::new();
-        let quality = |q: i32| if q == -1 { "lossless".to_string() } else { q.to_string() };
+        let quality = |q: i32| {
+            if q == -1 {
+                "lossless".to_string()
+            } else {
+                q.to_string()
+            }
+        };
         l.push(format!(
             "Setting maximum image tile data cache size to {}MB",
             self.max_image_cache_mb
@@ -398,26 +422,53 @@ impl Config {
                 self.max_metadata_cache
             ));
         }
-        l.push(format!("Setting filesystem prefix to '{}'", self.filesystem_prefix));
-        l.push(format!("Setting filesystem suffix to '{}'", self.filesystem_suffix));
+        l.push(format!(
+            "Setting filesystem prefix to '{}'",
+            self.filesystem_prefix
+        ));
+        l.push(format!(
+            "Setting filesystem suffix to '{}'",
+            self.filesystem_suffix
+        ));
         let comp = ["None", "LZW", "Deflate", "JPEG", "WebP", "ZSTD"];
         l.push(format!(
             "Setting default TIFF output compression/quality to {}/{}",
             comp[self.tiff_compression as usize], self.tiff_quality
         ));
-        l.push(format!("Setting default JPEG output quality to {}", self.jpeg_quality));
-        l.push(format!("Setting default PNG output compression level to {}", self.png_quality));
+        l.push(format!(
+            "Setting default JPEG output quality to {}",
+            self.jpeg_quality
+        ));
+        l.push(format!(
+            "Setting default PNG output compression level to {}",
+            self.png_quality
+        ));
         l.push(format!(
             "Setting default WebP output compression level to {}",
             quality(self.webp_quality)
         ));
-        l.push(format!("Setting default AVIF compression level to {}", quality(self.avif_quality)));
+        l.push(format!(
+            "Setting default AVIF compression level to {}",
+            quality(self.avif_quality)
+        ));
         let codec = ["auto", "aom", "rav1e", "svt"];
-        l.push(format!("Setting AVIF codec to {}", codec[self.avif_codec as usize]));
+        l.push(format!(
+            "Setting AVIF codec to {}",
+            codec[self.avif_codec as usize]
+        ));
         l.push(format!("Setting maximum CVT size to {}", self.max_cvt));
-        l.push(format!("Setting HTTP Cache-Control header to '{}'", self.cache_control));
-        l.push(format!("Setting 3D file sequence name pattern to '{}'", self.filename_pattern));
-        l.push(format!("Setting default IIIF Image API version to {}", self.iiif_version));
+        l.push(format!(
+            "Setting HTTP Cache-Control header to '{}'",
+            self.cache_control
+        ));
+        l.push(format!(
+            "Setting 3D file sequence name pattern to '{}'",
+            self.filename_pattern
+        ));
+        l.push(format!(
+            "Setting default IIIF Image API version to {}",
+            self.iiif_version
+        ));
         l.push(format!(
             "Setting IIIF image processing API extension support to {}",
             self.iiif_extensions
@@ -429,7 +480,10 @@ impl Config {
             ));
         }
         if !self.cors.is_empty() {
-            l.push(format!("Setting Cross Origin Resource Sharing to '{}'", self.cors));
+            l.push(format!(
+                "Setting Cross Origin Resource Sharing to '{}'",
+                self.cors
+            ));
         }
         if !self.base_url.is_empty() {
             l.push(format!("Setting base URL to '{}'", self.base_url));
@@ -440,20 +494,37 @@ impl Config {
             } else {
                 self.max_layers.to_string()
             };
-            l.push(format!("Setting max quality layers (for supported file formats) to {v}"));
+            l.push(format!(
+                "Setting max quality layers (for supported file formats) to {v}"
+            ));
         }
-        l.push(format!("Setting Allow Upscaling to {}", self.allow_upscaling));
+        l.push(format!(
+            "Setting Allow Upscaling to {}",
+            self.allow_upscaling
+        ));
         if self.max_icc < 0 {
             l.push("Setting maximum ICC profile size to unlimited".into());
         } else {
-            l.push(format!("Setting maximum ICC profile size to {} bytes", self.max_icc));
+            l.push(format!(
+                "Setting maximum ICC profile size to {} bytes",
+                self.max_icc
+            ));
         }
-        l.push(format!("Setting codec passthrough to {}", self.codec_passthrough));
+        l.push(format!(
+            "Setting codec passthrough to {}",
+            self.codec_passthrough
+        ));
         if !self.copyright.is_empty() {
-            l.push(format!("Setting default rights/copyright statement to '{}'", self.copyright));
+            l.push(format!(
+                "Setting default rights/copyright statement to '{}'",
+                self.copyright
+            ));
         }
         l.push("Setting image processing engine to CPU processor".into());
-        l.push(format!("Image work runs on {} worker threads", self.workers));
+        l.push(format!(
+            "Image work runs on {} worker threads",
+            self.workers
+        ));
         if let Some(m) = &self.uri_map {
             let proto = self.uri_map_raw.split_once("=>").map(|x| x.1).unwrap_or("");
             l.push(format!(
@@ -471,8 +542,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(pairs: &[(&str, &str)]) -> (Config, Warnings) {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(move |k| map.get(k).cloned())
     }
 
@@ -514,8 +587,18 @@ mod tests {
 
     #[test]
     fn cache_size_is_upstream_megabytes() {
-        assert_eq!(cfg(&[("MAX_IMAGE_CACHE_SIZE", "2.5")]).0.max_image_cache_bytes(), 2_560_000);
-        assert_eq!(cfg(&[("MAX_IMAGE_CACHE_SIZE", "0")]).0.max_image_cache_bytes(), 0);
+        assert_eq!(
+            cfg(&[("MAX_IMAGE_CACHE_SIZE", "2.5")])
+                .0
+                .max_image_cache_bytes(),
+            2_560_000
+        );
+        assert_eq!(
+            cfg(&[("MAX_IMAGE_CACHE_SIZE", "0")])
+                .0
+                .max_image_cache_bytes(),
+            0
+        );
         let (c, w) = cfg(&[("MAX_IMAGE_CACHE_SIZE", "-4")]);
         assert_eq!(c.max_image_cache_bytes(), 0);
         assert_eq!(w.len(), 1);
@@ -523,14 +606,27 @@ mod tests {
 
     #[test]
     fn metadata_cache_both_names_code_name_wins() {
-        assert_eq!(cfg(&[("MAX_IMAGE_METADATA_CACHE_SIZE", "7")]).0.max_metadata_cache, 7);
         assert_eq!(
-            cfg(&[("MAX_IMAGE_METADATA_CACHE_SIZE", "7"), ("MAX_METADATA_CACHE_SIZE", "9")])
+            cfg(&[("MAX_IMAGE_METADATA_CACHE_SIZE", "7")])
                 .0
                 .max_metadata_cache,
+            7
+        );
+        assert_eq!(
+            cfg(&[
+                ("MAX_IMAGE_METADATA_CACHE_SIZE", "7"),
+                ("MAX_METADATA_CACHE_SIZE", "9")
+            ])
+            .0
+            .max_metadata_cache,
             9
         );
-        assert_eq!(cfg(&[("MAX_METADATA_CACHE_SIZE", "-1")]).0.max_metadata_cache, -1);
+        assert_eq!(
+            cfg(&[("MAX_METADATA_CACHE_SIZE", "-1")])
+                .0
+                .max_metadata_cache,
+            -1
+        );
     }
 
     #[test]
@@ -553,9 +649,15 @@ mod tests {
         assert_eq!(cfg(&[("TIFF_COMPRESSION", "5")]).0.tiff_compression, 0);
         assert_eq!(cfg(&[("TIFF_COMPRESSION", "-1")]).0.tiff_compression, 0);
         assert_eq!(cfg(&[("TIFF_COMPRESSION", "3")]).0.tiff_compression, 3);
-        assert_eq!(cfg(&[("TIFF_QUALITY", "50")]).0.tiff_quality, 9, "deflate caps at 9");
         assert_eq!(
-            cfg(&[("TIFF_COMPRESSION", "3"), ("TIFF_QUALITY", "50")]).0.tiff_quality,
+            cfg(&[("TIFF_QUALITY", "50")]).0.tiff_quality,
+            9,
+            "deflate caps at 9"
+        );
+        assert_eq!(
+            cfg(&[("TIFF_COMPRESSION", "3"), ("TIFF_QUALITY", "50")])
+                .0
+                .tiff_quality,
             50
         );
     }
@@ -589,7 +691,10 @@ mod tests {
     fn interpolation_and_memcached_timeout() {
         assert_eq!(cfg(&[("INTERPOLATION", "0")]).0.interpolation, 0);
         assert_eq!(cfg(&[("INTERPOLATION", "7")]).0.interpolation, 1);
-        assert_eq!(cfg(&[("MEMCACHED_TIMEOUT", "-1")]).0.memcached_timeout, u32::MAX);
+        assert_eq!(
+            cfg(&[("MEMCACHED_TIMEOUT", "-1")]).0.memcached_timeout,
+            u32::MAX
+        );
     }
 
     #[test]
@@ -602,10 +707,20 @@ mod tests {
     #[test]
     fn uri_map_parsing() {
         let m = parse_uri_map("iiif=>IIIF").unwrap();
-        assert_eq!(m, UriMap { prefix: "iiif".into(), command: "iiif" });
+        assert_eq!(
+            m,
+            UriMap {
+                prefix: "iiif".into(),
+                command: "iiif"
+            }
+        );
         assert_eq!(parse_uri_map("img=>iip").unwrap().command, "fif");
         assert_eq!(parse_uri_map("=>DeepZoom").unwrap().prefix, "");
-        assert_eq!(parse_uri_map("a=>b=>zoomify").unwrap_err().contains("Unsupported"), true);
+        assert!(
+            parse_uri_map("a=>b=>zoomify")
+                .unwrap_err()
+                .contains("Unsupported")
+        );
         assert!(parse_uri_map("iiif").is_err());
         let (c, w) = cfg(&[("URI_MAP", "x=>nope")]);
         assert!(c.uri_map.is_none());
@@ -624,7 +739,13 @@ mod tests {
         let (c, _) = cfg(&[]);
         let l = c.settings_lines();
         assert_eq!(l[0], "Setting maximum image tile data cache size to 10MB");
-        assert_eq!(l[1], "Setting maximum image metadata cache size to 1000 images");
-        assert_eq!(l[4], "Setting default TIFF output compression/quality to Deflate/1");
+        assert_eq!(
+            l[1],
+            "Setting maximum image metadata cache size to 1000 images"
+        );
+        assert_eq!(
+            l[4],
+            "Setting default TIFF output compression/quality to Deflate/1"
+        );
     }
 }

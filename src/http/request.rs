@@ -22,7 +22,10 @@ impl Request {
             .into_iter()
             .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
             .collect();
-        Request { params, body: Vec::new() }
+        Request {
+            params,
+            body: Vec::new(),
+        }
     }
 
     /// The value of a parameter, if present. The last occurrence wins, as in a CGI environment.
@@ -36,7 +39,8 @@ impl Request {
 
     /// A parameter as text (lossy for non-UTF-8 bytes); for headers such as `HTTP_HOST`.
     pub fn param_str(&self, name: &str) -> Option<String> {
-        self.param(name).map(|v| String::from_utf8_lossy(v).into_owned())
+        self.param(name)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
     }
 
     /// `REQUEST_METHOD`; a request without one is treated as `GET` (upstream crashes).

@@ -60,12 +60,16 @@ pub const BANNER_HTML: &str = concat!(
 );
 
 /// The file name iipsrv puts in the Content-Disposition of IIP error responses.
-const IIP_ERROR_DISPOSITION: &str = "inline;filename=\"IIPisAMadGameClosedToOurUnderstanding.netfpx\"";
+const IIP_ERROR_DISPOSITION: &str =
+    "inline;filename=\"IIPisAMadGameClosedToOurUnderstanding.netfpx\"";
 
 impl Response {
     /// An empty response with no headers; builders add lines in order.
     pub fn empty() -> Self {
-        Response { headers: Vec::new(), body: Bytes::new() }
+        Response {
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
     }
 
     /// Append a header line.
@@ -103,13 +107,20 @@ impl Response {
 
     /// The first value of a header (case-insensitive name).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Replace the value of a header, or append it.
     pub fn set_header(&mut self, name: &'static str, value: impl Into<String>) {
         let value = value.into();
-        match self.headers.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(h) => h.1 = value,
             None => self.headers.push((name, value)),
         }
@@ -281,7 +292,10 @@ mod tests {
     use super::*;
 
     fn defaults() -> HeaderDefaults {
-        HeaderDefaults { cors: None, cache_control: "max-age=86400".into() }
+        HeaderDefaults {
+            cors: None,
+            cache_control: "max-age=86400".into(),
+        }
     }
 
     #[test]
@@ -316,7 +330,10 @@ mod tests {
 
     #[test]
     fn header_only_has_cors_on_204_only() {
-        let d = HeaderDefaults { cors: Some("*".into()), cache_control: "max-age=1".into() };
+        let d = HeaderDefaults {
+            cors: Some("*".into()),
+            cache_control: "max-age=1".into(),
+        };
         let r = Response::header_only(&d, 204);
         assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
         assert_eq!(r.status(), 204);
@@ -331,7 +348,11 @@ mod tests {
 
     #[test]
     fn iip_error_is_a_real_400() {
-        let r = Response::iip_error(&defaults(), "application/vnd.netfpx", b"Error/7:3 2 foo\r\n");
+        let r = Response::iip_error(
+            &defaults(),
+            "application/vnd.netfpx",
+            b"Error/7:3 2 foo\r\n",
+        );
         assert_eq!(r.status(), 400);
         assert_eq!(r.body.as_ref(), b"Error/7:3 2 foo\r\n");
         assert_eq!(r.header("Cache-Control"), Some("no-cache"));

@@ -1,1 +1,240 @@
-//! Protocols: turning a request string into work.
+//! Protocols: from a request to a response.
+//!
+//! [`respond`] obtains the request string as iipsrv does (`URI_MAP` paths, the method checks,
+//! `QUERY_STRING` or a POST body) and runs it through the IIP command loop ([`iip`]). The
+//! `IIIF=`, `Zoomify=` and `DeepZoom=` commands hand over to their own modules. Each protocol
+//! fills the protocol-neutral [`crate::view::View`] and asks the layers below for the work.
+
+pub mod deepzoom;
+pub mod iiif;
+pub mod iip;
+pub mod zoomify;
+
+use crate::config::UriMap;
+use crate::error::{Error, ErrorKind};
+use crate::http::{HeaderDefaults, Request, Response};
+use crate::server::App;
+
+/// Where the request string came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestString {
+    /// The request asked for nothing: the banner page.
+    Empty,
+    /// An IIP command string (query string, POST body or a mapped path).
+    Commands { text: Vec<u8>, mapped: bool },
+    /// A response decided before any command ran (204, 405, or a bare URI_MAP prefix).
+    Answered(Response),
+}
+
+/// Match `REQUEST_URI` against the URI map: the prefix must occur right after the leading `/`
+/// (no segment check, as upstream). Returns the command string, or an error for a URI that is
+/// exactly the prefix (upstream: banner).
+pub fn map_uri(map: &UriMap, uri: &[u8]) -> Option<Result<Vec<u8>, Error>> {
+    let prefix = map.prefix.as_bytes();
+    let matches = prefix.is_empty() || (uri.len() > 1 && uri[1..].starts_with(prefix));
+    if !matches {
+        return None;
+    }
+    let skip = if prefix.is_empty() {
+        1
+    } else {
+        prefix.len() + 2
+    };
+    if uri.len() < skip {
+        return Some(Err(Error::invalid(
+            "Request URI is shorter than the URI map prefix",
+        )));
+    }
+    let rest = &uri[skip..];
+    let rest = match rest.iter().position(|&b| b == b'?') {
+        Some(q) => &rest[..q],
+        None => rest,
+    };
+    let mut s = Vec::with_capacity(map.command.len() + 1 + rest.len());
+    s.extend_from_slice(map.command.as_bytes());
+    s.push(b'=');
+    s.extend_from_slice(rest);
+    Some(Ok(s))
+}
+
+/// Obtain the request string (`server-and-config.md` §1.7).
+pub fn request_string(app: &App, req: &Request) -> RequestString {
+    let d = &app.shared().headers;
+    if let Some(map) = &app.config().uri_map {
+        let uri = req.param("REQUEST_URI").unwrap_or(b"");
+        match map_uri(map, uri) {
+            Some(Ok(text)) => {
+                tracing::debug!("Request URI mapped to {}", String::from_utf8_lossy(&text));
+                return RequestString::Commands { text, mapped: true };
+            }
+            Some(Err(e)) => return RequestString::Answered(error_response(d, &e)),
+            None => {}
+        }
+    }
+    match req.method() {
+        b"OPTIONS" => {
+            tracing::debug!("Sending HTTP 204 No Content");
+            return RequestString::Answered(Response::header_only(d, 204));
+        }
+        b"GET" | b"POST" | b"HEAD" => {}
+        other => {
+            tracing::debug!(
+                "Sending HTTP 405 Method Not Allowed for {}",
+                String::from_utf8_lossy(other)
+            );
+            return RequestString::Answered(Response::header_only(d, 405));
+        }
+    }
+    let mut text = req.param("QUERY_STRING").unwrap_or(b"").to_vec();
+    if text.is_empty() {
+        let len = req
+            .param("CONTENT_LENGTH")
+            .map(|v| crate::config::env::atoi(&String::from_utf8_lossy(v)).value)
+            .unwrap_or(0);
+        if len > 0 {
+            let n = (len as usize).min(req.body.len());
+            text = req.body[..n].to_vec();
+            tracing::debug!(
+                "HTTP {} request with contentLength {len}",
+                String::from_utf8_lossy(req.method())
+            );
+        }
+    }
+    if text.is_empty() {
+        RequestString::Empty
+    } else {
+        RequestString::Commands {
+            text,
+            mapped: false,
+        }
+    }
+}
+
+/// Answer one request. Runs on a worker thread.
+pub fn respond(app: &App, req: &Request) -> Response {
+    match request_string(app, req) {
+        RequestString::Empty => Response::banner(200),
+        RequestString::Answered(r) => r,
+        RequestString::Commands { text, mapped } => {
+            tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
+            let post = !mapped && req.method() == b"POST";
+            iip::run(app, req, &text, post)
+        }
+    }
+}
+
+/// The one place where an [`Error`] becomes a response (bodies are client-safe; details are
+/// logged).
+pub fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
+    match e.kind {
+        ErrorKind::NotFound
+        | ErrorKind::BadRequest
+        | ErrorKind::TooLarge
+        | ErrorKind::NotImplemented => {
+            tracing::debug!("{e}");
+            tracing::debug!("Sending HTTP {}", e.kind.status());
+            Response::plain_error(d, e.kind.status(), &e.message)
+        }
+        ErrorKind::Invalid => {
+            tracing::info!("\n{e}\n");
+            Response::banner(400)
+        }
+        ErrorKind::Internal => {
+            tracing::error!("\n{e}\n");
+            Response::banner(500)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn app(pairs: &[(&str, &str)]) -> App {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (c, _) =
+            Config::from_lookup(|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
+        App::new(c)
+    }
+
+    #[test]
+    fn uri_map_rules() {
+        let m = UriMap {
+            prefix: "iiif".into(),
+            command: "iiif",
+        };
+        assert_eq!(
+            map_uri(&m, b"/iiif/a/b.tif/info.json").unwrap().unwrap(),
+            b"iiif=a/b.tif/info.json"
+        );
+        assert_eq!(
+            map_uri(&m, b"/iiifx/foo?x=1").unwrap().unwrap(),
+            b"iiif=/foo"
+        );
+        assert!(map_uri(&m, b"/iiif").unwrap().is_err());
+        assert_eq!(map_uri(&m, b"/iiif/").unwrap().unwrap(), b"iiif=");
+        assert!(map_uri(&m, b"/other/x").is_none());
+        let m = UriMap {
+            prefix: "".into(),
+            command: "iiif",
+        };
+        assert_eq!(
+            map_uri(&m, b"/x.tif/info.json").unwrap().unwrap(),
+            b"iiif=x.tif/info.json"
+        );
+    }
+
+    #[test]
+    fn methods() {
+        let a = app(&[]);
+        let r = respond(
+            &a,
+            &Request::from_pairs([("REQUEST_METHOD", "OPTIONS"), ("QUERY_STRING", "x")]),
+        );
+        assert_eq!(r.status(), 204);
+        let r = respond(
+            &a,
+            &Request::from_pairs([("REQUEST_METHOD", "DELETE"), ("QUERY_STRING", "x")]),
+        );
+        assert_eq!(r.status(), 405);
+        let r = respond(&a, &Request::from_pairs([("QUERY_STRING", "")]));
+        assert_eq!(r.status(), 200);
+        assert!(r.body.starts_with(b"<!DOCTYPE html>"));
+    }
+
+    #[test]
+    fn post_body_is_the_request_string() {
+        let a = app(&[]);
+        let mut req = Request::from_pairs([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "12")]);
+        req.body = b"OBJ=IIP,1.0&junk".to_vec();
+        match request_string(&a, &req) {
+            RequestString::Commands { text, mapped } => {
+                assert_eq!(text, b"OBJ=IIP,1.0&");
+                assert!(!mapped);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn mapped_requests_skip_method_checks() {
+        let a = app(&[("URI_MAP", "iiif=>IIIF")]);
+        let req = Request::from_pairs([
+            ("REQUEST_METHOD", "PUT"),
+            ("REQUEST_URI", "/iiif/x/info.json"),
+        ]);
+        assert!(matches!(
+            request_string(&a, &req),
+            RequestString::Commands { mapped: true, .. }
+        ));
+        let req = Request::from_pairs([("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/iiif")]);
+        match request_string(&a, &req) {
+            RequestString::Answered(r) => assert_eq!(r.status(), 400),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

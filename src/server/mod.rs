@@ -1,1 +1,250 @@
-//! The server: listeners, the worker pool, shared state and shutdown.
+//! The server: shared state ([`App`]), the worker pool, accept loops and shutdown.
+//!
+//! # Concurrency model
+//!
+//! Connections are tokio tasks on a small I/O runtime: an idle keep-alive connection (nginx
+//! keeps pools of them) costs a parked task and a buffer, never a thread, so idle connections
+//! cannot starve new requests. Each complete request is handed to [`App::respond`], which runs
+//! the protocol and image work on tokio's blocking pool, gated by a semaphore with
+//! `IIPSRV_WORKERS` permits (default: one per core): CPU work is bounded to the cores while any
+//! number of connections wait cheaply. A panic in the work is caught at that edge and answered
+//! with a 500; the process keeps serving.
+
+pub mod listen;
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, watch};
+
+use crate::config::Config;
+use crate::http::{HeaderDefaults, Request, Response};
+use crate::transport::{self, Limits};
+use listen::Listener;
+
+/// State shared by every connection and worker.
+#[derive(Debug)]
+pub struct Shared {
+    pub config: Config,
+    pub headers: HeaderDefaults,
+    workers: Semaphore,
+    in_flight: AtomicUsize,
+    idle: Notify,
+    accesses: AtomicU64,
+}
+
+/// A cheap handle on the shared state (an `Arc`).
+#[derive(Debug, Clone)]
+pub struct App {
+    shared: Arc<Shared>,
+}
+
+/// Counts a request as in flight until dropped (graceful shutdown waits for zero).
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl App {
+    pub fn new(config: Config) -> App {
+        let headers = config.header_defaults();
+        let workers = Semaphore::new(config.workers);
+        App {
+            shared: Arc::new(Shared {
+                config,
+                headers,
+                workers,
+                in_flight: AtomicUsize::new(0),
+                idle: Notify::new(),
+                accesses: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Requests completed so far.
+    pub fn accesses(&self) -> u64 {
+        self.shared.accesses.load(Ordering::Relaxed)
+    }
+
+    /// Empty the in-process caches (SIGHUP).
+    pub fn clear_caches(&self) {
+        // The tile and metadata caches register here as they are added.
+    }
+
+    /// Answer one request: run the protocols on the worker pool, catch panics, apply HEAD.
+    pub async fn respond(&self, request: Request) -> Response {
+        let shared = &*self.shared;
+        shared.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(shared);
+        let start = Instant::now();
+        let head = request.method() == b"HEAD";
+
+        let permit = match shared.workers.acquire().await {
+            Ok(p) => p,
+            Err(_) => return Response::transport_error(503, "Server shutting down"),
+        };
+        let app = self.clone();
+        let job = tokio::task::spawn_blocking(move || {
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                crate::protocols::respond(&app, &request)
+            }));
+            (r, request)
+        })
+        .await;
+        drop(permit);
+
+        let mut response = match job {
+            Ok((Ok(response), request)) => {
+                tracing::debug!(
+                    "Total Request Time: {} microseconds for {}",
+                    start.elapsed().as_micros(),
+                    String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default())
+                );
+                response
+            }
+            Ok((Err(panic), request)) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(
+                    "Error: internal failure ({what}) while answering '{}'",
+                    String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default())
+                );
+                Response::banner(500)
+            }
+            Err(e) => {
+                tracing::error!("Error: worker failed: {e}");
+                Response::banner(500)
+            }
+        };
+        if head {
+            // HEAD is answered like GET without the body (docs/compatibility.md).
+            response.body = bytes::Bytes::new();
+        }
+        shared.accesses.fetch_add(1, Ordering::Relaxed);
+        response
+    }
+
+    /// Wait until no request is in flight, or until `timeout` passes. Returns whether idle.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.idle.notified();
+            if self.shared.in_flight.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.shared.in_flight.load(Ordering::Acquire) == 0;
+            }
+        }
+    }
+}
+
+impl transport::fastcgi::Responder for App {
+    fn respond(&self, request: Request) -> impl std::future::Future<Output = Response> + Send {
+        App::respond(self, request)
+    }
+}
+
+/// Resolve when shutdown has been signalled.
+pub async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Accept FastCGI connections until shutdown.
+pub async fn serve_fastcgi(
+    listener: Listener,
+    app: App,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let app = Arc::new(app);
+    let connections = Arc::new(Semaphore::new(app.config().max_connections));
+    let allowed = app.config().fcgi_web_server_addrs.clone();
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown_signalled(&mut shutdown) => return,
+        };
+        let accepted = tokio::select! {
+            a = accept(&listener) => a,
+            _ = shutdown_signalled(&mut shutdown) => return,
+        };
+        match accepted {
+            Ok(Stream::Tcp(stream, peer)) => {
+                backoff = Duration::from_millis(5);
+                if let Some(allowed) = &allowed {
+                    if !allowed.contains(&peer.ip()) {
+                        tracing::warn!(
+                            "Connection from {} refused (FCGI_WEB_SERVER_ADDRS)",
+                            peer.ip()
+                        );
+                        continue;
+                    }
+                }
+                let _ = stream.set_nodelay(true);
+                let (app, rx) = (app.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) =
+                        transport::fastcgi::serve_connection(stream, app, limits, rx).await
+                    {
+                        tracing::debug!("FastCGI connection ended: {e}");
+                    }
+                });
+            }
+            Ok(Stream::Unix(stream)) => {
+                backoff = Duration::from_millis(5);
+                let (app, rx) = (app.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) =
+                        transport::fastcgi::serve_connection(stream, app, limits, rx).await
+                    {
+                        tracing::debug!("FastCGI connection ended: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning, keep serving.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+enum Stream {
+    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn accept(listener: &Listener) -> std::io::Result<Stream> {
+    match listener {
+        Listener::Tcp(l) => l.accept().await.map(|(s, a)| Stream::Tcp(s, a)),
+        Listener::Unix(l) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
+    }
+}

@@ -44,7 +44,10 @@ pub struct Level {
 impl Level {
     /// Tiles across and down (edge tiles included).
     pub fn tiles(&self) -> (u32, u32) {
-        (self.width.div_ceil(self.tile_width.max(1)), self.height.div_ceil(self.tile_height.max(1)))
+        (
+            self.width.div_ceil(self.tile_width.max(1)),
+            self.height.div_ceil(self.tile_height.max(1)),
+        )
     }
 
     /// Total number of tiles.
@@ -116,7 +119,11 @@ impl ImageInfo {
     /// The level for IIP resolution `r` (0 = smallest); `None` if out of range.
     pub fn level(&self, r: u32) -> Option<&Level> {
         let n = self.levels.len() as u32;
-        if r >= n { None } else { self.levels.get((n - 1 - r) as usize) }
+        if r >= n {
+            None
+        } else {
+            self.levels.get((n - 1 - r) as usize)
+        }
     }
 }
 
@@ -153,4 +160,17 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     fn raw_tile(&self, _resolution: u32, _tile: u32, _page: u32) -> Result<Option<RawTile>> {
         Ok(None)
     }
+}
+
+/// Open the source for a located file, by its detected format.
+///
+/// Formats whose decoder is not part of this build are answered as upstream answers an
+/// unsupported type (the banner; [`crate::error::ErrorKind::Invalid`]).
+pub fn open(located: &resolve::Located) -> Result<std::sync::Arc<dyn ImageSource>> {
+    Err(crate::error::Error::invalid(format!(
+        "Unsupported image type: {} ({:?} decoding is not available in this build)",
+        located.key_str(),
+        located.format
+    ))
+    .with_detail(located.path.display().to_string()))
 }

@@ -35,7 +35,10 @@ pub fn url_decode(input: &[u8]) -> (Vec<u8>, bool) {
                 i += 1;
             }
             b'%' => {
-                match (input.get(i + 1).copied().and_then(hex), input.get(i + 2).copied().and_then(hex)) {
+                match (
+                    input.get(i + 1).copied().and_then(hex),
+                    input.get(i + 2).copied().and_then(hex),
+                ) {
                     (Some(h), Some(l)) => {
                         let byte = h * 16 + l;
                         if byte == 0 {
@@ -140,7 +143,8 @@ pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
     };
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let mut file = File::open(&path).map_err(|e| {
-        Error::not_found(format!("Unable to open file '{shown}'")).with_detail(format!("{log_path}: {e}"))
+        Error::not_found(format!("Unable to open file '{shown}'"))
+            .with_detail(format!("{log_path}: {e}"))
     })?;
     let mut magic = [0u8; 10];
     let mut got = 0;
@@ -164,7 +168,12 @@ pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
     let format = detect_format(&magic).ok_or_else(|| {
         Error::invalid(format!("Unsupported image type: {shown}")).with_detail(log_path.clone())
     })?;
-    Ok(Located { key: key.to_vec(), path, mtime, format })
+    Ok(Located {
+        key: key.to_vec(),
+        path,
+        mtime,
+        format,
+    })
 }
 
 #[cfg(test)]
@@ -179,16 +188,23 @@ mod tests {
         assert_eq!(d, b"ab");
         assert!(null);
         assert_eq!(url_decode(b"100%").0, b"100%");
-        assert_eq!(url_decode(b"%4").0, b"%4", "a trailing %X is kept, without reading past the end");
+        assert_eq!(
+            url_decode(b"%4").0,
+            b"%4",
+            "a trailing %X is kept, without reading past the end"
+        );
         assert_eq!(url_decode(b"%zz").0, b"%zz");
-        assert_eq!(url_decode(&[b'%', b'f', b'f']).0, vec![0xff]);
+        assert_eq!(url_decode(b"%ff").0, vec![0xff]);
     }
 
     #[test]
     fn traversal_filter() {
         assert_eq!(filter_traversal(b"../t/grad".to_vec()), b"t/grad");
         assert_eq!(filter_traversal(b"....//t/grad".to_vec()), b"t/grad");
-        assert_eq!(filter_traversal(b"/images/../img/x.tif".to_vec()), b"/images/img/x.tif");
+        assert_eq!(
+            filter_traversal(b"/images/../img/x.tif".to_vec()),
+            b"/images/img/x.tif"
+        );
         assert_eq!(filter_traversal(b"..".to_vec()), b"..");
         assert_eq!(image_key(b"..%2Ft%2Fgrad"), b"t/grad");
     }
@@ -197,7 +213,10 @@ mod tests {
     fn magic_bytes() {
         assert_eq!(detect_format(b"II*\0\0\0\0\0\0\0"), Some(ImageFormat::Tiff));
         assert_eq!(detect_format(b"MM\0+\0\0\0\0\0\0"), Some(ImageFormat::Tiff));
-        assert_eq!(detect_format(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0, 0, 0, 0]), Some(ImageFormat::Jpeg));
+        assert_eq!(
+            detect_format(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0, 0, 0, 0, 0]),
+            Some(ImageFormat::Jpeg)
+        );
         assert_eq!(
             detect_format(&[0, 0, 0, 0x0C, 0x6A, 0x50, 0x20, 0x20, 0x0D, 0x0A]),
             Some(ImageFormat::Jpeg2000)
@@ -215,10 +234,16 @@ mod tests {
         c.filesystem_prefix = format!("{}/", dir.display());
         let e = locate(&c, b"missing.tif").unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
-        assert_eq!(e.message, "missing.tif is neither a file nor part of an image sequence");
+        assert_eq!(
+            e.message,
+            "missing.tif is neither a file nor part of an image sequence"
+        );
         assert!(!e.message.contains(&dir.display().to_string()));
         let e = locate(&c, b"short.tif").unwrap_err();
-        assert_eq!(e.message, "Unable to read initial byte sequence from file 'short.tif'");
+        assert_eq!(
+            e.message,
+            "Unable to read initial byte sequence from file 'short.tif'"
+        );
         let e = locate(&c, b"text.tif").unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::Invalid);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,1 +1,140 @@
 //! The plain HTTP/1.1 listener (`--http HOST:PORT`), built on hyper.
+//!
+//! An HTTP request becomes the same [`Request`] a web server would send over FastCGI (the CGI
+//! variables `QUERY_STRING`, `REQUEST_METHOD`, `REQUEST_URI`, `HTTP_HOST`, `HTTP_ACCEPT`, …), so
+//! both transports give the same answers. The response's `Status:` line becomes the status line.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use super::Limits;
+use crate::http::{Request, Response};
+use crate::server::{App, shutdown_signalled};
+
+/// Convert an HTTP request into CGI parameters and a body.
+pub async fn to_request(
+    req: hyper::Request<Incoming>,
+    local: SocketAddr,
+    peer: SocketAddr,
+    limits: &Limits,
+) -> Result<Request, Response> {
+    let (parts, body) = req.into_parts();
+    let mut params: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(16);
+    let mut push = |k: &str, v: &[u8]| params.push((k.as_bytes().to_vec(), v.to_vec()));
+    push("GATEWAY_INTERFACE", b"CGI/1.1");
+    push("SERVER_SOFTWARE", crate::SERVER_HEADER.as_bytes());
+    push("REQUEST_METHOD", parts.method.as_str().as_bytes());
+    push("QUERY_STRING", parts.uri.query().unwrap_or("").as_bytes());
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    push("REQUEST_URI", uri.as_bytes());
+    push("SCRIPT_NAME", b"");
+    push("SERVER_PROTOCOL", format!("{:?}", parts.version).as_bytes());
+    push("SERVER_ADDR", local.ip().to_string().as_bytes());
+    push("SERVER_PORT", local.port().to_string().as_bytes());
+    push("REMOTE_ADDR", peer.ip().to_string().as_bytes());
+    push("REMOTE_PORT", peer.port().to_string().as_bytes());
+    for (name, value) in &parts.headers {
+        let key = match name.as_str() {
+            "content-length" => "CONTENT_LENGTH".to_string(),
+            "content-type" => "CONTENT_TYPE".to_string(),
+            other => format!("HTTP_{}", other.to_ascii_uppercase().replace('-', "_")),
+        };
+        params.push((key.into_bytes(), value.as_bytes().to_vec()));
+    }
+    let body = match Limited::new(body, limits.max_body_bytes).collect().await {
+        Ok(c) => c.to_bytes().to_vec(),
+        Err(_) => return Err(Response::transport_error(413, "Request body too large")),
+    };
+    Ok(Request::new(params, body))
+}
+
+/// Convert a response into an HTTP response.
+pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
+    let mut builder = hyper::Response::builder().status(r.status());
+    for (name, value) in r.headers() {
+        if name.eq_ignore_ascii_case("Status") {
+            continue;
+        }
+        builder = builder.header(*name, value.as_str());
+    }
+    builder.body(Full::new(r.body.clone())).unwrap_or_else(|_| {
+        let mut resp =
+            hyper::Response::new(Full::new(Bytes::from_static(b"Invalid response header")));
+        *resp.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        resp
+    })
+}
+
+/// Accept HTTP connections until shutdown.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    limits: Limits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let connections = Arc::new(Semaphore::new(app.config().max_connections));
+    let local = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown_signalled(&mut shutdown) => return,
+        };
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("HTTP accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown_signalled(&mut shutdown) => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let mut rx = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = service_fn(move |req: hyper::Request<Incoming>| {
+                let app = app.clone();
+                async move {
+                    let response = match to_request(req, local, peer, &limits).await {
+                        Ok(request) => app.respond(request).await,
+                        Err(refusal) => refusal,
+                    };
+                    Ok::<_, Infallible>(to_http(response))
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .title_case_headers(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(60))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => { if let Err(e) = r { tracing::debug!("HTTP connection: {e}"); } }
+                _ = shutdown_signalled(&mut rx) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}

@@ -16,10 +16,17 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest FastCGI STDOUT record content (≤ 65535).
     pub max_record_content: usize,
+    /// Advertised as FCGI_MAX_CONNS / FCGI_MAX_REQS.
+    pub max_conns: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_params_bytes: 256 * 1024, max_body_bytes: 64 * 1024, max_record_content: 65528 }
+        Limits {
+            max_params_bytes: 256 * 1024,
+            max_body_bytes: 64 * 1024,
+            max_record_content: 65528,
+            max_conns: 4096,
+        }
     }
 }

@@ -1,0 +1,762 @@
+//! The IIP protocol: `&`-separated commands run left to right over one request state
+//! (`protocols-iip.md`). Parameter commands fill the [`View`]; `FIF` opens the image; `OBJ`
+//! appends metadata lines; output commands produce the response.
+//!
+//! The first output command's response is the answer: upstream appends the output of later
+//! commands to the same body, which no client can use (docs/compatibility.md).
+
+use std::sync::Arc;
+
+use crate::config::env::{atof, atoi};
+use crate::error::{Error, Result};
+use crate::http::Request;
+use crate::http::{Response, date};
+use crate::server::App;
+use crate::source::resolve::{self, Located};
+use crate::source::{ImageInfo, ImageSource};
+use crate::view::{ColourConversion, ColourMap, Contrast, Gamma, View};
+
+/// An image opened by `FIF` (or by IIIF, Zoomify, DeepZoom).
+#[derive(Debug, Clone)]
+pub struct OpenImage {
+    pub located: Located,
+    pub source: Arc<dyn ImageSource>,
+    /// `Last-Modified` value (the file's mtime).
+    pub last_modified: String,
+}
+
+impl OpenImage {
+    pub fn info(&self) -> &ImageInfo {
+        self.source.info()
+    }
+}
+
+/// The state of one IIP request.
+pub struct Session<'a> {
+    pub app: &'a App,
+    pub req: &'a Request,
+    /// The raw request string.
+    pub request_string: &'a [u8],
+    /// Query-mode POST (region exports become `attachment`).
+    pub post: bool,
+    pub image: Option<OpenImage>,
+    pub view: View,
+    /// Pending OBJ lines (each ends in CRLF).
+    text: Vec<u8>,
+    mime: &'static str,
+    iip_line: bool,
+    /// Pending `Error/` lines.
+    errors: Vec<u8>,
+}
+
+/// What a command did.
+enum Step {
+    Continue,
+    /// Stop and answer with this response.
+    Answer(Response),
+    /// Stop (an error line was added that ends processing).
+    Stop,
+}
+
+/// Append an IIP error line: `Error/<L>:<code> <arg>` CRLF with `L = len(code) + len(arg) + 1`.
+/// Upstream truncates the line to 31 bytes (a bug); we send it whole.
+pub fn error_line(out: &mut Vec<u8>, code: &str, arg: &[u8]) {
+    out.extend_from_slice(format!("Error/{}:{code} ", code.len() + arg.len() + 1).as_bytes());
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Format like C's `%.<precision>g`.
+pub fn fmt_g(v: f64, precision: usize) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "nan".into()
+        } else if v > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
+    }
+    let p = precision.max(1);
+    let sci = format!("{:.*e}", p - 1, v);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if exp < -4 || exp >= p as i32 {
+        let m = trim_zeros(mantissa);
+        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+    } else {
+        let decimals = (p as i32 - 1 - exp).max(0) as usize;
+        trim_zeros(&format!("{v:.decimals$}")).to_string()
+    }
+}
+
+fn trim_zeros(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+/// Run an IIP command string.
+pub fn run(app: &App, req: &Request, request_string: &[u8], post: bool) -> Response {
+    let mut s = Session {
+        app,
+        req,
+        request_string,
+        post,
+        image: None,
+        view: View {
+            vertical: None,
+            ..View::default()
+        },
+        text: Vec::new(),
+        mime: "application/vnd.netfpx",
+        iip_line: false,
+        errors: Vec::new(),
+    };
+    let commands: Vec<(&[u8], &[u8])> = tokenise(request_string).collect();
+    let n = commands.len();
+    for (i, (name, arg)) in commands.into_iter().enumerate() {
+        tracing::debug!(
+            "[{}/{n}]: Command / Argument is {} : {}",
+            i + 1,
+            String::from_utf8_lossy(name),
+            String::from_utf8_lossy(arg)
+        );
+        match s.command(name, arg) {
+            Ok(Step::Continue) => {}
+            Ok(Step::Answer(r)) => return r,
+            Ok(Step::Stop) => break,
+            Err(e) => return super::error_response(&app.shared().headers, &e),
+        }
+    }
+    s.finish()
+}
+
+/// Split a request string into (command, argument) pairs as iipsrv does.
+pub fn tokenise(s: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    s.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .filter_map(|piece| match piece.iter().position(|&b| b == b'=') {
+            Some(eq) => {
+                let (name, arg) = (&piece[..eq], &piece[eq + 1..]);
+                (!name.is_empty() && !arg.is_empty()).then_some((name, arg))
+            }
+            None => Some((piece, piece)),
+        })
+}
+
+fn text(arg: &[u8]) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+impl<'a> Session<'a> {
+    fn headers(&self) -> &crate::http::HeaderDefaults {
+        &self.app.shared().headers
+    }
+
+    /// Run one command.
+    fn command(&mut self, name: &[u8], arg: &[u8]) -> Result<Step> {
+        let lower = name.to_ascii_lowercase();
+        match lower.as_slice() {
+            b"fif" => self.fif(arg),
+            b"obj" => Ok(self.obj(arg)),
+            b"iiif" => self.protocol(|s| super::iiif::handle(s, arg)),
+            b"zoomify" => self.protocol(|s| super::zoomify::handle(s, arg)),
+            b"deepzoom" => self.protocol(|s| super::deepzoom::handle(s, arg)),
+            b"cvt" | b"jtl" | b"ptl" | b"wtl" | b"atl" | b"ttl" | b"jtls" | b"til" | b"spectra"
+            | b"pfl" => {
+                if self.image.is_none() {
+                    error_line(&mut self.errors, "1 3", b"");
+                    return Ok(Step::Stop);
+                }
+                Err(Error::not_implemented(format!(
+                    "{} is not available in this build yet",
+                    String::from_utf8_lossy(&lower).to_uppercase()
+                )))
+            }
+            b"icc" => Ok(Step::Continue),
+            b"minmax" if self.image.is_none() => {
+                // Upstream crashes here; we answer as for any command that needs an image.
+                error_line(&mut self.errors, "1 3", b"");
+                Ok(Step::Stop)
+            }
+            _ if self.parameter(&lower, arg) => Ok(Step::Continue),
+            _ => {
+                tracing::info!("Unsupported command: {}", String::from_utf8_lossy(name));
+                error_line(&mut self.errors, "2 2", name);
+                Ok(Step::Continue)
+            }
+        }
+    }
+
+    fn protocol(&mut self, f: impl FnOnce(&mut Self) -> Result<Response>) -> Result<Step> {
+        f(self).map(Step::Answer)
+    }
+
+    /// Parameter commands (`protocols-iip.md` §8). Returns false for an unknown name.
+    fn parameter(&mut self, name: &[u8], arg: &[u8]) -> bool {
+        let v = &mut self.view;
+        let a = text(arg);
+        match name {
+            b"qlt" => {
+                let lower = a.to_ascii_lowercase();
+                let q = match lower.split_once(':') {
+                    Some((comp, q)) => {
+                        v.tiff_compression = Some(match comp {
+                            "lzw" => 1,
+                            "deflate" => 2,
+                            "jpeg" => 3,
+                            "webp" => 4,
+                            "zstd" => 5,
+                            _ => 0,
+                        });
+                        q.to_string()
+                    }
+                    None => lower,
+                };
+                v.quality = Some(atoi(&q).value.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            }
+            b"wid" => v.width = u32::try_from(atoi(&a).value).ok().filter(|w| *w > 0),
+            b"hei" => v.height = u32::try_from(atoi(&a).value).ok().filter(|h| *h > 0),
+            b"rgn" => {
+                let vals: Vec<f64> = a
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .take(4)
+                    .map(|t| atof(t).value)
+                    .collect();
+                if vals.len() == 4 && vals[2] > 0.0 && vals[3] > 0.0 {
+                    let c = |x: f64| x.clamp(0.0, 1.0);
+                    v.region = Some(crate::view::Region::Fraction {
+                        x: c(vals[0]),
+                        y: c(vals[1]),
+                        w: c(vals[2]),
+                        h: c(vals[3]),
+                    });
+                }
+            }
+            b"rot" => {
+                let (flip, rest) = match a.strip_prefix('!') {
+                    Some(r) => (true, r),
+                    None => (false, a.as_str()),
+                };
+                v.flip = flip;
+                v.rotation = atof(rest).value;
+            }
+            b"sds" => {
+                let mut parts = a.split(',');
+                v.horizontal = atoi(parts.next().unwrap_or("")).value.max(0) as u32;
+                v.vertical = Some(
+                    parts
+                        .next()
+                        .map(|y| atoi(y).value.max(0) as u32)
+                        .unwrap_or(0),
+                );
+            }
+            b"minmax" => {
+                if let Some((c, range)) = a.split_once(':') {
+                    if let Some((min, max)) = range.split_once(',') {
+                        let (min, max) = (atof(min).value as f32, atof(max).value as f32);
+                        let channels = self
+                            .image
+                            .as_ref()
+                            .map(|i| i.info().channels as usize)
+                            .unwrap_or(0);
+                        if c == "-" {
+                            for ch in 0..channels {
+                                v.min_max.push((ch, min, max));
+                            }
+                        } else {
+                            let ch = atoi(c).value;
+                            if ch >= 0 && (ch as usize) < channels {
+                                v.min_max.push((ch as usize, min, max));
+                            }
+                        }
+                    }
+                }
+            }
+            b"cnt" => {
+                v.contrast = Some(match a.to_ascii_lowercase().as_str() {
+                    "eq" | "equalization" => Contrast::Equalize,
+                    "st" | "stretch" => Contrast::Stretch,
+                    other => Contrast::Factor(atof(other).value as f32),
+                })
+            }
+            b"gam" => {
+                v.gamma = Some(match a.to_ascii_lowercase().as_str() {
+                    "log" | "logarithm" => Gamma::Log,
+                    other => Gamma::Value(atof(other).value as f32),
+                })
+            }
+            b"inv" => v.invert = true,
+            b"cmp" => {
+                v.colour_map = match a.to_ascii_lowercase().as_str() {
+                    "hot" => Some(ColourMap::Hot),
+                    "cold" => Some(ColourMap::Cold),
+                    "jet" => Some(ColourMap::Jet),
+                    "blue" => Some(ColourMap::Blue),
+                    "green" => Some(ColourMap::Green),
+                    "red" => Some(ColourMap::Red),
+                    _ => None,
+                }
+            }
+            b"col" => match a.to_ascii_lowercase().as_str() {
+                "grey" | "gray" => v.colour = Some(ColourConversion::Grey),
+                "binary" => v.colour = Some(ColourConversion::Binary),
+                _ => {}
+            },
+            b"shd" => {
+                let vals: Vec<i64> = a
+                    .split(',')
+                    .filter(|t| !t.is_empty())
+                    .map(|t| atoi(t).value)
+                    .collect();
+                if vals.len() >= 2 {
+                    v.shade = Some((vals[0] as i32, vals[1] as i32));
+                }
+            }
+            b"lyr" => v.layers = atoi(&a).value.clamp(0, u32::MAX as i64) as u32,
+            b"ctw" => {
+                let decoded = text(&resolve::url_decode(arg).0);
+                let inner = bracketed(&decoded);
+                let rows: Vec<Vec<f32>> = inner
+                    .split(';')
+                    .map(|row| row.split(',').map(|x| atof(x).value as f32).collect())
+                    .collect();
+                if !rows.is_empty() {
+                    v.twist = Some(rows);
+                }
+            }
+            b"cnv" => {
+                let decoded = text(&resolve::url_decode(arg).0).to_ascii_lowercase();
+                v.convolution = convolution_kernel(bracketed(&decoded));
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// `FIF`: locate and open the image, answer 304 when If-Modified-Since matches.
+    fn fif(&mut self, arg: &[u8]) -> Result<Step> {
+        let key = resolve::image_key(arg);
+        tracing::trace!(
+            "FIF :: URL decoding/filtering: {} => {}",
+            String::from_utf8_lossy(arg),
+            String::from_utf8_lossy(&key)
+        );
+        let image = open_image(self.app, &key)?;
+        if let Some(ims) = self.req.param("HTTP_IF_MODIFIED_SINCE") {
+            let ims = String::from_utf8_lossy(ims);
+            match date::parse_http_date(&ims) {
+                Some(t) if t == date::whole_seconds(image.located.mtime) => {
+                    tracing::debug!("FIF :: Unmodified content");
+                    return Ok(Step::Answer(Response::header_only(self.headers(), 304)));
+                }
+                Some(_) => tracing::debug!("FIF :: Content modified since requested time"),
+                None => tracing::info!("FIF :: Error creating timestamp"),
+            }
+        }
+        self.image = Some(image);
+        Ok(Step::Continue)
+    }
+
+    /// A metadata value, with `COPYRIGHT` standing in for a missing `rights`.
+    fn metadata(&self, key: &str) -> Option<Vec<u8>> {
+        let info = self.image.as_ref()?.info();
+        match info.metadata.get(key) {
+            Some(v) if !v.is_empty() => Some(v.clone()),
+            _ if key == "rights" && !self.app.config().copyright.is_empty() => {
+                Some(self.app.config().copyright.as_bytes().to_vec())
+            }
+            _ => None,
+        }
+    }
+
+    fn line(&mut self, l: impl AsRef<[u8]>) {
+        self.text.extend_from_slice(l.as_ref());
+        self.text.extend_from_slice(b"\r\n");
+    }
+
+    /// `OBJ` (`protocols-iip.md` §5).
+    fn obj(&mut self, arg: &[u8]) -> Step {
+        let a = text(arg).to_ascii_lowercase();
+        if a.starts_with("iip,") {
+            self.iip_line = true;
+            return Step::Continue;
+        }
+        match a.as_str() {
+            "iip-server" => {
+                self.line("IIP-server:3.65");
+                return Step::Continue;
+            }
+            "iip-opt-comm" => {
+                self.line("IIP-opt-comm:CVT CNT QLT JTL JTLS WID HEI RGN MINMAX SHD CMP INV CTW");
+                return Step::Continue;
+            }
+            "iip-opt-obj" => {
+                self.line("IIP-opt-obj:Horizontal-views Vertical-views Tile-size Bits-per-channel Min-Max-sample-values Resolutions");
+                return Step::Continue;
+            }
+            _ => {}
+        }
+        const FIELDS: [&str; 17] = [
+            "rights",
+            "title",
+            "description",
+            "creator",
+            "keywords",
+            "comment",
+            "last-author",
+            "rev-number",
+            "edit-time",
+            "last-printed",
+            "date",
+            "last-save-dtm",
+            "software",
+            "make",
+            "model",
+            "xmp",
+            "scale",
+        ];
+        let known = matches!(
+            a.as_str(),
+            "basic-info"
+                | "resolution-number"
+                | "max-size"
+                | "tile-size"
+                | "bits-per-channel"
+                | "vertical-views"
+                | "horizontal-views"
+                | "min-max-sample-values"
+                | "resolutions"
+                | "dpi"
+                | "stack"
+                | "summary-info"
+                | "metadata"
+        ) || a.contains("colorspace")
+            || FIELDS.contains(&a.as_str());
+        if !known {
+            error_line(&mut self.errors, "3 2", a.as_bytes());
+            return Step::Continue;
+        }
+        let Some(image) = self.image.clone() else {
+            error_line(&mut self.errors, "1 3", a.as_bytes());
+            return Step::Stop;
+        };
+        let info = image.info();
+        match a.as_str() {
+            "basic-info" => {
+                self.line("IIP-server:3.65");
+                self.max_size(info);
+                self.line(format!("Resolution-number:{}", info.num_resolutions()));
+                self.colorspace(info, "colorspace");
+            }
+            "resolution-number" => {
+                self.line(format!("Resolution-number:{}", info.num_resolutions()))
+            }
+            "max-size" => self.max_size(info),
+            "tile-size" => {
+                let l = info.levels.first();
+                let (tw, th) = l.map(|l| (l.tile_width, l.tile_height)).unwrap_or((0, 0));
+                self.line(format!("Tile-size:{tw} {th}"));
+            }
+            "bits-per-channel" => self.line(format!("Bits-per-channel:{}", info.bits_per_sample)),
+            "vertical-views" => self.line("Vertical-views:90"),
+            "horizontal-views" => {
+                let n = info.stack.len().max(1);
+                let views: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+                self.line(format!("Horizontal-views:{}", views.join(" ")));
+            }
+            "min-max-sample-values" => {
+                let mut l = String::from("Min-Max-sample-values:");
+                for (min, max) in &info.min_max {
+                    l.push_str(&format!(" {} ", fmt_g(*min, 9)));
+                    l.push_str(&format!(" {} ", fmt_g(*max, 9)));
+                }
+                if l.ends_with(' ') {
+                    l.pop();
+                }
+                self.line(l);
+            }
+            "resolutions" => {
+                let sizes: Vec<String> = info
+                    .levels
+                    .iter()
+                    .rev()
+                    .map(|l| format!("{} {}", l.width, l.height))
+                    .collect();
+                self.line(format!("Resolutions:{}", sizes.join(",")));
+            }
+            "dpi" => {
+                if let Some(d) = info.dpi {
+                    let scale = match d.unit {
+                        3 => 100.0,
+                        2 => 1.0 / 0.0254,
+                        _ => 1.0,
+                    };
+                    if d.x != 0.0 && d.y != 0.0 {
+                        self.line(format!("DPI:{:.6} {:.6}", d.x * scale, d.y * scale));
+                    }
+                }
+            }
+            "stack" => {
+                if !info.stack.is_empty() {
+                    let mut out = String::from("[ ");
+                    for (i, p) in info.stack.iter().enumerate() {
+                        out.push_str(&format!(
+                            "\n\t{{\n\t\t\"id\": {i},\n\t\t\"name\": \"{}\",\n\t\t\"scale\": {}\n\t}},",
+                            json_escape(&p.name),
+                            fmt_g(p.scale, 9)
+                        ));
+                    }
+                    out.pop();
+                    out.push_str("\n]");
+                    self.line(out);
+                    self.mime = "application/json";
+                }
+            }
+            "summary-info" => {
+                for key in ["rights", "description", "creator", "date", "software"] {
+                    if let Some(v) = self.metadata(key) {
+                        self.line(v);
+                        self.mime = "text/plain";
+                    }
+                }
+            }
+            "metadata" => {
+                let mut keys: Vec<String> = info.metadata.keys().cloned().collect();
+                if !self.app.config().copyright.is_empty() && !keys.iter().any(|k| k == "rights") {
+                    keys.push("rights".into());
+                    keys.sort();
+                }
+                let mut out = String::from("{ ");
+                for k in keys.iter().filter(|k| *k != "icc" && *k != "xmp") {
+                    if let Some(v) = self.metadata(k) {
+                        out.push_str(&format!(
+                            "\n\t\"{}\": \"{}\",",
+                            json_escape(k),
+                            json_escape(&String::from_utf8_lossy(&v))
+                        ));
+                    }
+                }
+                out.pop();
+                out.push_str("\n}");
+                self.line(out);
+                self.mime = "application/json";
+            }
+            other if other.contains("colorspace") => self.colorspace(info, other),
+            field => {
+                if let Some(v) = self.metadata(field) {
+                    self.line(v);
+                    self.mime = if field == "xmp" {
+                        "application/xml"
+                    } else {
+                        "text/plain"
+                    };
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    fn max_size(&mut self, info: &ImageInfo) {
+        let (mut w, mut h) = (info.width, info.height);
+        if (self.view.rotation as i64) % 180 == 90 {
+            std::mem::swap(&mut w, &mut h);
+        }
+        self.line(format!("Max-size:{w} {h}"));
+    }
+
+    fn colorspace(&mut self, info: &ImageInfo, _arg: &str) {
+        use crate::image::ColourSpace;
+        let tail = match info.colour {
+            ColourSpace::CieLab => "1 0 4 3 0 1 2",
+            ColourSpace::Grey => "0 0 1 1 0",
+            _ => "0 0 3 3 0 1 2",
+        };
+        self.line(format!(
+            "Colorspace,0-{},0:{tail}",
+            info.num_resolutions().saturating_sub(1)
+        ));
+    }
+
+    /// After the last command: the pending text or error response.
+    fn finish(mut self) -> Response {
+        if self.text.is_empty() && self.errors.is_empty() && !self.iip_line {
+            error_line(&mut self.errors, "2 1", self.request_string);
+        }
+        let d = self.app.shared().headers.clone();
+        if !self.errors.is_empty() {
+            return Response::iip_error(&d, self.mime, &self.errors);
+        }
+        let lm = self.image.as_ref().map(|i| i.last_modified.clone());
+        Response::iip_text(
+            &d,
+            self.mime,
+            lm.as_deref(),
+            self.iip_line,
+            std::mem::take(&mut self.text),
+        )
+    }
+}
+
+/// Open an image by key: locate the file, then open the source for its format.
+pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
+    let located = resolve::locate(app.config(), key)?;
+    let source = crate::source::open(&located)?;
+    let last_modified = date::http_date(located.mtime);
+    Ok(OpenImage {
+        located,
+        source,
+        last_modified,
+    })
+}
+
+/// The text between the first `[` and the first `]`, or the whole string.
+fn bracketed(s: &str) -> &str {
+    match (s.find('['), s.find(']')) {
+        (Some(a), Some(b)) if b > a => &s[a + 1..b],
+        _ => s,
+    }
+}
+
+/// A named or explicit convolution kernel (`CNV`); `None` if not a valid odd square.
+fn convolution_kernel(s: &str) -> Option<Vec<f32>> {
+    let named: Option<[f32; 9]> = match s {
+        "sobel" => Some([-1., 0., 1., -2., 0., 2., -1., 0., 1.]),
+        "prewitt" => Some([-1., 0., 1., -1., 0., 1., -1., 0., 1.]),
+        "scharr" => Some([-3., 0., 3., -10., 0., 10., -3., 0., 3.]),
+        "laplace" => Some([0., 1., 0., 1., -4., 1., 0., 1., 0.]),
+        "gaussian" => Some([1., 2., 1., 2., 4., 2., 1., 2., 1.]),
+        "sharpen" => Some([0., -1., 0., -1., 5., -1., 0., -1., 0.]),
+        "emboss" => Some([-2., -1., 0., -1., 1., 1., 0., 1., 2.]),
+        _ => None,
+    };
+    if let Some(k) = named {
+        return Some(k.to_vec());
+    }
+    let vals: Vec<f32> = s
+        .split(',')
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| atof(t).value as f32)
+        .collect();
+    matches!(vals.len(), 1 | 9 | 25).then_some(vals)
+}
+
+/// Escape a string for a JSON string literal (upstream does not, a bug).
+pub fn json_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn run_str(q: &str) -> Response {
+        let app = App::new(Config::default());
+        let req = Request::from_pairs([("QUERY_STRING", q), ("REQUEST_METHOD", "GET")]);
+        run(&app, &req, q.as_bytes(), false)
+    }
+
+    #[test]
+    fn tokenising_rules() {
+        let t: Vec<_> = tokenise(b"&&FIF=a&OBJ=Max-size=3&INV&=x&OBJ=&").collect();
+        assert_eq!(
+            t,
+            vec![
+                (&b"FIF"[..], &b"a"[..]),
+                (&b"OBJ"[..], &b"Max-size=3"[..]),
+                (&b"INV"[..], &b"INV"[..]),
+            ]
+        );
+    }
+
+    #[test]
+    fn error_lines() {
+        let mut v = Vec::new();
+        error_line(&mut v, "3 2", b"foo");
+        assert_eq!(v, b"Error/7:3 2 foo\r\n");
+        let mut v = Vec::new();
+        error_line(&mut v, "1 3", b"");
+        assert_eq!(v, b"Error/4:1 3 \r\n");
+    }
+
+    #[test]
+    fn unknown_obj_and_command() {
+        let r = run_str("OBJ=foo");
+        assert_eq!(r.status(), 400);
+        assert_eq!(r.body.as_ref(), b"Error/7:3 2 foo\r\n");
+        let r = run_str("FOO=bar");
+        assert_eq!(r.body.as_ref(), b"Error/7:2 2 FOO\r\n");
+        let r = run_str("OBJ=Max-size");
+        assert_eq!(r.body.as_ref(), b"Error/12:1 3 max-size\r\n");
+        let r = run_str("JTL=0,0");
+        assert_eq!(r.body.as_ref(), b"Error/4:1 3 \r\n");
+        let r = run_str("MINMAX=1:0,100&FIF=x.tif&OBJ=Max-size");
+        assert_eq!(r.body.as_ref(), b"Error/4:1 3 \r\n");
+        let r = run_str("ICC=1");
+        assert_eq!(r.body.as_ref(), b"Error/9:2 1 ICC=1\r\n");
+    }
+
+    #[test]
+    fn server_objects_need_no_image() {
+        let r = run_str("OBJ=IIP,1.0&OBJ=IIP-server&OBJ=iip-opt-comm");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.header("IIP"), Some("1.3"));
+        assert_eq!(r.header("Last-Modified"), None);
+        assert_eq!(
+            r.body.as_ref(),
+            &b"IIP-server:3.65\r\nIIP-opt-comm:CVT CNT QLT JTL JTLS WID HEI RGN MINMAX SHD CMP INV CTW\r\n"[..]
+        );
+        let r = run_str("OBJ=IIP,1.0");
+        assert_eq!(r.status(), 200);
+        assert!(r.body.is_empty());
+    }
+
+    #[test]
+    fn missing_image_is_404_without_path() {
+        let r = run_str("FIF=/definitely/not/here.tif&OBJ=Max-size");
+        assert_eq!(r.status(), 404);
+        assert_eq!(
+            r.body.as_ref(),
+            b"/definitely/not/here.tif is neither a file nor part of an image sequence"
+        );
+    }
+
+    #[test]
+    fn g_format() {
+        assert_eq!(fmt_g(0.0, 9), "0");
+        assert_eq!(fmt_g(255.0, 9), "255");
+        assert_eq!(fmt_g(65535.0, 9), "65535");
+        assert_eq!(fmt_g(0.5, 9), "0.5");
+        assert_eq!(fmt_g(1e-5, 6), "1e-05");
+        assert_eq!(fmt_g(3.4028234663852886e38, 9), "3.40282347e+38");
+        assert_eq!(fmt_g(-1.25, 6), "-1.25");
+    }
+
+    #[test]
+    fn kernels() {
+        assert_eq!(convolution_kernel("sobel").unwrap().len(), 9);
+        assert_eq!(convolution_kernel("1,2,3").map(|v| v.len()), None);
+        assert_eq!(convolution_kernel("1,1,1,1,1,1,1,1,1").unwrap().len(), 9);
+        assert_eq!(bracketed("[1,2;3,4]"), "1,2;3,4");
+    }
+}
