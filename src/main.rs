@@ -182,7 +182,7 @@ async fn wait_for_termination(app: &App, logging: &iipsrv::logging::Logging) -> 
             _ = hup.recv() => {
                 app.clear_caches();
                 logging.reopen();
-                tracing::info!("Caught Hangup signal. Emptying internal caches\n");
+                logging.hangup_message();
             }
         }
     }

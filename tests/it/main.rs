@@ -1,0 +1,6 @@
+//! Integration tests: one binary that starts the built `iipsrv` (and real web servers) and
+//! talks to it over FastCGI and HTTP.
+
+mod cli;
+mod http;
+mod support;

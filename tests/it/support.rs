@@ -1,0 +1,331 @@
+//! Starting the built binary (and real web servers) for the integration tests.
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_iipsrv");
+
+/// The repository's fixtures folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; tests retry on the rare collision).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Where a test server listens.
+#[derive(Debug, Clone)]
+pub enum Addr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+/// The built `iipsrv`, running, killed on drop.
+pub struct TestServer {
+    pub child: Child,
+    pub addr: Addr,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    fn command(dir: &Path, env: &[(&str, &str)]) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOGFILE", dir.join("iipsrv.log"))
+            .env("VERBOSITY", "2")
+            .env("MEMCACHED_SERVERS", "")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// Start with `--bind 127.0.0.1:<free port>`.
+    pub fn tcp(env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Self::command(dir.path(), env)
+            .args(["--bind", &addr.to_string()])
+            .spawn()
+            .expect("start iipsrv");
+        let s = TestServer {
+            child,
+            addr: Addr::Tcp(addr),
+            dir,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// Start with `--bind <tempdir>/iipsrv.sock`.
+    pub fn unix(env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("iipsrv.sock");
+        let child = Self::command(dir.path(), env)
+            .arg("--bind")
+            .arg(&path)
+            .spawn()
+            .expect("start iipsrv");
+        let s = TestServer {
+            child,
+            addr: Addr::Unix(path),
+            dir,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// Start with `--http 127.0.0.1:<free port>` only.
+    pub fn http(env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let child = Self::command(dir.path(), env)
+            .args(["--http", &addr.to_string()])
+            .spawn()
+            .expect("start iipsrv");
+        let s = TestServer {
+            child,
+            addr: Addr::Tcp(addr),
+            dir,
+        };
+        s.wait_ready();
+        s
+    }
+
+    /// Start under spawn-fcgi, which passes the listening socket on fd 0 (TCP or UNIX).
+    pub fn spawn_fcgi(unix: bool, env: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Command::new("spawn-fcgi");
+        let addr = if unix {
+            let path = dir.path().join("spawned.sock");
+            c.arg("-s").arg(&path);
+            Addr::Unix(path)
+        } else {
+            let port = free_port();
+            c.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
+            Addr::Tcp(format!("127.0.0.1:{port}").parse().unwrap())
+        };
+        // -n: do not fork, so the child we hold is iipsrv itself (exec'd by spawn-fcgi).
+        c.arg("-n").arg("--").arg(BIN);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOGFILE", dir.path().join("iipsrv.log"))
+            .env("VERBOSITY", "2")
+            .env("MEMCACHED_SERVERS", "")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let child = c
+            .spawn()
+            .expect("spawn-fcgi is installed (apt-get install spawn-fcgi)");
+        let s = TestServer { child, addr, dir };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let ok = match &self.addr {
+                Addr::Tcp(a) => TcpStream::connect(a).is_ok(),
+                Addr::Unix(p) => UnixStream::connect(p).is_ok(),
+            };
+            if ok {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "iipsrv did not start listening on {:?}: {}",
+            self.addr,
+            self.log()
+        );
+    }
+
+    pub fn tcp_addr(&self) -> SocketAddr {
+        match &self.addr {
+            Addr::Tcp(a) => *a,
+            Addr::Unix(p) => panic!("unix server at {}", p.display()),
+        }
+    }
+
+    /// The server's log file so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("iipsrv.log")).unwrap_or_default()
+    }
+
+    /// Send a signal and wait for the exit status (with a timeout).
+    pub fn signal_and_wait(
+        &mut self,
+        sig: i32,
+        timeout: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        unsafe {
+            libc_kill(self.child.id() as i32, sig);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(e) = self.child.stderr.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a Debian program the deployment tests need is installed; a missing one fails the
+/// test with the install line (set IIPSRV_SKIP_DEPLOYMENT_TESTS=1 to skip them knowingly).
+pub fn require(program: &str, package: &str) -> bool {
+    if std::env::var_os("IIPSRV_SKIP_DEPLOYMENT_TESTS").is_some() {
+        eprintln!("skipping: IIPSRV_SKIP_DEPLOYMENT_TESTS is set");
+        return false;
+    }
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).exists()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(program).exists();
+    assert!(
+        found,
+        "{program} is needed: apt-get install {package} (or run .ci/run)"
+    );
+    true
+}
+
+/// nginx in front of a FastCGI address, from a config written for the test; killed on drop.
+pub struct Nginx {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// `locations` is the body of the `server {}` block; `{UPSTREAM}` is replaced by the
+    /// upstream name `iipsrv`, which points at `fastcgi` with a keep-alive pool.
+    pub fn start(fastcgi: &Addr, locations: &str) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let server = match fastcgi {
+            Addr::Tcp(a) => a.to_string(),
+            Addr::Unix(p) => format!("unix:{}", p.display()),
+        };
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+             events {{ worker_connections 2048; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n\
+               proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               upstream iipsrv {{ server {server}; keepalive 32; }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n{}\n  }}\n}}\n",
+            locations.replace("{UPSTREAM}", "iipsrv")
+        );
+        let conf_path = dir.path().join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new(if Path::new("/usr/sbin/nginx").exists() {
+            "/usr/sbin/nginx"
+        } else {
+            "nginx"
+        })
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off;"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nginx is installed");
+        let n = Nginx { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start: {}",
+                n.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        n
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The nginx location for iipsrv at `/fcgi-bin/iipsrv.fcgi`, as iipsrv's documentation has it,
+/// with keep-alive connections to the upstream.
+pub const IIPSRV_LOCATION: &str = "    location /fcgi-bin/iipsrv.fcgi {\n      fastcgi_pass {UPSTREAM};\n      fastcgi_keep_conn on;\n      include /etc/nginx/fastcgi_params;\n      fastcgi_param PATH_INFO $fastcgi_script_name;\n    }\n";
+
+/// An HTTP GET through ureq: (status, headers we care about, body). Errors with a status are
+/// returned like successes.
+pub fn get(agent: &ureq::Agent, url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let resp = match agent.get(url).call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("GET {url}: {e}"),
+    };
+    let status = resp.status();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .map(|n| {
+            let v = resp.header(&n).unwrap_or("").to_string();
+            (n, v)
+        })
+        .collect();
+    let mut body = Vec::new();
+    resp.into_reader().read_to_end(&mut body).unwrap();
+    (status, headers, body)
+}
