@@ -4,6 +4,8 @@
 //! [`crate::server::App::respond`], and write the [`crate::http::Response`] back. Connections
 //! are tokio tasks, so an idle keep-alive connection costs a few kilobytes and no thread.
 
+use std::time::Duration;
+
 pub mod fastcgi;
 pub mod http;
 
@@ -16,8 +18,12 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Largest FastCGI STDOUT record content (≤ 65535).
     pub max_record_content: usize,
-    /// Advertised as FCGI_MAX_CONNS / FCGI_MAX_REQS.
+    /// Connections served at once. FastCGI reports it as `FCGI_MAX_CONNS` and, since each
+    /// connection carries one request at a time, as `FCGI_MAX_REQS`.
     pub max_conns: usize,
+    /// Time a request may take to arrive in full, from its first record (FastCGI
+    /// BEGIN_REQUEST) to the end of its body. Idle keep-alive connections have no timeout.
+    pub request_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -26,7 +32,8 @@ impl Default for Limits {
             max_params_bytes: 256 * 1024,
             max_body_bytes: 64 * 1024,
             max_record_content: 65528,
-            max_conns: 4096,
+            max_conns: 1024,
+            request_read_timeout: Duration::from_secs(60),
         }
     }
 }
