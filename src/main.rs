@@ -9,7 +9,7 @@ use iipsrv::config::Config;
 use iipsrv::server::listen::{self, StdListener};
 use iipsrv::server::{self, App};
 use iipsrv::transport::{self, Limits};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 fn main() -> ExitCode {
     let args = match cli::parse(std::env::args().skip(1)) {
@@ -36,67 +36,6 @@ fn main() -> ExitCode {
     let logging = iipsrv::logging::init(&config);
     logging.banner(&config, &warnings);
 
-    // The FastCGI socket: --bind, or the listening socket inherited on fd 0.
-    let fastcgi: Option<StdListener> = match &args.bind {
-        Some(spec) => {
-            let bound = listen::parse_bind(spec).and_then(|s| listen::bind(&s, args.backlog));
-            match bound {
-                Ok(l) => {
-                    tracing::info!(
-                        "Running in standalone mode on socket: {spec} with backlog: {}\n",
-                        args.backlog
-                    );
-                    Some(l)
-                }
-                Err(e) => {
-                    eprintln!("bind/listen: {e}");
-                    tracing::error!("bind/listen: {e}");
-                    return ExitCode::from(1);
-                }
-            }
-        }
-        None => match listen::inherited() {
-            Ok(Some(l)) => {
-                tracing::info!("Running in FCGI mode\n");
-                Some(l)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                eprintln!("iipsrv: cannot use the socket on file descriptor 0: {e}");
-                return ExitCode::from(1);
-            }
-        },
-    };
-    let http = match &args.http {
-        Some(addr) => match listen::parse_bind(addr).and_then(|s| match s {
-            listen::BindSpec::Tcp(_) => listen::bind(&s, args.backlog),
-            listen::BindSpec::Unix(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("'{addr}' is not a HOST:PORT address"),
-            )),
-        }) {
-            Ok(l) => {
-                tracing::info!("Serving HTTP on {}\n", l.describe());
-                Some(l)
-            }
-            Err(e) => {
-                eprintln!("iipsrv: --http {addr}: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        None => None,
-    };
-    if fastcgi.is_none() && http.is_none() {
-        tracing::info!("CGI-only mode detected\n");
-        eprintln!(
-            "iipsrv: no socket to serve. Use --bind HOST:PORT (or a UNIX socket path), \
-             --http HOST:PORT, or start iipsrv from a FastCGI process manager \
-             (spawn-fcgi, Apache mod_fcgid, lighttpd) that passes a listening socket on \
-             file descriptor 0. See --help."
-        );
-        return ExitCode::from(1);
-    }
-
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers.clamp(1, 4))
         .max_blocking_threads(config.workers + 4)
@@ -118,6 +57,75 @@ fn main() -> ExitCode {
     };
 
     runtime.block_on(async move {
+        // Signal handlers first: a supervisor may signal us as soon as the socket accepts.
+        let mut signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("iipsrv: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        // The FastCGI socket: --bind, or the listening socket inherited on fd 0.
+        let fastcgi: Option<StdListener> = match &args.bind {
+            Some(spec) => {
+                let bound = listen::parse_bind(spec).and_then(|s| listen::bind(&s, args.backlog));
+                match bound {
+                    Ok(l) => {
+                        tracing::info!(
+                            "Running in standalone mode on socket: {spec} with backlog: {}\n",
+                            args.backlog
+                        );
+                        Some(l)
+                    }
+                    Err(e) => {
+                        eprintln!("bind/listen: {e}");
+                        tracing::error!("bind/listen: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            None => match listen::inherited() {
+                Ok(Some(l)) => {
+                    tracing::info!("Running in FCGI mode\n");
+                    Some(l)
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    eprintln!("iipsrv: cannot use the socket on file descriptor 0: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+        };
+        let http = match &args.http {
+            Some(addr) => match listen::parse_bind(addr).and_then(|s| match s {
+                listen::BindSpec::Tcp(_) => listen::bind(&s, args.backlog),
+                listen::BindSpec::Unix(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("'{addr}' is not a HOST:PORT address"),
+                )),
+            }) {
+                Ok(l) => {
+                    tracing::info!("Serving HTTP on {}\n", l.describe());
+                    Some(l)
+                }
+                Err(e) => {
+                    eprintln!("iipsrv: --http {addr}: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+            None => None,
+        };
+        if fastcgi.is_none() && http.is_none() {
+            tracing::info!("CGI-only mode detected\n");
+            eprintln!(
+                "iipsrv: no socket to serve. Use --bind HOST:PORT (or a UNIX socket path), \
+                 --http HOST:PORT, or start iipsrv from a FastCGI process manager \
+                 (spawn-fcgi, Apache mod_fcgid, lighttpd) that passes a listening socket on \
+                 file descriptor 0. See --help."
+            );
+            return ExitCode::from(1);
+        }
+
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
         for (listener, is_http) in [(fastcgi, false), (http, true)] {
@@ -141,7 +149,7 @@ fn main() -> ExitCode {
         }
         logging.initialisation_complete();
 
-        let name = wait_for_termination(&app, &logging).await;
+        let name = signals.wait_for_termination(&app, &logging).await;
         let _ = tx.send(true);
         for t in tasks {
             let _ = t.await;
@@ -154,35 +162,40 @@ fn main() -> ExitCode {
     })
 }
 
-/// Handle signals until one asks us to stop; returns its name for the log.
-async fn wait_for_termination(app: &App, logging: &iipsrv::logging::Logging) -> &'static str {
-    let mut streams = Vec::new();
-    for kind in [
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-        SignalKind::user_defined1(),
-        SignalKind::hangup(),
-    ] {
-        match signal(kind) {
-            Ok(s) => streams.push(s),
-            Err(e) => {
-                eprintln!("iipsrv: cannot install signal handlers: {e}");
-                return "Terminated";
-            }
-        }
+/// The signals iipsrv handles.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    usr1: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            usr1: signal(SignalKind::user_defined1())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-    let [term, int, usr1, hup] = &mut streams[..] else {
-        return "Terminated";
-    };
-    loop {
-        tokio::select! {
-            _ = term.recv() => return "Terminated",
-            _ = int.recv() => return "Interrupt",
-            _ = usr1.recv() => return "User defined signal 1",
-            _ = hup.recv() => {
-                app.clear_caches();
-                logging.reopen();
-                logging.hangup_message();
+
+    /// Handle signals until one asks us to stop; returns its name for the log.
+    async fn wait_for_termination(
+        &mut self,
+        app: &App,
+        logging: &iipsrv::logging::Logging,
+    ) -> &'static str {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return "Terminated",
+                _ = self.int.recv() => return "Interrupt",
+                _ = self.usr1.recv() => return "User defined signal 1",
+                _ = self.hup.recv() => {
+                    app.clear_caches();
+                    logging.reopen();
+                    logging.hangup_message();
+                }
             }
         }
     }

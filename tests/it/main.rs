@@ -2,5 +2,9 @@
 //! talks to it over FastCGI and HTTP.
 
 mod cli;
+#[path = "../common/mod.rs"]
+mod common;
+mod fastcgi;
 mod http;
+mod nginx;
 mod support;

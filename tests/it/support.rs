@@ -1,6 +1,6 @@
 //! Starting the built binary (and real web servers) for the integration tests.
 
-use std::io::Read;
+use std::io::Read as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -8,11 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_iipsrv");
-
-/// The repository's fixtures folder.
-pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
 
 /// A free TCP port on 127.0.0.1 (bound and released; tests retry on the rare collision).
 pub fn free_port() -> u16 {
@@ -191,14 +186,6 @@ impl TestServer {
         }
         None
     }
-
-    pub fn stderr(&mut self) -> String {
-        let mut s = String::new();
-        if let Some(e) = self.child.stderr.as_mut() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
-    }
 }
 
 unsafe extern "C" {
@@ -250,7 +237,7 @@ impl Nginx {
         };
         let d = dir.path().display();
         let conf = format!(
-            "worker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
+            "user root;\nworker_processes 1;\nerror_log {d}/error.log warn;\npid {d}/nginx.pid;\n\
              events {{ worker_connections 2048; }}\n\
              http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  fastcgi_temp_path {d}/fastcgi;\n\
                proxy_temp_path {d}/proxy;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
