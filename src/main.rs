@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     logging.banner(&config, &warnings);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers.clamp(1, 4))
+        .worker_threads(config.workers)
         .max_blocking_threads(config.workers + 4)
         .thread_name("iipsrv")
         .enable_all()

@@ -101,7 +101,8 @@ pub struct Config {
     pub copyright: String,
     /// `FCGI_WEB_SERVER_ADDRS`: when set, only these peers may connect over TCP.
     pub fcgi_web_server_addrs: Option<Vec<IpAddr>>,
-    /// `IIPSRV_WORKERS` (ours): threads that run image work; default the number of cores.
+    /// `IIPSRV_WORKERS` (ours): runtime worker threads, which read requests and do the image
+    /// work; default the number of cores.
     pub workers: usize,
     /// `IIPSRV_MAX_CONNECTIONS` (ours): connections served at once; default 4096.
     pub max_connections: usize,
