@@ -2,8 +2,10 @@
 //! quirks (`server-and-config.md` §2), read once at start-up into a typed [`Config`].
 //!
 //! Raw values are looked up through a function so that tests need no process environment.
-//! A value that is not entirely numeric keeps iipsrv's C-style meaning (`atoi("12abc")` is 12,
-//! `atoi("true")` is 0) and adds a warning that `main` logs; nothing here can fail.
+//! A numeric value is read as iipsrv reads it (C `atoi`/`atof`, with its clamping); a value that
+//! is not a number at all (`true`, `abc`, `12abc`) gets the default and a warning that `main`
+//! logs (iipsrv would silently read `atoi`'s 0 or prefix; docs/compatibility.md). Nothing here
+//! can fail.
 
 pub mod env;
 
@@ -140,13 +142,14 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             None => default,
             Some(raw) => {
                 let p = atoi(&raw);
-                if !p.clean {
+                if p.clean {
+                    p.value
+                } else {
                     self.warnings.push(format!(
-                        "{name}='{raw}' is not a whole number: read as {} (as iipsrv does)",
-                        p.value
+                        "{name}='{raw}' is not a whole number: using the default {default}"
                     ));
+                    default
                 }
-                p.value
             }
         }
     }
@@ -156,15 +159,12 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             None => default,
             Some(raw) => {
                 let p = atof(&raw);
-                if !p.clean || !p.value.is_finite() {
-                    self.warnings.push(format!(
-                        "{name}='{raw}' is not a number: read as {} (as iipsrv does)",
-                        p.value
-                    ));
-                }
-                if p.value.is_finite() {
+                if p.clean && p.value.is_finite() {
                     p.value
                 } else {
+                    self.warnings.push(format!(
+                        "{name}='{raw}' is not a number: using the default {default}"
+                    ));
                     default
                 }
             }
@@ -174,7 +174,7 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
     fn boolean(&mut self, name: &str, default: bool) -> bool {
         match (self.lookup)(name) {
             None => default,
-            Some(_) => self.int(name, 0) != 0,
+            Some(_) => self.int(name, default as i64) != 0,
         }
     }
 
@@ -635,8 +635,12 @@ mod tests {
         assert_eq!(cfg(&[("JPEG_QUALITY", "0")]).0.jpeg_quality, 1);
         assert_eq!(cfg(&[("JPEG_QUALITY", "150")]).0.jpeg_quality, 100);
         let (c, w) = cfg(&[("JPEG_QUALITY", "abc")]);
-        assert_eq!(c.jpeg_quality, 1, "non-numeric gives atoi 0, clamped to 1");
-        assert!(!w.is_empty());
+        assert_eq!(
+            c.jpeg_quality, 75,
+            "not a number: the default, with a warning"
+        );
+        assert_eq!(w.len(), 1);
+        assert_eq!(cfg(&[("JPEG_QUALITY", " 80 ")]).0.jpeg_quality, 80);
         assert_eq!(cfg(&[("PNG_QUALITY", "12")]).0.png_quality, 9);
         assert_eq!(cfg(&[("WEBP_QUALITY", "-5")]).0.webp_quality, -1);
         assert_eq!(cfg(&[("AVIF_QUALITY", "101")]).0.avif_quality, 100);
@@ -673,10 +677,13 @@ mod tests {
 
     #[test]
     fn booleans_are_atoi() {
-        assert!(!cfg(&[("ALLOW_UPSCALING", "true")]).0.allow_upscaling);
         assert!(!cfg(&[("ALLOW_UPSCALING", "0")]).0.allow_upscaling);
         assert!(cfg(&[("CODEC_PASSTHROUGH", "2")]).0.codec_passthrough);
-        assert!(!cfg(&[("CODEC_PASSTHROUGH", "yes")]).0.codec_passthrough);
+        // Not numbers: the default (iipsrv would read 0), with a warning.
+        let (c, w) = cfg(&[("ALLOW_UPSCALING", "true"), ("CODEC_PASSTHROUGH", "no")]);
+        assert!(c.allow_upscaling);
+        assert!(c.codec_passthrough);
+        assert_eq!(w.len(), 2);
         assert!(cfg(&[("IIIF_EXTENSIONS", "1")]).0.iiif_extensions);
     }
 
@@ -685,6 +692,13 @@ mod tests {
         assert_eq!(cfg(&[("IIIF_VERSION", "0")]).0.iiif_version, 3);
         assert_eq!(cfg(&[("IIIF_VERSION", "-1")]).0.iiif_version, 3);
         assert_eq!(cfg(&[("IIIF_VERSION", "x")]).0.iiif_version, 3);
+        assert_eq!(
+            cfg(&[("MAX_IMAGE_CACHE_SIZE", "lots")])
+                .0
+                .max_image_cache_mb,
+            10.0
+        );
+        assert_eq!(cfg(&[("VERBOSITY", "loud")]).0.verbosity, 1);
         assert_eq!(cfg(&[("IIIF_VERSION", "2")]).0.iiif_version, 2);
     }
 
