@@ -133,8 +133,11 @@ fn compression(quality: i32) -> (DeflateCompression, Filter) {
     }
 }
 
+/// A chunk's name and data.
+type Chunk = ([u8; 4], Vec<u8>);
+
 /// The ancillary chunks between IHDR and IDAT, in order.
-fn ancillary_chunks(options: &EncodeOptions<'_>) -> Result<Vec<([u8; 4], Vec<u8>)>, EncodeError> {
+fn ancillary_chunks(options: &EncodeOptions<'_>) -> Result<Vec<Chunk>, EncodeError> {
     let mut chunks = Vec::new();
     if let Some(icc) = options.icc.filter(|i| !i.is_empty()) {
         let mut data = b"ICC\0\0".to_vec(); // name, NUL, compression method 0 (zlib)
@@ -173,7 +176,7 @@ fn ancillary_chunks(options: &EncodeOptions<'_>) -> Result<Vec<([u8; 4], Vec<u8>
 }
 
 /// A tEXt chunk if `text` is Latin-1, otherwise an uncompressed iTXt. NULs are dropped.
-fn text_chunk(keyword: &str, text: &str) -> ([u8; 4], Vec<u8>) {
+fn text_chunk(keyword: &str, text: &str) -> Chunk {
     let text: String = text.chars().filter(|&c| c != '\0').collect();
     if text.chars().all(|c| (c as u32) < 256) {
         let mut data = Vec::with_capacity(keyword.len() + 1 + text.len());

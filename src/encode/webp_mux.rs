@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(names, [b"VP8X", b"ICCP", b"VP8L", b"EXIF", b"XMP "]);
         assert_eq!(chunks[0].data, &[0x3C, 0, 0, 0, 43, 1, 0, 19, 0, 0]);
         assert_eq!(chunks[1].data, b"icc");
-        assert_eq!(chunks[2].data, &chunks_of(&file)[0].data[..]);
+        assert_eq!(chunks[2].data, chunks_of(&file)[0].data);
     }
 
     fn chunks_of(file: &[u8]) -> Vec<Chunk<'_>> {
