@@ -10,7 +10,9 @@
 //!   produced the same file for every QLT on Debian 12).
 //! - The alpha plane is always lossless, as libavif's defaults have it.
 //! - Codec from `AVIF_CODEC` ([`AvifCodec`]); one that this libavif lacks falls back to
-//!   automatic choice with a warning. Speed 0–10 (default 10, iipsrv's "fastest"), auto-tiling,
+//!   automatic choice with a warning. Images the chosen codec cannot encode as asked go to the
+//!   automatic choice too: grey and lossless for SVT-AV1 (4:2:0 only), lossless for rav1e (not
+//!   exact with Debian's rav1e 0.5). Speed 0–10 (default 10, iipsrv's "fastest"), auto-tiling,
 //!   `maxThreads` from [`super::EncoderSettings`].
 //! - Colour: CICP BT.709 primaries / sRGB transfer; an ICC profile, XMP and EXIF are attached
 //!   when given (iipsrv attaches them regardless of MAX_ICC and colour operations [BUG]; that
@@ -294,7 +296,14 @@ impl AvifEncoder {
                 ));
             }
             let enc = &mut *encoder.0;
-            enc.codecChoice = self.codec.choice();
+            // SVT-AV1 only encodes 4:2:0 through libavif, and rav1e's "lossless" is not exact
+            // (rav1e 0.5, libavif 0.11): such images go to the automatic choice (aom).
+            let codec = match self.codec {
+                AvifCodec::Svt if yuv_format != sys::AVIF_PIXEL_FORMAT_YUV420 => AvifCodec::Auto,
+                AvifCodec::Rav1e if lossless => AvifCodec::Auto,
+                codec => codec,
+            };
+            enc.codecChoice = codec.choice();
             enc.maxThreads = self.threads.min(c_int::MAX as u32) as c_int;
             enc.speed = c_int::from(self.speed);
             enc.minQuantizer = quantizer;
@@ -506,7 +515,6 @@ mod tests {
 
     #[test]
     fn every_available_codec() {
-        let img = gradient(96, 64, 3);
         for codec in [
             AvifCodec::Auto,
             AvifCodec::Aom,
@@ -521,12 +529,23 @@ mod tests {
                     "unavailable {codec:?} falls back"
                 );
             }
-            for speed in [8, 10] {
-                let out = AvifEncoder::new(encoder.codec(), speed, 2)
-                    .encode(&img, &opts(75))
-                    .unwrap();
-                let p = psnr(&to_rgba(&img), &decode(&out).rgba);
-                assert!(p > 30.0, "{codec:?} speed {speed}: PSNR {p}");
+            for channels in [1u16, 3, 4] {
+                let img = gradient(96, 64, channels);
+                for speed in [8, 10] {
+                    let encoder = AvifEncoder::new(encoder.codec(), speed, 2);
+                    let out = encoder.encode(&img, &opts(75)).unwrap();
+                    let p = psnr(&to_rgba(&img), &decode(&out).rgba);
+                    assert!(
+                        p > 30.0,
+                        "{codec:?} speed {speed}, {channels} channels: PSNR {p}"
+                    );
+                }
+                let lossless = encoder.encode(&img, &opts(-1)).unwrap();
+                assert_eq!(
+                    decode(&lossless).rgba,
+                    to_rgba(&img),
+                    "{codec:?} lossless, {channels} channels"
+                );
             }
         }
         assert_eq!(AvifCodec::from_config(2), AvifCodec::Rav1e);
