@@ -273,13 +273,37 @@ pub(super) fn webp(
 }
 
 /// Undo horizontal differencing (Predictor 2) on native-endian samples, row by row.
-pub(super) fn undo_horizontal<T: Copy + WrappingAdd>(buf: &mut [T], row_len: usize, spp: usize) {
+pub(super) fn undo_horizontal<T: Copy + Default + WrappingAdd>(
+    buf: &mut [T],
+    row_len: usize,
+    spp: usize,
+) {
     if row_len == 0 {
         return;
     }
     for row in buf.chunks_exact_mut(row_len) {
-        for i in spp..row.len() {
-            row[i] = row[i].wrapping_add(row[i - spp]);
+        // The common sample counts get a loop that keeps the previous pixel in registers.
+        match spp {
+            1 => accumulate::<T, 1>(row),
+            2 => accumulate::<T, 2>(row),
+            3 => accumulate::<T, 3>(row),
+            4 => accumulate::<T, 4>(row),
+            _ => {
+                for i in spp..row.len() {
+                    row[i] = row[i].wrapping_add(row[i - spp]);
+                }
+            }
+        }
+    }
+}
+
+/// Running sum over the pixels of one row, `N` samples per pixel.
+fn accumulate<T: Copy + Default + WrappingAdd, const N: usize>(row: &mut [T]) {
+    let mut prev = [T::default(); N];
+    for px in row.chunks_exact_mut(N) {
+        for (s, p) in px.iter_mut().zip(prev.iter_mut()) {
+            *s = s.wrapping_add(*p);
+            *p = *s;
         }
     }
 }
@@ -318,9 +342,7 @@ pub(super) fn undo_float_predictor(buf: &mut [u8], row_samples: usize, spp: usiz
     }
     let mut tmp = vec![0u8; row_bytes];
     for row in buf.chunks_exact_mut(row_bytes) {
-        for i in spp..row_bytes {
-            row[i] = row[i].wrapping_add(row[i - spp]);
-        }
+        undo_horizontal(row, row_bytes, spp);
         tmp.copy_from_slice(row);
         for (i, out) in row.chunks_exact_mut(4).enumerate() {
             let be = [

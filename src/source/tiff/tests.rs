@@ -1041,3 +1041,46 @@ fn shared_tile_arrays_are_read_within_a_budget() {
     }
     assert!(start.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// Decode speed per tile of full-resolution tiles of `$BENCH_DIR/{none,jpeg,...}.tif` (vips
+/// pyramids with 256² tiles). Run with
+/// `BENCH_DIR=... cargo test --release --lib bench_decode -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_decode() {
+    let dir = std::env::var("BENCH_DIR").unwrap();
+    for name in [
+        "none",
+        "jpeg",
+        "deflate",
+        "lzw",
+        "webp",
+        "zstd",
+        "packbits",
+        "deflate16",
+        "float",
+    ] {
+        let src =
+            TiffSource::open(&std::path::Path::new(&dir).join(format!("{name}.tif"))).unwrap();
+        let r = src.info().num_resolutions() - 1;
+        let n = src.info().level(r).unwrap().tile_count() as u32;
+        let mut best = f64::MAX;
+        for _ in 0..5 {
+            let t0 = std::time::Instant::now();
+            for t in 0..n {
+                std::hint::black_box(src.tile(r, t, 0, 0).unwrap());
+            }
+            best = best.min(t0.elapsed().as_secs_f64() / n as f64);
+        }
+        let t0 = std::time::Instant::now();
+        for t in 0..n {
+            std::hint::black_box(src.raw_tile(r, t, 0).unwrap());
+        }
+        let raw = t0.elapsed().as_secs_f64() / n as f64;
+        println!(
+            "{name:10} {:7.1} us/tile  raw {:5.1} us",
+            best * 1e6,
+            raw * 1e6
+        );
+    }
+}
