@@ -510,6 +510,51 @@ fn ten_to_fourteen_bits_are_scaled_to_sixteen() {
 }
 
 #[test]
+fn fill_order_and_sparse_tiles() {
+    let lsb = open("grey1_fillorder2.tif");
+    assert_eq!(stitch(&lsb, 0, 0), stitch(&open("grey1.tif"), 1, 0));
+    let sparse = open("grey8_sparse.tif");
+    let (lvl, _, got) = stitch(&sparse, 0, 0);
+    let want = expect(lvl.width, lvl.height, |x, y| {
+        vec![if (32..64).contains(&x) && y < 32 {
+            0.0
+        } else {
+            ((x + y) % 256) as f64
+        }]
+    });
+    assert_same(&got, &want, "sparse");
+    assert_eq!(sparse.raw_tile(0, 1, 0).unwrap(), None);
+}
+
+#[test]
+fn subsampled_rgb_jpeg_is_not_passed_through() {
+    // Turn the Orientation entry (274, SHORT, 1) of rgb8_jpeg_q95.tif (photometric RGB) into a
+    // YCbCrSubsampling entry (530): iipsrv decodes such tiles instead of passing them on.
+    let mut data = std::fs::read(fx("rgb8_jpeg_q95.tif")).unwrap();
+    let entry = [0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00];
+    let mut patched = 0;
+    for i in 0..data.len() - entry.len() {
+        if data[i..i + entry.len()] == entry {
+            data[i + 1] = 0x02;
+            patched += 1;
+        }
+    }
+    assert_eq!(patched, 3);
+    let src = open_bytes("subsampled", &data).unwrap();
+    assert_eq!(src.raw_tile(2, 0, 0).unwrap(), None);
+    assert_eq!(
+        src.tile(2, 0, 0, 0).unwrap(),
+        open("rgb8_jpeg_q95.tif").tile(2, 0, 0, 0).unwrap()
+    );
+    assert!(
+        open("rgb8_jpeg_q95.tif")
+            .raw_tile(2, 0, 0)
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[test]
 fn min_is_white_is_inverted() {
     let one = open("grey1_miniswhite.tif");
     assert_eq!(one.info().colour, ColourSpace::Binary);
