@@ -411,7 +411,10 @@ fn subifd_levels(r: &Reader, ifd: &RawIfd, format0: Option<u16>) -> Result<Vec<D
     let Some(e) = ifd.get(tag::SUB_IFDS) else {
         return Ok(Vec::new());
     };
-    let offsets = r.uints(e, MAX_SUBIFDS as u64)?;
+    let Ok(offsets) = r.uints(e, MAX_SUBIFDS as u64) else {
+        tracing::debug!("TIFF: unreadable SubIFDs tag");
+        return Ok(Vec::new());
+    };
     let subs: Vec<RawIfd> = match offsets.as_slice() {
         [] => Vec::new(),
         [one] => r.chain(*one, MAX_SUBIFDS).unwrap_or_default(),
