@@ -8,6 +8,7 @@
 //! Resolution numbers follow IIP: `0` is the smallest level, `levels.len() - 1` full size.
 
 pub mod resolve;
+pub mod tiff;
 
 use std::collections::BTreeMap;
 
