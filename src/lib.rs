@@ -26,6 +26,7 @@ pub mod image;
 pub mod logging;
 pub mod pipeline;
 pub mod protocols;
+pub mod render;
 pub mod server;
 pub mod source;
 pub mod transport;

@@ -1,4 +1,9 @@
-//! Caches shared by all worker threads: the tile cache, the metadata cache and memcached.
+//! Caches shared by all worker threads: the tile cache ([`tile`]), the metadata cache
+//! ([`meta`]) and, optionally, memcached for whole responses.
 //!
-//! (The tile and metadata caches arrive with the TIFF source work; memcached with the
-//! deployment work. This module is their home.)
+//! Both in-process caches are `quick_cache` caches (measured 2.4–3.8× the throughput of a
+//! mutex-wrapped `lru`, with a better hit ratio: `../shared/research/crates.md` §6), shared by
+//! reference from [`crate::server::App`], emptied on SIGHUP.
+
+pub mod meta;
+pub mod tile;

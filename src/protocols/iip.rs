@@ -8,9 +8,11 @@
 use std::sync::Arc;
 
 use crate::config::env::{atof, atoi};
+use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Request;
 use crate::http::{Response, date};
+use crate::render;
 use crate::server::App;
 use crate::source::resolve::{self, Located};
 use crate::source::{ImageInfo, ImageSource};
@@ -19,6 +21,8 @@ use crate::view::{ColourConversion, ColourMap, Contrast, Gamma, View};
 /// An image opened by `FIF` (or by IIIF, Zoomify, DeepZoom).
 #[derive(Debug, Clone)]
 pub struct OpenImage {
+    /// The image key shared by cache keys.
+    pub key: Arc<[u8]>,
     pub located: Located,
     pub source: Arc<dyn ImageSource>,
     /// `Last-Modified` value (the file's mtime).
@@ -168,16 +172,25 @@ impl<'a> Session<'a> {
             b"iiif" => self.protocol(|s| super::iiif::handle(s, arg)),
             b"zoomify" => self.protocol(|s| super::zoomify::handle(s, arg)),
             b"deepzoom" => self.protocol(|s| super::deepzoom::handle(s, arg)),
-            b"cvt" | b"jtl" | b"ptl" | b"wtl" | b"atl" | b"ttl" | b"jtls" | b"til" | b"spectra"
+            b"jtl" | b"ptl" | b"wtl" | b"atl" | b"ttl" | b"jtls" | b"til" | b"cvt" | b"spectra"
             | b"pfl" => {
                 if self.image.is_none() {
                     error_line(&mut self.errors, "1 3", b"");
                     return Ok(Step::Stop);
                 }
-                Err(Error::not_implemented(format!(
-                    "{} is not available in this build yet",
-                    String::from_utf8_lossy(&lower).to_uppercase()
-                )))
+                match lower.as_slice() {
+                    b"jtl" => self.tile_command(arg, OutputFormat::Jpeg),
+                    b"ptl" => self.tile_command(arg, OutputFormat::Png),
+                    b"wtl" => self.tile_command(arg, OutputFormat::Webp),
+                    b"atl" => self.tile_command(arg, OutputFormat::Avif),
+                    b"ttl" => self.tile_command(arg, OutputFormat::Tiff),
+                    b"jtls" => self.jtls(arg),
+                    b"til" => self.til(arg),
+                    _ => Err(Error::not_implemented(format!(
+                        "{} is not available in this build yet",
+                        String::from_utf8_lossy(&lower).to_uppercase()
+                    ))),
+                }
             }
             b"icc" => Ok(Step::Continue),
             b"minmax" if self.image.is_none() => {
@@ -339,6 +352,113 @@ impl<'a> Session<'a> {
             _ => return false,
         }
         true
+    }
+
+    /// `JTL=r,t` and friends (§6.2): one tile with Content-Length.
+    fn tile_command(&mut self, arg: &[u8], format: OutputFormat) -> Result<Step> {
+        let a = text(arg);
+        let (r, t) = match a.split_once(',') {
+            Some((r, t)) => (atoi(r).value, atoi(t).value),
+            // A missing `,t` reuses the resolution text as the tile (upstream quirk).
+            None => (atoi(&a).value, atoi(&a).value),
+        };
+        let (Ok(r), Ok(t)) = (u32::try_from(r), u32::try_from(t)) else {
+            return Err(Error::invalid(format!(
+                "JTL :: Invalid resolution/tile number: {r},{t}"
+            )));
+        };
+        let image = self.image.clone().expect("checked by the caller");
+        let bytes = render::tile(self.app, &image, &self.view, r, t, format)?;
+        Ok(Step::Answer(Response::content(
+            self.headers(),
+            format.mime(),
+            &image.last_modified,
+            true,
+            None,
+            bytes,
+        )))
+    }
+
+    /// `JTLS=x,r,t,y` (§6.3): set the sequence angles, then as JTL.
+    fn jtls(&mut self, arg: &[u8]) -> Result<Step> {
+        let a = text(arg);
+        let v: Vec<i64> = a
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .take(4)
+            .map(|t| atoi(t).value)
+            .collect();
+        if v.len() < 4 {
+            return Ok(Step::Continue);
+        }
+        self.view.horizontal = v[0].max(0) as u32;
+        self.view.vertical = Some(v[3].max(0) as u32);
+        self.tile_command(format!("{},{}", v[1], v[2]).as_bytes(), OutputFormat::Jpeg)
+    }
+
+    /// `TIL=r,s[-e]` (§6.4): the legacy multi-tile stream, column-major.
+    fn til(&mut self, arg: &[u8]) -> Result<Step> {
+        const MAX_TILES: u64 = 4096;
+        let a = text(arg);
+        let (r, range) = a.split_once(',').unwrap_or((a.as_str(), "0"));
+        let r = atoi(r).value;
+        let (s, e) = match range.split_once('-') {
+            Some((s, e)) => (atoi(s).value, atoi(e).value),
+            None => (atoi(range).value, atoi(range).value),
+        };
+        let e = e.max(s);
+        let image = self.image.clone().expect("checked by the caller");
+        let info = image.info();
+        let level = u32::try_from(r)
+            .ok()
+            .and_then(|r| info.level(r).copied())
+            .ok_or_else(|| Error::invalid(format!("TIL :: Invalid resolution: {r}")))?;
+        let (ntlx, _) = level.tiles();
+        if s < 0 || ntlx == 0 || e as u64 >= level.tile_count() {
+            return Err(Error::not_found(format!(
+                "TPTImage :: Asked for non-existent tile: {e}"
+            )));
+        }
+        let ntlx = ntlx as i64;
+        let (mut x0, mut x1) = (s % ntlx, e % ntlx);
+        if x1 < x0 {
+            std::mem::swap(&mut x0, &mut x1);
+        }
+        let (y0, y1) = (s / ntlx, e / ntlx);
+        if ((x1 - x0 + 1) * (y1 - y0 + 1)) as u64 > MAX_TILES {
+            return Err(Error::bad_request(format!(
+                "TIL :: more than {MAX_TILES} tiles requested"
+            )));
+        }
+        let mut body = Vec::new();
+        let compression: &[u8] = if info.bits_per_sample <= 8 {
+            &[2, 0, 0, 0]
+        } else {
+            &[3, 0, 0, 0]
+        };
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                let n = (y * ntlx + x) as u32;
+                let jpeg = render::tile(
+                    self.app,
+                    &image,
+                    &self.view,
+                    r as u32,
+                    n,
+                    OutputFormat::Jpeg,
+                )?;
+                body.extend_from_slice(format!("Tile,{r},{n},0/{}:", jpeg.len() + 8).as_bytes());
+                body.extend_from_slice(compression);
+                body.extend_from_slice(&[0, 0x11, 0, 0]);
+                body.extend_from_slice(&jpeg);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+        Ok(Step::Answer(Response::til(
+            self.headers(),
+            &image.last_modified,
+            body,
+        )))
     }
 
     /// `FIF`: locate and open the image, answer 304 when If-Modified-Since matches.
@@ -605,12 +725,34 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Open an image by key: locate the file, then open the source for its format.
+/// Open an image by key: one `stat`, then the metadata cache (keyed by path and mtime), and
+/// only on a miss open the file, detect its format and parse it.
 pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
-    let located = resolve::locate(app.config(), key)?;
+    let (path, mtime) = resolve::stat(app.config(), key)?;
+    let last_modified = date::http_date(mtime);
+    if let Some(source) = app.meta().get(&path, mtime) {
+        tracing::debug!("FIF :: Image cache hit");
+        let format = source.info().format;
+        let located = Located {
+            key: key.to_vec(),
+            path,
+            mtime,
+            format,
+        };
+        return Ok(OpenImage {
+            key: Arc::from(key),
+            located,
+            source,
+            last_modified,
+        });
+    }
+    tracing::debug!("FIF :: Image cache miss");
+    let located = resolve::detect(key, path, mtime)?;
     let source = crate::source::open(&located)?;
-    let last_modified = date::http_date(located.mtime);
+    app.meta()
+        .insert(located.path.clone(), mtime, source.clone());
     Ok(OpenImage {
+        key: Arc::from(key),
         located,
         source,
         last_modified,

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, watch};
 
+use crate::cache::meta::MetaCache;
+use crate::cache::tile::TileCache;
 use crate::config::Config;
+use crate::encode::{AvifCodec, EncoderSettings, Encoders};
 use crate::http::{HeaderDefaults, Request, Response};
 use crate::transport::{self, Limits};
 use listen::Listener;
@@ -30,6 +33,9 @@ use listen::Listener;
 pub struct Shared {
     pub config: Config,
     pub headers: HeaderDefaults,
+    tiles: TileCache,
+    meta: MetaCache,
+    encoders: Encoders,
     in_flight: AtomicUsize,
     idle: Notify,
     accesses: AtomicU64,
@@ -55,10 +61,19 @@ impl Drop for InFlight<'_> {
 impl App {
     pub fn new(config: Config) -> App {
         let headers = config.header_defaults();
+        let tiles = TileCache::new(config.max_image_cache_bytes());
+        let meta = MetaCache::new(config.max_metadata_cache);
+        let encoders = Encoders::new(EncoderSettings {
+            avif_codec: AvifCodec::from_config(config.avif_codec as i64),
+            ..EncoderSettings::default()
+        });
         App {
             shared: Arc::new(Shared {
                 config,
                 headers,
+                tiles,
+                meta,
+                encoders,
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 accesses: AtomicU64::new(0),
@@ -79,9 +94,25 @@ impl App {
         self.shared.accesses.load(Ordering::Relaxed)
     }
 
+    /// The shared tile cache.
+    pub fn tiles(&self) -> &TileCache {
+        &self.shared.tiles
+    }
+
+    /// The shared metadata cache (opened sources by path).
+    pub fn meta(&self) -> &MetaCache {
+        &self.shared.meta
+    }
+
+    /// The encoders, configured once.
+    pub fn encoders(&self) -> &Encoders {
+        &self.shared.encoders
+    }
+
     /// Empty the in-process caches (SIGHUP).
     pub fn clear_caches(&self) {
-        // The tile and metadata caches register here as they are added.
+        self.shared.tiles.clear();
+        self.shared.meta.clear();
     }
 
     /// Answer one request: run the protocols on the worker pool, catch panics, apply HEAD.

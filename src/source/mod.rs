@@ -168,10 +168,12 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
 /// Formats whose decoder is not part of this build are answered as upstream answers an
 /// unsupported type (the banner; [`crate::error::ErrorKind::Invalid`]).
 pub fn open(located: &resolve::Located) -> Result<std::sync::Arc<dyn ImageSource>> {
-    Err(crate::error::Error::invalid(format!(
-        "Unsupported image type: {} ({:?} decoding is not available in this build)",
-        located.key_str(),
-        located.format
-    ))
-    .with_detail(located.path.display().to_string()))
+    match located.format {
+        ImageFormat::Tiff => Ok(std::sync::Arc::new(tiff::TiffSource::open(&located.path)?)),
+        other => Err(crate::error::Error::invalid(format!(
+            "Unsupported image type: {} ({other:?} decoding is not available in this build)",
+            located.key_str(),
+        ))
+        .with_detail(located.path.display().to_string())),
+    }
 }

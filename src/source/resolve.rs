@@ -117,31 +117,37 @@ impl Located {
     }
 }
 
-/// Find the file for an image key and detect its format.
-///
-/// Errors: 404 ([`Error::not_found`]) when missing or unreadable; [`Error::invalid`] (the
-/// banner) when the file is readable but not a supported format.
-pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
-    let shown = String::from_utf8_lossy(key).into_owned();
+/// The file path for an image key: `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX`.
+pub fn file_path(config: &Config, key: &[u8]) -> PathBuf {
     let mut full = Vec::with_capacity(
         config.filesystem_prefix.len() + key.len() + config.filesystem_suffix.len(),
     );
     full.extend_from_slice(config.filesystem_prefix.as_bytes());
     full.extend_from_slice(key);
     full.extend_from_slice(config.filesystem_suffix.as_bytes());
-    let path = PathBuf::from(std::ffi::OsStr::from_bytes(&full));
-    let log_path = path.display().to_string();
+    PathBuf::from(std::ffi::OsStr::from_bytes(&full))
+}
 
-    let meta = match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => m,
-        _ => {
-            return Err(Error::not_found(format!(
-                "{shown} is neither a file nor part of an image sequence"
-            ))
-            .with_detail(log_path));
-        }
-    };
-    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+/// The path and mtime of the file for an image key (one `stat`); 404 when it is not a file.
+pub fn stat(config: &Config, key: &[u8]) -> Result<(PathBuf, SystemTime)> {
+    let path = file_path(config, key);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_file() => Ok((path, m.modified().unwrap_or(SystemTime::UNIX_EPOCH))),
+        _ => Err(Error::not_found(format!(
+            "{} is neither a file nor part of an image sequence",
+            String::from_utf8_lossy(key)
+        ))
+        .with_detail(path.display().to_string())),
+    }
+}
+
+/// Open the file and detect its format from its first 10 bytes.
+///
+/// Errors: 404 ([`Error::not_found`]) when unreadable or too short; [`Error::invalid`] (the
+/// banner) when the file is readable but not a supported format.
+pub fn detect(key: &[u8], path: PathBuf, mtime: SystemTime) -> Result<Located> {
+    let shown = String::from_utf8_lossy(key).into_owned();
+    let log_path = path.display().to_string();
     let mut file = File::open(&path).map_err(|e| {
         Error::not_found(format!("Unable to open file '{shown}'"))
             .with_detail(format!("{log_path}: {e}"))
@@ -174,6 +180,12 @@ pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
         mtime,
         format,
     })
+}
+
+/// Find the file for an image key and detect its format (`stat` then `detect`).
+pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
+    let (path, mtime) = stat(config, key)?;
+    detect(key, path, mtime)
 }
 
 #[cfg(test)]

@@ -1,0 +1,62 @@
+//! The metadata cache: opened image sources by file path, checked against the file's mtime, so
+//! repeated requests neither reopen nor re-parse a file (`MAX_METADATA_CACHE_SIZE` entries;
+//! negative = unlimited, 0 = off).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use quick_cache::sync::Cache;
+
+use crate::source::ImageSource;
+
+/// What the cache holds per file.
+#[derive(Debug, Clone)]
+pub struct CachedSource {
+    pub mtime: SystemTime,
+    pub source: Arc<dyn ImageSource>,
+}
+
+/// The shared metadata cache.
+#[derive(Debug)]
+pub struct MetaCache {
+    cache: Option<Cache<PathBuf, CachedSource>>,
+}
+
+impl MetaCache {
+    /// `entries` as MAX_METADATA_CACHE_SIZE: negative unlimited, 0 off.
+    pub fn new(entries: i64) -> MetaCache {
+        let cache = match entries {
+            0 => None,
+            n if n < 0 => Some(Cache::new(1 << 20)),
+            n => Some(Cache::new(n.min(1 << 24) as usize)),
+        };
+        MetaCache { cache }
+    }
+
+    /// The source for `path` if cached for this mtime.
+    pub fn get(&self, path: &PathBuf, mtime: SystemTime) -> Option<Arc<dyn ImageSource>> {
+        let e = self.cache.as_ref()?.get(path)?;
+        (e.mtime == mtime).then_some(e.source)
+    }
+
+    pub fn insert(&self, path: PathBuf, mtime: SystemTime, source: Arc<dyn ImageSource>) {
+        if let Some(c) = &self.cache {
+            c.insert(path, CachedSource { mtime, source });
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Some(c) = &self.cache {
+            c.clear();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.as_ref().map(|c| c.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
