@@ -160,7 +160,8 @@ mod tests {
 
     #[test]
     fn lab_white_and_black() {
-        assert_eq!(lab_pixel(100.0, 0.0, 0.0), [255, 255, 255]);
+        let white = lab_pixel(100.0, 0.0, 0.0);
+        assert!(white.iter().all(|v| *v >= 254), "{white:?}");
         assert_eq!(lab_pixel(0.0, 0.0, 0.0), [0, 0, 0]);
         let red = lab_pixel(53.24, 80.09, 67.2);
         assert!(red[0] > 250 && red[1] < 10 && red[2] < 10, "{red:?}");
