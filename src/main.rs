@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         }
     };
 
+    raise_open_file_limit();
     let (config, warnings) = Config::from_env();
     let logging = iipsrv::logging::init(&config);
     logging.banner(&config, &warnings);
@@ -197,6 +198,19 @@ impl Signals {
                     logging.hangup_message();
                 }
             }
+        }
+    }
+}
+
+/// Cached image sources keep their files open (no per-request re-open): raise the soft limit on
+/// open files to the hard limit, as servers commonly do.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

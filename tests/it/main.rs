@@ -8,3 +8,4 @@ mod fastcgi;
 mod http;
 mod nginx;
 mod support;
+mod tiles;

@@ -316,3 +316,66 @@ pub fn get(agent: &ureq::Agent, url: &str) -> (u16, Vec<(String, String)>, Vec<u
     resp.into_reader().read_to_end(&mut body).unwrap();
     (status, headers, body)
 }
+
+/// The repository's fixtures folder.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Debian's iipsrv 1.1 under spawn-fcgi (one process), as the reference; killed on drop.
+pub struct Reference {
+    pub port: u16,
+    pid: Option<u32>,
+}
+
+impl Reference {
+    pub const BIN: &'static str = "/usr/lib/iipimage-server/iipsrv.fcgi";
+
+    /// Start it with `env`; panics with the apt line when it is not installed.
+    pub fn start(env: &[(&str, &str)]) -> Reference {
+        assert!(
+            Path::new(Self::BIN).exists(),
+            "iipsrv 1.1 is needed for differential tests: apt-get install iipimage-server"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let port = free_port();
+        let mut c = Command::new("spawn-fcgi");
+        c.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-P"])
+            .arg(&pidfile)
+            .arg("--")
+            .arg(Self::BIN)
+            .env_clear()
+            .env("VERBOSITY", "0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let status = c.status().expect("spawn-fcgi is installed");
+        assert!(status.success(), "spawn-fcgi failed to start iipsrv 1.1");
+        let pid = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "iipsrv 1.1 did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Reference { port, pid }
+    }
+
+    pub fn addr(&self) -> Addr {
+        Addr::Tcp(format!("127.0.0.1:{}", self.port).parse().unwrap())
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid {
+            unsafe {
+                libc_kill(pid as i32, 9);
+            }
+        }
+    }
+}
