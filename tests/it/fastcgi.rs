@@ -151,6 +151,9 @@ fn bad_input_never_hurts_other_connections() {
     let mut c = client(&s);
     let r = c.get("OBJ=IIP,1.0&OBJ=IIP-server", false).unwrap();
     assert_eq!(r.body(), b"IIP-server:3.65\r\n");
+    // Memory stays bounded: the idle connections and the refused 1 MB request cost little.
+    let rss_kb = rss_kb(s.child.id());
+    assert!(rss_kb < 150_000, "resident memory {rss_kb} kB");
     drop(idle);
 
     // The process is still alive and serving.
@@ -200,4 +203,13 @@ fn backlog_reaches_listen() {
     // ss -l shows the backlog in the Send-Q column.
     let send_q: Vec<&str> = seen.split_whitespace().collect();
     assert_eq!(send_q.get(2), Some(&"777"), "{seen}");
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
