@@ -224,27 +224,11 @@ pub async fn serve_fastcgi(
                     }
                 }
                 let _ = stream.set_nodelay(true);
-                let (app, rx) = (app.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) =
-                        transport::fastcgi::serve_connection(stream, app, limits, rx).await
-                    {
-                        tracing::debug!("FastCGI connection ended: {e}");
-                    }
-                });
+                spawn_connection(stream, app.clone(), limits, shutdown.clone(), permit);
             }
             Ok(Stream::Unix(stream)) => {
                 backoff = Duration::from_millis(5);
-                let (app, rx) = (app.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    if let Err(e) =
-                        transport::fastcgi::serve_connection(stream, app, limits, rx).await
-                    {
-                        tracing::debug!("FastCGI connection ended: {e}");
-                    }
-                });
+                spawn_connection(stream, app.clone(), limits, shutdown.clone(), permit);
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning, keep serving.
@@ -254,6 +238,24 @@ pub async fn serve_fastcgi(
             }
         }
     }
+}
+
+/// Serve one FastCGI connection in its own task, holding its connection permit.
+fn spawn_connection<S>(
+    stream: S,
+    app: Arc<App>,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let _permit = permit;
+        if let Err(e) = transport::fastcgi::serve_connection(stream, app, limits, shutdown).await {
+            tracing::debug!("FastCGI connection ended: {e}");
+        }
+    });
 }
 
 enum Stream {

@@ -49,58 +49,47 @@ impl TestServer {
         c
     }
 
-    /// Start with `--bind 127.0.0.1:<free port>`.
-    pub fn tcp(env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Self::command(dir.path(), env)
-            .args(["--bind", &addr.to_string()])
-            .spawn()
-            .expect("start iipsrv");
-        let s = TestServer {
-            child,
-            addr: Addr::Tcp(addr),
-            dir,
+    fn start(option: &str, addr: Addr, dir: tempfile::TempDir, env: &[(&str, &str)]) -> TestServer {
+        let mut c = Self::command(dir.path(), env);
+        match &addr {
+            Addr::Tcp(a) => c.arg(option).arg(a.to_string()),
+            Addr::Unix(p) => c.arg(option).arg(p),
         };
+        let child = c.spawn().expect("start iipsrv");
+        let s = TestServer { child, addr, dir };
         s.wait_ready();
         s
+    }
+
+    fn loopback() -> Addr {
+        Addr::Tcp(format!("127.0.0.1:{}", free_port()).parse().unwrap())
+    }
+
+    /// Start with `--bind 127.0.0.1:<free port>`.
+    pub fn tcp(env: &[(&str, &str)]) -> TestServer {
+        Self::start(
+            "--bind",
+            Self::loopback(),
+            tempfile::tempdir().unwrap(),
+            env,
+        )
     }
 
     /// Start with `--bind <tempdir>/iipsrv.sock`.
     pub fn unix(env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("iipsrv.sock");
-        let child = Self::command(dir.path(), env)
-            .arg("--bind")
-            .arg(&path)
-            .spawn()
-            .expect("start iipsrv");
-        let s = TestServer {
-            child,
-            addr: Addr::Unix(path),
-            dir,
-        };
-        s.wait_ready();
-        s
+        Self::start("--bind", Addr::Unix(path), dir, env)
     }
 
     /// Start with `--http 127.0.0.1:<free port>` only.
     pub fn http(env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Self::command(dir.path(), env)
-            .args(["--http", &addr.to_string()])
-            .spawn()
-            .expect("start iipsrv");
-        let s = TestServer {
-            child,
-            addr: Addr::Tcp(addr),
-            dir,
-        };
-        s.wait_ready();
-        s
+        Self::start(
+            "--http",
+            Self::loopback(),
+            tempfile::tempdir().unwrap(),
+            env,
+        )
     }
 
     /// Start under spawn-fcgi, which passes the listening socket on fd 0 (TCP or UNIX).
