@@ -2,3 +2,5 @@
 //!
 //! (The tile and metadata caches arrive with the TIFF source work; memcached with the
 //! deployment work. This module is their home.)
+
+pub mod memcached;
