@@ -6,5 +6,6 @@ mod cli;
 mod common;
 mod fastcgi;
 mod http;
+mod memcached;
 mod nginx;
 mod support;
