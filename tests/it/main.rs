@@ -4,6 +4,7 @@
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
+mod deploy;
 mod fastcgi;
 mod http;
 mod memcached;

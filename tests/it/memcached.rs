@@ -382,7 +382,7 @@ fn timings(s: &TestServer, n: usize) -> (Duration, Duration) {
     let mut t: Vec<Duration> = (0..n)
         .map(|_| {
             let start = Instant::now();
-            let r = c.get(MAX_SIZE, true).unwrap();
+            let r = c.get("OBJ=IIP,1.0&OBJ=IIP-server", true).unwrap();
             assert_eq!(r.status(), 200);
             start.elapsed()
         })
