@@ -10,6 +10,8 @@
 //! (a bounded queue; a full queue drops the store) that sends the `SET`. The same thread brings
 //! servers that failed back into service.
 //!
+//! `docs/deployment.md` ("memcached") describes the same for operators.
+//!
 //! # Keys: shared with iipsrv
 //!
 //! A fleet that mixes iipsrv and this server can share one set of memcached servers: both read
@@ -49,27 +51,29 @@
 //! # Failure handling
 //!
 //! A memcached server that is missing, dead, or dies mid-run must never hold a request:
-//! - connect, read and write time out after [`IO_TIMEOUT`]; a request waits at most that long
-//!   once, and only when a server stops answering without closing its connections;
+//! - connect, read and write time out after [`IO_TIMEOUT`]; only a server that stops answering
+//!   without closing its connections makes a request wait, for a few timeouts at most, once;
 //! - a server that fails is marked down and skipped (every key it holds is a miss) until the
 //!   background thread reconnects to it, retrying after a back-off that doubles from
 //!   [`FIRST_RETRY`] to [`MAX_RETRY`]. Its keys are not moved to other servers, as libmemcached
 //!   does not move them by default, so every process keeps agreeing on where a key lives;
 //! - host names are resolved on the background thread, never on the request path;
-//! - at start-up no connection is made on the request path: servers start "down, retry now",
-//!   so the first requests may miss while the background thread connects.
+//! - servers start "down, retry now": the background thread makes the first connection, so the
+//!   first requests after start-up may miss. Later, a request that finds no idle connection to
+//!   a server that is up opens one (bounded by the same timeout).
 //!
 //! # Why an own client
 //!
 //! The `memcache` crate (0.21, measured in `research/crates.md` §6) speaks the binary protocol,
-//! but its keys are `&str` (request strings are bytes and need not be UTF-8), its server choice
-//! is `DefaultHasher` modulo n (not libmemcached's, so a mixed fleet would look in the wrong
-//! server), building a client fails when any listed server is down, and its r2d2 pools block for
-//! 30 s on a dead server. Wrapping all of that would be more code than the two commands needed
-//! here: `GET` and `SET` of the binary protocol (plus `NOOP` as a health check) over `std` sockets
-//! with timeouts, about 150 lines. The binary protocol is what iipsrv uses; memcached 1.4 to 1.6
-//! support it (1.6 calls it deprecated in favour of the meta protocol, which stores the same
-//! items, so a switch later would not change what is shared).
+//! but its keys are `&str` (request strings are bytes and need not be UTF-8), it picks servers
+//! with `DefaultHasher` unless given another hash function, building a client fails when any
+//! listed server is down, and its r2d2 pools block for 30 s on a dead server. Wrapping all of
+//! that would be more code than the commands needed here: `GET` and `SET` of the binary
+//! protocol, plus `NOOP` as a health check, over `std` sockets with timeouts (the `wire` module,
+//! under 100 lines; the rest is the failure handling any client would need around it). The
+//! binary protocol is what iipsrv uses; memcached 1.4 to 1.6 support it (1.6 calls it deprecated
+//! in favour of the meta protocol, which stores the same items, so a later switch would not
+//! change what is shared).
 
 use std::fmt;
 use std::io::{self, Read, Write};
