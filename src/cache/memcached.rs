@@ -1006,6 +1006,8 @@ mod tests {
         Serve,
         /// Accepts and reads, never answers.
         Hang,
+        /// Answers `NOOP` (the health check), never anything else: a server that hangs later.
+        HangAfterNoop,
     }
 
     /// A fake memcached on 127.0.0.1 speaking the binary protocol, in a thread.
@@ -1074,7 +1076,9 @@ mod tests {
                 return;
             }
             s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
-            if behaviour == Behaviour::Hang {
+            if behaviour == Behaviour::Hang
+                || (behaviour == Behaviour::HangAfterNoop && h[1] != wire::OP_NOOP)
+            {
                 continue;
             }
             let key = body[extras..extras + key_len].to_vec();
@@ -1192,7 +1196,7 @@ mod tests {
     }
 
     #[test]
-    fn a_hanging_server_is_skipped_after_one_timeout() {
+    fn a_server_hanging_from_the_start_never_delays_a_request() {
         let fake = Fake::start(Behaviour::Hang);
         let mc = Memcached::new(&fake.addr(), 60).unwrap();
         // The background probe times out; requests never wait on it.
@@ -1203,6 +1207,23 @@ mod tests {
         }
         assert!(start.elapsed() < IO_TIMEOUT, "{:?}", start.elapsed());
         assert!(!mc.is_up(b"q"));
+    }
+
+    #[test]
+    fn a_server_that_stops_answering_costs_one_timeout() {
+        let fake = Fake::start(Behaviour::HangAfterNoop);
+        let mc = Memcached::new(&fake.addr(), 60).unwrap();
+        wait_until("the server to be reached", || mc.is_up(b"q"));
+        let start = Instant::now();
+        assert_eq!(mc.get(b"q"), None);
+        let first = start.elapsed();
+        assert!(first >= IO_TIMEOUT && first < IO_TIMEOUT * 4, "{first:?}");
+        assert!(!mc.is_up(b"q"));
+        let start = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(mc.get(b"q"), None);
+        }
+        assert!(start.elapsed() < IO_TIMEOUT, "{:?}", start.elapsed());
     }
 
     #[test]
