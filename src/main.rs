@@ -52,6 +52,14 @@ fn main() -> ExitCode {
     };
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
     let app = App::new(config);
+    if let Some(mc) = app.memcached() {
+        tracing::info!(
+            "Memcached support enabled. Connected to servers: '{}' with timeout {}\n",
+            app.config().memcached_servers,
+            app.config().memcached_timeout
+        );
+        let _ = mc;
+    }
     let limits = Limits {
         max_conns: app.config().max_connections,
         ..Limits::default()

@@ -5,5 +5,6 @@
 //! mutex-wrapped `lru`, with a better hit ratio: `../shared/research/crates.md` §6), shared by
 //! reference from [`crate::server::App`], emptied on SIGHUP.
 
+pub mod memcached;
 pub mod meta;
 pub mod tile;

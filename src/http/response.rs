@@ -3,6 +3,8 @@
 //! sits where upstream writes it, and every error gets a real 4xx/5xx status (compatibility
 //! policy; the differences are listed in `docs/compatibility.md`).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use crate::SERVER_HEADER;
@@ -19,7 +21,7 @@ pub struct HeaderDefaults {
 /// A response: CGI header lines in order (a `Status` line among them, or none for 200) and a body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
-    headers: Vec<(&'static str, String)>,
+    headers: Vec<(Cow<'static, str>, String)>,
     /// The body bytes.
     pub body: Bytes,
 }
@@ -73,8 +75,8 @@ impl Response {
     }
 
     /// Append a header line.
-    pub fn push(&mut self, name: &'static str, value: impl Into<String>) {
-        self.headers.push((name, value.into()));
+    pub fn push(&mut self, name: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+        self.headers.push((name.into(), value.into()));
     }
 
     fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -101,7 +103,7 @@ impl Response {
     }
 
     /// The header lines in order.
-    pub fn headers(&self) -> &[(&'static str, String)] {
+    pub fn headers(&self) -> &[(Cow<'static, str>, String)] {
         &self.headers
     }
 
@@ -122,7 +124,7 @@ impl Response {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
         {
             Some(h) => h.1 = value,
-            None => self.headers.push((name, value)),
+            None => self.headers.push((name.into(), value)),
         }
     }
 
@@ -132,6 +134,21 @@ impl Response {
             .and_then(|v| v.split(' ').next())
             .and_then(|c| c.parse().ok())
             .unwrap_or(200)
+    }
+
+    /// A response from stored CGI bytes (a memcached hit): header lines up to the blank line,
+    /// then the body. `None` when the bytes are not a CGI response.
+    pub fn from_cgi_bytes(bytes: &[u8]) -> Option<Response> {
+        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let mut r = Response::empty();
+        for line in bytes[..end].split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = std::str::from_utf8(line).ok()?;
+            let (name, value) = text.split_once(':')?;
+            r.push(name.trim().to_string(), value.trim_start().to_string());
+        }
+        r.body = Bytes::copy_from_slice(&bytes[end + 4..]);
+        Some(r)
     }
 
     /// The CGI bytes of the header block: each line `Name: value\r\n`, then `\r\n`.
@@ -356,6 +373,14 @@ mod tests {
         assert_eq!(r.status(), 400);
         assert_eq!(r.body.as_ref(), b"Error/7:3 2 foo\r\n");
         assert_eq!(r.header("Cache-Control"), Some("no-cache"));
+    }
+
+    #[test]
+    fn cgi_bytes_round_trip() {
+        let r = Response::content(&defaults(), "image/jpeg", "d", true, None, vec![1u8, 2, 3]);
+        let back = Response::from_cgi_bytes(&r.to_cgi_bytes()).unwrap();
+        assert_eq!(back, r);
+        assert!(Response::from_cgi_bytes(b"garbage").is_none());
     }
 
     #[test]

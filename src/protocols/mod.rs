@@ -117,10 +117,67 @@ pub fn respond(app: &App, req: &Request) -> Response {
         RequestString::Answered(r) => r,
         RequestString::Commands { text, mapped } => {
             tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
+            let memcached = app.memcached();
+            // As iipsrv: no lookup when the client asks If-Modified-Since.
+            if let Some(mc) = memcached.filter(|_| req.param("HTTP_IF_MODIFIED_SINCE").is_none()) {
+                let hit = mc.get_fresh(&text, || image_mtime(app, &text));
+                if let Some(response) = hit.as_deref().and_then(Response::from_cgi_bytes) {
+                    tracing::debug!("Memcached hit");
+                    return response;
+                }
+            }
             let post = !mapped && req.method() == b"POST";
-            iip::run(app, req, &text, post)
+            let response = iip::run(app, req, &text, post);
+            if let Some(mc) = memcached {
+                if cachable(&response) {
+                    mc.set_owned(&text, response.to_cgi_bytes());
+                }
+            }
+            response
         }
     }
+}
+
+/// Whether a response goes to memcached (`cache.md` §5): successful answers and IIIF 303s,
+/// never info.json, errors, or header-only responses.
+fn cachable(r: &Response) -> bool {
+    match r.status() {
+        200 => {
+            !r.header("Content-Type")
+                .is_some_and(|t| t.starts_with("application/ld+json"))
+                && r.header("Content-Disposition") != Some("inline;filename=\"iipsrv.html\"")
+        }
+        303 => true,
+        _ => false,
+    }
+}
+
+/// The current mtime of the image a request string names (its first `FIF`, `IIIF`, `Zoomify`
+/// or `DeepZoom` identifier), so that a memcached entry for a changed image is not served.
+fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
+    let key = iip::tokenise(text).find_map(|(name, arg)| {
+        let (decoded, _) = crate::source::resolve::url_decode(arg);
+        match name.to_ascii_lowercase().as_slice() {
+            b"fif" => Some(crate::source::resolve::image_key(arg)),
+            b"iiif" => match iiif::split(&decoded).ok()? {
+                iiif::Target::Base(id)
+                | iiif::Target::Info(id)
+                | iiif::Target::Image { id, .. } => {
+                    Some(crate::source::resolve::filter_traversal(id))
+                }
+            },
+            b"zoomify" => Some(crate::source::resolve::filter_traversal(
+                zoomify::identifier(&decoded).ok()?.to_vec(),
+            )),
+            b"deepzoom" => Some(crate::source::resolve::filter_traversal(
+                deepzoom::identifier(&decoded).ok()?.to_vec(),
+            )),
+            _ => None,
+        }
+    })?;
+    crate::source::resolve::stat(app.config(), &key)
+        .ok()
+        .map(|(_, mtime)| mtime)
 }
 
 /// The one place where an [`Error`] becomes a response (bodies are client-safe; details are

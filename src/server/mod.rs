@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, watch};
 
+use crate::cache::memcached::Memcached;
 use crate::cache::meta::MetaCache;
 use crate::cache::tile::TileCache;
 use crate::config::Config;
@@ -35,6 +36,7 @@ pub struct Shared {
     pub headers: HeaderDefaults,
     tiles: TileCache,
     meta: MetaCache,
+    memcached: Option<Memcached>,
     encoders: Encoders,
     in_flight: AtomicUsize,
     idle: Notify,
@@ -63,6 +65,7 @@ impl App {
         let headers = config.header_defaults();
         let tiles = TileCache::new(config.max_image_cache_bytes());
         let meta = MetaCache::new(config.max_metadata_cache);
+        let memcached = Memcached::new(&config.memcached_servers, config.memcached_timeout);
         let encoders = Encoders::new(EncoderSettings {
             avif_codec: AvifCodec::from_config(config.avif_codec as i64),
             ..EncoderSettings::default()
@@ -73,6 +76,7 @@ impl App {
                 headers,
                 tiles,
                 meta,
+                memcached,
                 encoders,
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
@@ -102,6 +106,11 @@ impl App {
     /// The shared metadata cache (opened sources by path).
     pub fn meta(&self) -> &MetaCache {
         &self.shared.meta
+    }
+
+    /// The memcached response cache, when MEMCACHED_SERVERS names servers.
+    pub fn memcached(&self) -> Option<&Memcached> {
+        self.shared.memcached.as_ref()
     }
 
     /// The encoders, configured once.

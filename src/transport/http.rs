@@ -69,7 +69,7 @@ pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
         if name.eq_ignore_ascii_case("Status") {
             continue;
         }
-        builder = builder.header(*name, value.as_str());
+        builder = builder.header(name.as_ref(), value.as_str());
     }
     builder.body(Full::new(r.body.clone())).unwrap_or_else(|_| {
         let mut resp =

@@ -4,8 +4,10 @@
 mod cli;
 #[path = "../common/mod.rs"]
 mod common;
+mod deploy;
 mod fastcgi;
 mod http;
+mod memcached;
 mod nginx;
 mod support;
 mod tiles;

@@ -368,3 +368,139 @@ impl Drop for Reference {
         }
     }
 }
+
+/// The bundled fixtures folder (`FILESYSTEM_PREFIX` for the sample image), with a trailing `/`.
+pub fn fixtures_prefix() -> String {
+    format!("{}/fixtures/", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether we run as root (servers that drop privileges need to be told to stay root).
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A real memcached on a free loopback port (`memcached -l 127.0.0.1 -p PORT -U 0`), killed on
+/// drop.
+pub struct MemcachedServer {
+    pub child: Option<Child>,
+    pub port: u16,
+}
+
+impl MemcachedServer {
+    pub fn start() -> MemcachedServer {
+        Self::start_on(free_port())
+    }
+
+    /// Start on a given port (e.g. again after [`MemcachedServer::kill`]).
+    pub fn start_on(port: u16) -> MemcachedServer {
+        let mut c = Command::new("memcached");
+        c.args(["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0"]);
+        if is_root() {
+            c.args(["-u", "root"]);
+        }
+        let child = c
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("memcached is installed (apt-get install memcached)");
+        let m = MemcachedServer {
+            child: Some(child),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "memcached did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        m
+    }
+
+    /// `127.0.0.1:PORT`, for MEMCACHED_SERVERS.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// memcached's `stats` (numeric values only).
+    pub fn stats(&self) -> std::collections::HashMap<String, u64> {
+        let text = self.text_command(b"stats\r\n", b"END\r\n");
+        text.lines()
+            .filter_map(|l| {
+                let mut f = l.strip_prefix("STAT ")?.split(' ');
+                Some((f.next()?.to_string(), f.next()?.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// One `stats` value (0 when absent).
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats().get(name).copied().unwrap_or(0)
+    }
+
+    /// The value stored under a key (any bytes), through the meta protocol with a base64 key.
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let cmd = format!("mg {} b v\r\nmn\r\n", base64(key));
+        std::io::Write::write_all(&mut s, cmd.as_bytes()).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 65536];
+        while !buf.ends_with(b"MN\r\n") {
+            let n = s.read(&mut chunk).unwrap();
+            assert!(n > 0, "memcached closed the connection");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let head_end = buf.windows(2).position(|w| w == b"\r\n").unwrap();
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        let len: usize = head.strip_prefix("VA ")?.split(' ').next()?.parse().ok()?;
+        Some(buf[head_end + 2..head_end + 2 + len].to_vec())
+    }
+
+    fn text_command(&self, cmd: &[u8], end: &[u8]) -> String {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::io::Write::write_all(&mut s, cmd).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.ends_with(end) {
+            let n = s.read(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    /// Kill it (SIGKILL, as a crash would) and wait for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
