@@ -6,5 +6,7 @@ mod cli;
 mod common;
 mod fastcgi;
 mod http;
+mod iiif;
 mod nginx;
 mod support;
+mod viewers;
