@@ -560,8 +560,8 @@ fn region_exports() {
         ),
         (
             "900,700,200,200/max/0/default.jpg",
-            (100, 300),
-            "sample_100x300.jpg",
+            (100, 200),
+            "sample_100x200.jpg",
         ),
         (
             "full/!100,100/90/default.jpg",

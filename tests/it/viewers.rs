@@ -549,10 +549,11 @@ fn documents_agree_with_iipsrv_1_1() {
             (w.max(h) as f64).log2().ceil() as u32
         });
         let (t, m) = (ask(reference.port, &q), ask(ours.tcp_addr().port(), &q));
-        if m.status() == 501 {
+        if file == "rgb8_nonsquare.tif" {
             // Non-square stored tiles cannot be DeepZoom tiles: made to size by region export
             // (upstream sends the 48×16 stored tile for a 48×48 DeepZoom tile).
-            assert_eq!(file, "rgb8_nonsquare.tif");
+            assert!(m.status() == 501 || image_size(m.body()) == Some((48, 48)));
+            assert_eq!(image_size(t.body()), Some((48, 16)));
             continue;
         }
         assert_eq!(image_size(m.body()), image_size(t.body()), "{file} {q}");
