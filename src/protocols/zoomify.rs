@@ -140,7 +140,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
     s.image = Some(image.clone());
     let headers = s.app.shared().headers.clone();
     if iiif::unmodified(s, &image) {
-        return Ok(Response::header_only(&headers, 304));
+        return Ok(iiif::not_modified(&headers));
     }
     let info = image.info();
     let (z, x, y) = match target {

@@ -480,8 +480,9 @@ fn documents_and_out_of_range_tiles() {
         "DeepZoom=sample.tif.dzi",
         "Zoomify=sample.tif/TileGroup0/0-0-0.jpg",
     ] {
-        let (status, _, _) = fetch(&format!("{base}/?{q}"), &[("If-Modified-Since", &lm)]);
+        let (status, h, _) = fetch(&format!("{base}/?{q}"), &[("If-Modified-Since", &lm)]);
         assert_eq!(status, 304, "{q}");
+        assert_eq!(header(&h, "Access-Control-Allow-Origin"), Some("*"));
     }
     let (status, _, _) = fetch(
         &format!("{base}/iiif/sample.tif/info.json"),

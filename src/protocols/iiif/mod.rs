@@ -117,6 +117,14 @@ pub fn unmodified(s: &Session<'_>, image: &OpenImage) -> bool {
     }
 }
 
+/// The 304 for an unmodified image: iipsrv's header-only response, plus the CORS lines
+/// (upstream sends none on a 304).
+pub fn not_modified(headers: &HeaderDefaults) -> Response {
+    let mut r = Response::header_only(headers, 304);
+    r.add_cors(headers);
+    r
+}
+
 /// Split `<id><IIIF_DELIMITER><page>` at the delimiter's last occurrence (§1.2 step 4; the
 /// page number is read after the whole delimiter, also for delimiters longer than 1 byte).
 pub fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>) {
@@ -266,7 +274,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
         Target::Info(id) => {
             let (image, _) = open(s, &id)?;
             if unmodified(s, &image) {
-                return Ok(Response::header_only(&headers, 304));
+                return Ok(not_modified(&headers));
             }
             let ident = service_id(s, arg)?;
             let body = info::info_json(image.info(), &ident, version, app.config());
@@ -282,7 +290,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
         Target::NoParameters(id) => {
             let (image, _) = open(s, &id)?;
             if unmodified(s, &image) {
-                return Ok(Response::header_only(&headers, 304));
+                return Ok(not_modified(&headers));
             }
             Err(Error::bad_request(
                 "IIIF: Query has too few parameters. IIIF syntax is {identifier}/{region}/{size}/{rotation}/{quality}{.format}",
@@ -297,7 +305,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
                 Err(e) => return Err(e),
             };
             if unmodified(s, &image) {
-                return Ok(Response::header_only(&headers, 304));
+                return Ok(not_modified(&headers));
             }
             let limits = Limits::new(app.config(), version);
             let info = image.info();
