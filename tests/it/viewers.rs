@@ -449,6 +449,15 @@ fn documents_and_out_of_range_tiles() {
     );
     assert_eq!(zf, jtl);
 
+    // IIP commands before the protocol apply, JTL's ROT=180 mosaic rule included.
+    let (_, _, dz) = fetch(
+        &format!("{base}/?ROT=180&DeepZoom=sample.tif_files/10/0_0.jpg"),
+        &[],
+    );
+    let (_, _, jtl) = fetch(&format!("{base}/?FIF=sample.tif&ROT=180&JTL=2,0"), &[]);
+    assert_eq!(dz, jtl);
+    assert_eq!(image_size(&dz), Some((232, 232)));
+
     // Out of range: errors, not a neighbouring tile.
     for q in [
         "Zoomify=sample.tif/TileGroup0/2-4-0.jpg",

@@ -263,10 +263,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
     let headers = header_defaults(app, negotiated);
     let target = match split(&decoded) {
         Ok(t) => t,
-        Err(e) if names_image(app, &decoded) => {
-            let _ = e;
-            return Ok(redirect(s, arg, &headers));
-        }
+        Err(_) if names_image(app, &decoded) => return Ok(redirect(s, arg, &headers)),
         Err(e) => return Err(e),
     };
     match target {
@@ -399,7 +396,7 @@ fn image_response(
     let mut view = request_view(&s.view, req);
     if tile_pipeline_suffices(&view) {
         if let Some((r, t)) = tile_for(image.info(), req) {
-            return tile_response(s.app, image, &view, r, t, req.format, headers);
+            return iiif_tile_response(s.app, image, &view, r, t, req.format, headers);
         }
     }
     let g = req.region;
@@ -414,10 +411,33 @@ fn image_response(
     export_region(s.app, image, &view, req.format, headers)
 }
 
-/// One stored tile through [`render::tile`] (tile cache, pass-through) with `Content-Length`.
-/// `render::tile` turns the tile index around for a 180° rotation (IIP's `ROT=180` mosaic);
-/// IIIF names the tile it wants, so the index is turned around first to cancel that.
+/// One stored tile through [`render::tile`] (tile cache, pass-through) with `Content-Length`,
+/// as JTL sends it: with IIP's `ROT=180` the tile index is turned around so that the rotated
+/// tiles of a mosaic land in place (Zoomify and DeepZoom keep that).
 pub fn tile_response(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    resolution: u32,
+    tile: u32,
+    format: OutputFormat,
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let bytes = render::tile(app, image, view, resolution, tile, format)?;
+    Ok(Response::content(
+        headers,
+        format.mime(),
+        &image.last_modified,
+        true,
+        None,
+        bytes,
+    ))
+}
+
+/// A IIIF tile: the tile the request names, rotated. [`render::tile`] turns the index around
+/// for a 180° rotation (JTL's mosaic rule, upstream's IIIF bug), so it is turned around here
+/// first to cancel that.
+fn iiif_tile_response(
     app: &App,
     image: &OpenImage,
     view: &View,
@@ -432,15 +452,7 @@ pub fn tile_response(
             t = (level.tile_count() - 1 - tile as u64) as u32;
         }
     }
-    let bytes = render::tile(app, image, view, resolution, t, format)?;
-    Ok(Response::content(
-        headers,
-        format.mime(),
-        &image.last_modified,
-        true,
-        None,
-        bytes,
-    ))
+    tile_response(app, image, view, resolution, t, format, headers)
 }
 
 /// `Content-Disposition` of a region export: `inline; filename="<base>_<w>x<h>.<ext>"`, with
