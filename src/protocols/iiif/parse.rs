@@ -290,7 +290,12 @@ pub fn parse_size(text: &str, region: Rect, limits: &Limits) -> Result<(u32, u32
             (w, h) = fit(w, h, m, m, keep_aspect, region);
         }
     }
-    Ok((w.max(1) as u32, h.max(1) as u32))
+    match (u32::try_from(w), u32::try_from(h)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(bad(
+            "IIIF: invalid size: requested width or height too large",
+        )),
+    }
 }
 
 /// Shrink `w`×`h` to fit `bw`×`bh`, the limiting side exact; an aspect-keeping size is
@@ -453,6 +458,8 @@ mod tests {
         );
         assert_eq!(size("full/^max", 1000, 1000, &V3).unwrap(), (1000, 1000));
         assert_eq!(size("full/100abc,", 1000, 1000, &V3).unwrap(), (100, 100));
+        let unlimited = Limits { max: None, ..V3 };
+        assert!(size("full/^99999999999,", 1000, 1000, &unlimited).is_err());
         // v2 upscales freely, unless ALLOW_UPSCALING=0.
         assert_eq!(size("full/2000,", 1000, 750, &V2).unwrap(), (2000, 1500));
         let no_up = Limits {
