@@ -99,3 +99,16 @@ impl View {
             || self.flip
     }
 }
+
+impl View {
+    /// The exact output size of a IIIF region export: a [`Region::Pixels`] region with both
+    /// `width` and `height` set. The IIIF module has already applied the IIIF size rules
+    /// (aspect, upscaling, `MAX_CVT`), so a renderer must produce exactly this size: no
+    /// fitting into the box, no further clamping.
+    pub fn exact_output_size(&self) -> Option<(u32, u32)> {
+        match (self.region, self.width, self.height) {
+            (Some(Region::Pixels { .. }), Some(w), Some(h)) => Some((w, h)),
+            _ => None,
+        }
+    }
+}

@@ -304,6 +304,15 @@ impl Response {
     }
 }
 
+impl Response {
+    /// Append the CORS lines (when `CORS` is set) to a response built without them, such as
+    /// the IIIF 303 (browsers follow a cross-origin redirect only when it carries them).
+    pub fn add_cors(&mut self, d: &HeaderDefaults) {
+        let r = std::mem::replace(self, Response::empty());
+        *self = r.cors(d);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,26 +155,34 @@ fn cachable(r: &Response) -> bool {
 /// The current mtime of the image a request string names (its first `FIF`, `IIIF`, `Zoomify`
 /// or `DeepZoom` identifier), so that a memcached entry for a changed image is not served.
 fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
-    let key = iip::tokenise(text).find_map(|(name, arg)| {
-        let (decoded, _) = crate::source::resolve::url_decode(arg);
-        match name.to_ascii_lowercase().as_slice() {
-            b"fif" => Some(crate::source::resolve::image_key(arg)),
-            b"iiif" => match iiif::split(&decoded).ok()? {
-                iiif::Target::Base(id)
-                | iiif::Target::Info(id)
-                | iiif::Target::Image { id, .. } => {
-                    Some(crate::source::resolve::filter_traversal(id))
+    use crate::source::resolve::{filter_traversal, image_key, url_decode};
+    let key =
+        iip::tokenise(text).find_map(|(name, arg)| match name.to_ascii_lowercase().as_slice() {
+            b"fif" => Some(image_key(arg)),
+            b"iiif" => {
+                let id = match iiif::split(&url_decode(arg).0).ok()? {
+                    iiif::Target::Base(id)
+                    | iiif::Target::Info(id)
+                    | iiif::Target::NoParameters(id)
+                    | iiif::Target::Image { id, .. } => id,
+                };
+                let (id, _) = iiif::split_page(&id, app.config().iiif_delimiter.as_bytes());
+                Some(filter_traversal(id.to_vec()))
+            }
+            b"zoomify" => match zoomify::split(arg) {
+                zoomify::Target::Properties(id) | zoomify::Target::Tile { id, .. } => {
+                    Some(image_key(id))
                 }
+                zoomify::Target::Malformed(_) => None,
             },
-            b"zoomify" => Some(crate::source::resolve::filter_traversal(
-                zoomify::identifier(&decoded).ok()?.to_vec(),
-            )),
-            b"deepzoom" => Some(crate::source::resolve::filter_traversal(
-                deepzoom::identifier(&decoded).ok()?.to_vec(),
-            )),
+            b"deepzoom" => match deepzoom::split(arg) {
+                deepzoom::Target::Dzi(id) | deepzoom::Target::Tile { id, .. } => {
+                    Some(image_key(id))
+                }
+                deepzoom::Target::Malformed(_) => None,
+            },
             _ => None,
-        }
-    })?;
+        })?;
     crate::source::resolve::stat(app.config(), &key)
         .ok()
         .map(|(_, mtime)| mtime)

@@ -1,0 +1,634 @@
+//! IIIF Image API 2 and 3 (`protocols-iiif.md`): `IIIF=` arguments and URI_MAP paths.
+//!
+//! - [`split`]: identifier and parameters (§1.2, without upstream's wrap-around bug);
+//! - [`negotiate`]: the version from `IIIF_VERSION` and the `Accept` header (§1.3);
+//! - the base URI → 303 (§2), also for identifiers that contain slashes;
+//! - [`info`]: info.json (§3);
+//! - [`parse`]: the image parameters, resolved with the IIIF specification's arithmetic (§4);
+//! - [`tile_for`]: a request that is exactly one stored tile is served by [`render::tile`]
+//!   (tile cache, codec pass-through, `Content-Length`); everything else is a region export
+//!   ([`export_region`], with `Content-Disposition`).
+//!
+//! The differences from iipsrv 1.3 are listed in docs/compatibility.md.
+
+pub mod info;
+pub mod parse;
+
+use super::iip::{OpenImage, Session, json_escape, open_image};
+use crate::config::env::atoi;
+use crate::encode::OutputFormat;
+use crate::error::{Error, ErrorKind, Result};
+use crate::http::{HeaderDefaults, Response, date};
+use crate::render;
+use crate::server::App;
+use crate::source::{ImageInfo, resolve};
+use crate::view::{ColourConversion, Contrast, Gamma, Region, View};
+use parse::{ImageRequest, Limits, Quality};
+
+/// What a IIIF argument asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// No `/` at all: the base URI, redirected to its info.json.
+    Base(Vec<u8>),
+    /// `{id}/info.json`.
+    Info(Vec<u8>),
+    /// `{id}/info…` other than `info.json`: an image request without parameters.
+    NoParameters(Vec<u8>),
+    /// `{id}/{region}/{size}/{rotation}/{quality}.{format}`.
+    Image { id: Vec<u8>, params: Vec<u8> },
+}
+
+/// The message for an argument with fewer than 4 slashes after the identifier.
+const NOT_ENOUGH: &str = "IIIF: Not enough parameters";
+
+/// Split a decoded IIIF argument (§1.2). Upstream's search wraps around when a slash is at
+/// position 0 (an argument starting with `/` never gets the 400); here it does not.
+pub fn split(decoded: &[u8]) -> Result<Target> {
+    let Some(last) = decoded.iter().rposition(|&b| b == b'/') else {
+        return Ok(Target::Base(decoded.to_vec()));
+    };
+    let suffix = &decoded[last + 1..];
+    if suffix.starts_with(b"info") {
+        let id = decoded[..last].to_vec();
+        return Ok(if suffix == b"info.json" {
+            Target::Info(id)
+        } else {
+            Target::NoParameters(id)
+        });
+    }
+    let mut end = last;
+    for _ in 0..3 {
+        match decoded[..end].iter().rposition(|&b| b == b'/') {
+            Some(p) => end = p,
+            None => return Err(Error::bad_request(NOT_ENOUGH)),
+        }
+    }
+    Ok(Target::Image {
+        id: decoded[..end].to_vec(),
+        params: decoded[end + 1..].to_vec(),
+    })
+}
+
+/// The version to answer with (§1.3): `IIIF_VERSION`, or the digit in an `Accept` header
+/// naming `http://iiif.io/api/image/<d>/context.json`; `true` when the header changed it (the
+/// response is then `Cache-Control: private`).
+pub fn negotiate(default: u32, accept: Option<&[u8]>) -> (u32, bool) {
+    const PREFIX: &[u8] = b"http://iiif.io/api/image";
+    let Some(accept) = accept else {
+        return (default, false);
+    };
+    let Some(pos) = accept.windows(PREFIX.len()).position(|w| w == PREFIX) else {
+        return (default, false);
+    };
+    let slice = &accept[pos..];
+    if slice.len() < 39 || &slice[26..39] != b"/context.json" || slice[24] != b'/' {
+        return (default, false);
+    }
+    match slice[25] {
+        d @ b'1'..=b'9' if (d - b'0') as u32 != default => ((d - b'0') as u32, true),
+        _ => (default, false),
+    }
+}
+
+/// `Content-Type` of info.json.
+fn info_content_type(version: u32) -> String {
+    format!("application/ld+json;profile=\"http://iiif.io/api/image/{version}/context.json\"")
+}
+
+/// The response header defaults, `Cache-Control: private` after negotiation.
+fn header_defaults(app: &App, negotiated: bool) -> HeaderDefaults {
+    let mut d = app.shared().headers.clone();
+    if negotiated {
+        d.cache_control = "private".into();
+    }
+    d
+}
+
+/// Whether `If-Modified-Since` equals the image's mtime (`http-responses.md` §5); shared with
+/// Zoomify and DeepZoom.
+pub fn unmodified(s: &Session<'_>, image: &OpenImage) -> bool {
+    let Some(ims) = s.req.param("HTTP_IF_MODIFIED_SINCE") else {
+        return false;
+    };
+    let ims = String::from_utf8_lossy(ims);
+    match date::parse_http_date(&ims) {
+        Some(t) => t == date::whole_seconds(image.located.mtime),
+        None => false,
+    }
+}
+
+/// The 304 for an unmodified image: iipsrv's header-only response, plus the CORS lines
+/// (upstream sends none on a 304).
+pub fn not_modified(headers: &HeaderDefaults) -> Response {
+    let mut r = Response::header_only(headers, 304);
+    r.add_cors(headers);
+    r
+}
+
+/// Split `<id><IIIF_DELIMITER><page>` at the delimiter's last occurrence (§1.2 step 4; the
+/// page number is read after the whole delimiter, also for delimiters longer than 1 byte).
+pub fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>) {
+    if delimiter.is_empty() || id.len() < delimiter.len() {
+        return (id, None);
+    }
+    match id.windows(delimiter.len()).rposition(|w| w == delimiter) {
+        Some(pos) => {
+            let page = atoi(&String::from_utf8_lossy(&id[pos + delimiter.len()..])).value;
+            (&id[..pos], Some(page.clamp(0, u32::MAX as i64) as u32))
+        }
+        None => (id, None),
+    }
+}
+
+/// Open the image named by a decoded identifier, with its page (stack layer) if
+/// `IIIF_DELIMITER` selects one.
+fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
+    let delimiter = s.app.config().iiif_delimiter.clone();
+    let (id, page) = split_page(id, delimiter.as_bytes());
+    let key = resolve::filter_traversal(id.to_vec());
+    let image = open_image(s.app, &key)?;
+    if let Some(p) = page {
+        let pages = image.info().stack.len().max(1);
+        if p as usize >= pages {
+            return Err(Error::not_found(format!(
+                "IIIF: {} has no page {p}",
+                String::from_utf8_lossy(&key)
+            )));
+        }
+        s.view.horizontal = p;
+    }
+    s.image = Some(image.clone());
+    Ok((image, page))
+}
+
+/// Whether a decoded argument as a whole names an image file (a base URI whose identifier
+/// contains slashes).
+fn names_image(app: &App, decoded: &[u8]) -> bool {
+    let key = resolve::filter_traversal(decoded.to_vec());
+    let (key, _) = split_page(&key, app.config().iiif_delimiter.as_bytes());
+    resolve::stat(app.config(), key).is_ok()
+}
+
+/// Text for a header value: control characters dropped.
+fn header_text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// Whether this request came through `URI_MAP` (its `REQUEST_URI` matches the mapping).
+fn mapped(s: &Session<'_>) -> bool {
+    let uri = s.req.param("REQUEST_URI").unwrap_or(b"");
+    s.app
+        .config()
+        .uri_map
+        .as_ref()
+        .is_some_and(|m| super::map_uri(m, uri).is_some_and(|r| r.is_ok()))
+}
+
+/// §2: `303 See Other` to `<base URI>/info.json`. With `BASE_URL`: `BASE_URL` + the raw
+/// argument; otherwise the protocol-relative `//HTTP_HOST` + `REQUEST_URI` (without the query
+/// string for a URI_MAP path). CORS is added (upstream sends none, which stops browsers from
+/// following the redirect of a cross-origin request).
+fn redirect(s: &Session<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
+    let base_url = &s.app.config().base_url;
+    let location = if !base_url.is_empty() {
+        format!("{base_url}{}/info.json", header_text(arg))
+    } else {
+        let host = header_text(s.req.param("HTTP_HOST").unwrap_or(b""));
+        let mut uri = s.req.param("REQUEST_URI").unwrap_or(b"");
+        if mapped(s) {
+            if let Some(q) = uri.iter().position(|&b| b == b'?') {
+                uri = &uri[..q];
+            }
+        }
+        format!("//{host}{}/info.json", header_text(uri))
+    };
+    tracing::debug!("IIIF :: Sending HTTP 303 See Other : {location}");
+    let mut r = Response::see_other(&location);
+    r.add_cors(headers);
+    r
+}
+
+/// §3.2: the `id` of info.json, JSON-escaped. `X-IIIF-ID` if given; else `BASE_URL` + the raw
+/// argument; else `http[s]://HTTP_HOST` + the raw `REQUEST_URI`, each without the
+/// `/info.json` and what follows it. The id is kept URL-encoded (upstream decodes it, which
+/// breaks identifiers with spaces, `+` or `%`), and a query string is dropped.
+fn service_id(s: &Session<'_>, arg: &[u8]) -> Result<String> {
+    fn cut(text: &[u8]) -> &[u8] {
+        const SUFFIX: &[u8] = b"/info.json";
+        match text.windows(SUFFIX.len()).rposition(|w| w == SUFFIX) {
+            Some(p) => &text[..p],
+            None => &text[..text.len().saturating_sub(SUFFIX.len())],
+        }
+    }
+    if let Some(id) = s.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
+        return Ok(json_escape(&String::from_utf8_lossy(id)));
+    }
+    let base_url = &s.app.config().base_url;
+    if !base_url.is_empty() {
+        return Ok(json_escape(&format!(
+            "{base_url}{}",
+            String::from_utf8_lossy(cut(arg))
+        )));
+    }
+    let Some(uri) = s.req.param("REQUEST_URI") else {
+        return Err(Error::bad_request(
+            "IIIF: REQUEST_URI was not set in FastCGI request, so the ID parameter cannot be set",
+        ));
+    };
+    let scheme = match s.req.param("HTTPS") {
+        Some(v) if !v.is_empty() => "https",
+        _ => "http",
+    };
+    let host = String::from_utf8_lossy(s.req.param("HTTP_HOST").unwrap_or(b"")).into_owned();
+    Ok(json_escape(&format!(
+        "{scheme}://{host}{}",
+        String::from_utf8_lossy(cut(uri))
+    )))
+}
+
+/// Handle `IIIF=<arg>`.
+pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
+    let app = s.app;
+    let (decoded, null) = resolve::url_decode(arg);
+    if null {
+        tracing::warn!(
+            "Warning! Detected embedded NULL byte in URL: {}",
+            String::from_utf8_lossy(arg)
+        );
+    }
+    let (version, negotiated) = negotiate(app.config().iiif_version, s.req.param("HTTP_ACCEPT"));
+    let headers = header_defaults(app, negotiated);
+    let target = match split(&decoded) {
+        Ok(t) => t,
+        Err(_) if names_image(app, &decoded) => return Ok(redirect(s, arg, &headers)),
+        Err(e) => return Err(e),
+    };
+    match target {
+        Target::Base(_) => Ok(redirect(s, arg, &headers)),
+        Target::Info(id) => {
+            let (image, _) = open(s, &id)?;
+            if unmodified(s, &image) {
+                return Ok(not_modified(&headers));
+            }
+            let ident = service_id(s, arg)?;
+            let body = info::info_json(image.info(), &ident, version, app.config());
+            Ok(Response::content(
+                &headers,
+                &info_content_type(version),
+                &image.last_modified,
+                false,
+                None,
+                body,
+            ))
+        }
+        Target::NoParameters(id) => {
+            let (image, _) = open(s, &id)?;
+            if unmodified(s, &image) {
+                return Ok(not_modified(&headers));
+            }
+            Err(Error::bad_request(
+                "IIIF: Query has too few parameters. IIIF syntax is {identifier}/{region}/{size}/{rotation}/{quality}{.format}",
+            ))
+        }
+        Target::Image { id, params } => {
+            let image = match open(s, &id) {
+                Ok((image, _)) => image,
+                Err(e) if e.kind == ErrorKind::NotFound && names_image(app, &decoded) => {
+                    return Ok(redirect(s, arg, &headers));
+                }
+                Err(e) => return Err(e),
+            };
+            if unmodified(s, &image) {
+                return Ok(not_modified(&headers));
+            }
+            let limits = Limits::new(app.config(), version);
+            let info = image.info();
+            let req = parse::parse(
+                &String::from_utf8_lossy(&params),
+                info.width,
+                info.height,
+                &limits,
+            )?;
+            image_response(s, &image, &req, &headers)
+        }
+    }
+}
+
+/// The view for a resolved request: the session's IIP parameters (commands before `IIIF=`
+/// apply), then the IIIF rotation, mirror and quality.
+pub fn request_view(base: &View, req: &ImageRequest) -> View {
+    let mut view = base.clone();
+    view.rotation = (req.turns * 90) as f64;
+    view.flip = req.mirror;
+    view.format = Some(req.format);
+    match req.quality {
+        Quality::Default => {}
+        Quality::Gray => view.colour = Some(ColourConversion::Grey),
+        Quality::Bitonal => view.colour = Some(ColourConversion::Binary),
+        Quality::Negative => view.invert = true,
+        Quality::Stretch => view.contrast = Some(Contrast::Stretch),
+        Quality::Equalization => view.contrast = Some(Contrast::Equalize),
+        Quality::Log => view.gamma = Some(Gamma::Log),
+    }
+    view
+}
+
+/// Whether the tile pipeline ([`render::process_tile`]) does everything the view asks for:
+/// greyscale, mirror and rotation. Anything else goes through the region export.
+fn tile_pipeline_suffices(view: &View) -> bool {
+    view.min_max.is_empty()
+        && view.contrast.is_none()
+        && view.gamma.is_none()
+        && !view.invert
+        && view.colour_map.is_none()
+        && view.colour != Some(ColourConversion::Binary)
+        && view.shade.is_none()
+        && view.twist.is_none()
+        && view.convolution.is_none()
+}
+
+/// The stored tile a request is exactly, as (IIP resolution, tile index): at some level with
+/// scale factor f, the region is one tile of the advertised size scaled by f (clipped at the
+/// image edge, as IIIF clients compute it) and the output size is that tile's stored size.
+pub fn tile_for(info: &ImageInfo, req: &ImageRequest) -> Option<(u32, u32)> {
+    let (tw, th) = info::tile_size(info);
+    let factors = info::scale_factors(info);
+    let (fw, fh) = (info.width as u64, info.height as u64);
+    let r = req.region;
+    let (x, y) = (r.x as u64, r.y as u64);
+    let n = info.levels.len();
+    for (i, level) in info.levels.iter().enumerate() {
+        if level.tile_width != tw || level.tile_height != th || tw == 0 || th == 0 {
+            continue;
+        }
+        let f = factors[i] as u64;
+        let (sw, sh) = (tw as u64 * f, th as u64 * f);
+        if x % sw != 0 || y % sh != 0 || x >= fw || y >= fh {
+            continue;
+        }
+        let (col, row) = (x / sw, y / sh);
+        let (ntx, nty) = level.tiles();
+        if col >= ntx as u64 || row >= nty as u64 {
+            continue;
+        }
+        if r.w as u64 != sw.min(fw - x) || r.h as u64 != sh.min(fh - y) {
+            continue;
+        }
+        let t = (row * ntx as u64 + col) as u32;
+        if level.tile_size(t) == Some((req.width, req.height)) {
+            return Some(((n - 1 - i) as u32, t));
+        }
+    }
+    None
+}
+
+/// An image request: the tile path when the request is exactly one stored tile, otherwise a
+/// region export.
+fn image_response(
+    s: &Session<'_>,
+    image: &OpenImage,
+    req: &ImageRequest,
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let mut view = request_view(&s.view, req);
+    if tile_pipeline_suffices(&view) {
+        if let Some((r, t)) = tile_for(image.info(), req) {
+            return iiif_tile_response(s.app, image, &view, r, t, req.format, headers);
+        }
+    }
+    let g = req.region;
+    view.region = Some(Region::Pixels {
+        x: g.x,
+        y: g.y,
+        w: g.w,
+        h: g.h,
+    });
+    view.width = Some(req.width);
+    view.height = Some(req.height);
+    export_region(s.app, image, &view, req.format, headers)
+}
+
+/// One stored tile through [`render::tile`] (tile cache, pass-through) with `Content-Length`,
+/// as JTL sends it: with IIP's `ROT=180` the tile index is turned around so that the rotated
+/// tiles of a mosaic land in place (Zoomify and DeepZoom keep that).
+pub fn tile_response(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    resolution: u32,
+    tile: u32,
+    format: OutputFormat,
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let bytes = render::tile(app, image, view, resolution, tile, format)?;
+    Ok(Response::content(
+        headers,
+        format.mime(),
+        &image.last_modified,
+        true,
+        None,
+        bytes,
+    ))
+}
+
+/// A IIIF tile: the tile the request names, rotated. [`render::tile`] turns the index around
+/// for a 180° rotation (JTL's mosaic rule, upstream's IIIF bug), so it is turned around here
+/// first to cancel that.
+fn iiif_tile_response(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    resolution: u32,
+    tile: u32,
+    format: OutputFormat,
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let mut t = tile;
+    if crate::pipeline::rotate::quarter_turns(view.rotation) == Some(2) {
+        if let Some(level) = image.info().level(resolution) {
+            t = (level.tile_count() - 1 - tile as u64) as u32;
+        }
+    }
+    tile_response(app, image, view, resolution, t, format, headers)
+}
+
+/// `Content-Disposition` of a region export: `inline; filename="<base>_<w>x<h>.<ext>"`, with
+/// the pre-rotation output size.
+pub fn disposition(image: &OpenImage, view: &View, format: OutputFormat) -> String {
+    let stem = image
+        .located
+        .path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        "inline; filename=\"{stem}_{}x{}.{}\"",
+        view.width.unwrap_or(0),
+        view.height.unwrap_or(0),
+        format.extension()
+    )
+}
+
+/// A region export: every IIIF request that is not exactly one stored tile, and the
+/// DeepZoom/Zoomify tiles of levels the file does not store. The view carries the region in
+/// full-resolution pixels ([`Region::Pixels`]) and the exact output size (`width`, `height`;
+/// no fitting, no `MAX_CVT` clamp: the protocol has applied the IIIF rules), plus rotation,
+/// mirror and quality.
+///
+/// `render::region(app, image, view, format)` is being written in parallel; until it is in
+/// this branch, region exports answer **501 Not Implemented**. When it lands, the body is:
+/// `let bytes = render::region(app, image, view, format)?;` and
+/// `Ok(Response::content(headers, format.mime(), &image.last_modified, false, Some(disposition(image, view, format)), bytes))`.
+pub fn export_region(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let _ = (app, headers);
+    tracing::debug!(
+        "Region export ({}) is not available yet: {:?}",
+        disposition(image, view, format),
+        view.region
+    );
+    Err(Error::not_implemented(
+        "Region export is not available in this build yet: only requests for exactly one stored tile are served",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitting() {
+        assert_eq!(split(b"img").unwrap(), Target::Base(b"img".to_vec()));
+        assert_eq!(
+            split(b"a/b.tif/info.json").unwrap(),
+            Target::Info(b"a/b.tif".to_vec())
+        );
+        assert_eq!(
+            split(b"a/b.tif/infox").unwrap(),
+            Target::NoParameters(b"a/b.tif".to_vec())
+        );
+        assert_eq!(
+            split(b"a/b.tif/full/max/0/default.jpg").unwrap(),
+            Target::Image {
+                id: b"a/b.tif".to_vec(),
+                params: b"full/max/0/default.jpg".to_vec()
+            }
+        );
+        assert_eq!(split(b"images/x.tif").unwrap_err().message, NOT_ENOUGH);
+        // No wrap-around at a leading slash.
+        assert_eq!(split(b"/images/x.tif").unwrap_err().message, NOT_ENOUGH);
+        assert_eq!(
+            split(b"/images/x.tif/full/max/0/default.jpg").unwrap(),
+            Target::Image {
+                id: b"/images/x.tif".to_vec(),
+                params: b"full/max/0/default.jpg".to_vec()
+            }
+        );
+    }
+
+    #[test]
+    fn version_negotiation() {
+        let a = |s: &str| negotiate(3, Some(s.as_bytes()));
+        assert_eq!(negotiate(3, None), (3, false));
+        assert_eq!(
+            a("application/ld+json;profile=\"http://iiif.io/api/image/2/context.json\""),
+            (2, true)
+        );
+        assert_eq!(
+            a("application/ld+json;profile=\"http://iiif.io/api/image/3/context.json\""),
+            (3, false)
+        );
+        assert_eq!(a("application/ld+json"), (3, false));
+        assert_eq!(a("http://iiif.io/api/image/2/info.json"), (3, false));
+        assert_eq!(
+            negotiate(2, Some(b"http://iiif.io/api/image/3/context.json")),
+            (3, true)
+        );
+    }
+
+    #[test]
+    fn pages() {
+        assert_eq!(
+            split_page(b"stack.tif;1", b";"),
+            (&b"stack.tif"[..], Some(1))
+        );
+        assert_eq!(split_page(b"a;b.tif;2", b";"), (&b"a;b.tif"[..], Some(2)));
+        assert_eq!(split_page(b"x.tif", b";"), (&b"x.tif"[..], None));
+        assert_eq!(split_page(b"x.tif", b""), (&b"x.tif"[..], None));
+        assert_eq!(
+            split_page(b"stack.tif::3", b"::"),
+            (&b"stack.tif"[..], Some(3))
+        );
+    }
+
+    fn sample_info() -> ImageInfo {
+        use crate::source::{ImageFormat, Level, SampleFormat};
+        let level = |width, height| Level {
+            width,
+            height,
+            tile_width: 256,
+            tile_height: 256,
+        };
+        ImageInfo {
+            format: ImageFormat::Tiff,
+            width: 1000,
+            height: 750,
+            levels: vec![level(1000, 750), level(500, 375), level(250, 187)],
+            channels: 3,
+            bits_per_sample: 8,
+            sample_format: SampleFormat::Unsigned,
+            colour: crate::image::ColourSpace::Srgb,
+            min_max: vec![],
+            metadata: Default::default(),
+            dpi: None,
+            stack: vec![],
+            quality_layers: 0,
+        }
+    }
+
+    fn tile(info: &ImageInfo, params: &str) -> Option<(u32, u32)> {
+        let limits = Limits {
+            version: 3,
+            max: Some(5000),
+            allow_upscaling: true,
+            extensions: false,
+        };
+        tile_for(
+            info,
+            &parse::parse(params, info.width, info.height, &limits).unwrap(),
+        )
+    }
+
+    #[test]
+    fn tile_detection() {
+        let info = sample_info();
+        assert_eq!(tile(&info, "0,0,256,256/256,/0/default.jpg"), Some((2, 0)));
+        assert_eq!(
+            tile(&info, "0,0,256,256/256,256/0/default.jpg"),
+            Some((2, 0))
+        );
+        // The edge tile of the full level (232×238), and of the middle level.
+        assert_eq!(
+            tile(&info, "768,512,232,238/232,238/0/default.jpg"),
+            Some((2, 11))
+        );
+        assert_eq!(
+            tile(&info, "512,0,488,512/244,256/0/default.jpg"),
+            Some((1, 1))
+        );
+        // The smallest level as a whole, as OpenSeadragon and Leaflet ask for it.
+        assert_eq!(tile(&info, "full/250,187/0/default.jpg"), Some((0, 0)));
+        assert_eq!(tile(&info, "0,0,1000,750/250,/0/default.jpg"), None);
+        assert_eq!(tile(&info, "full/max/0/default.jpg"), None);
+        assert_eq!(tile(&info, "0,0,256,256/128,/0/default.jpg"), None);
+        assert_eq!(tile(&info, "1,0,256,256/256,/0/default.jpg"), None);
+    }
+}
