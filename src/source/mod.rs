@@ -7,6 +7,7 @@
 //!
 //! Resolution numbers follow IIP: `0` is the smallest level, `levels.len() - 1` full size.
 
+pub mod jp2;
 pub mod resolve;
 pub mod tiff;
 
