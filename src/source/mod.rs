@@ -8,6 +8,7 @@
 //! Resolution numbers follow IIP: `0` is the smallest level, `levels.len() - 1` full size.
 
 pub mod jp2;
+pub mod jpeg;
 pub mod resolve;
 pub mod tiff;
 
