@@ -10,6 +10,7 @@
 pub mod jp2;
 pub mod jpeg;
 pub mod resolve;
+pub mod sequence;
 pub mod tiff;
 
 use std::collections::BTreeMap;
