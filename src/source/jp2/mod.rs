@@ -322,6 +322,13 @@ impl Jp2Source {
                 )),
             );
         }
+        // The decimated pixels lie inside the window (level sizes are ceiling divisions of
+        // the decoded resolution's), so the conversion cannot index outside a plane.
+        if (w as u64 - 1) * step >= dw as u64 || (h as u64 - 1) * step >= dh as u64 {
+            return Err(Error::internal(
+                "OpenJPEG :: region outside the decoded window",
+            ));
+        }
         if planes.iter().any(|p| p.precision == 0 || p.precision > 16) {
             return Err(Error::not_found("OpenJPEG :: Unsupported number of bits"));
         }

@@ -765,3 +765,65 @@ fn iipsrv_1_1_agrees() {
         }
     }
 }
+
+/// Mutated copies of the fixtures: every open and tile decode answers, with pixels or an error.
+/// `cargo test --lib mutations -- --ignored` runs many more.
+fn mutate_and_decode(names: &[&str], rounds: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for name in names {
+        let original = std::fs::read(fx(name)).unwrap();
+        for round in 0..rounds {
+            let mut data = original.clone();
+            for _ in 0..1 + next() % 8 {
+                let at = (next() % data.len() as u64) as usize;
+                data[at] = next() as u8;
+            }
+            if round % 5 == 0 {
+                let keep = (next() % data.len() as u64) as usize;
+                data.truncate(keep.max(1));
+            }
+            let path = dir.path().join(format!("m{round}_{name}"));
+            std::fs::write(&path, &data).unwrap();
+            if let Ok(src) = Jp2Source::open(&path) {
+                for r in 0..src.info().num_resolutions() {
+                    let l = *src.info().level(r).unwrap();
+                    for t in 0..l.tile_count().min(4) as u32 {
+                        if let Ok(img) = src.tile(r, t, 0, 0) {
+                            assert_eq!((img.width, img.height), l.tile_size(t).unwrap());
+                        }
+                    }
+                }
+            }
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+}
+
+#[test]
+fn mutated_files_answer() {
+    mutate_and_decode(&["rgb8_tiled.jp2", "grey8_offset.jp2", "rgb8.j2k"], 20);
+}
+
+#[test]
+#[ignore]
+fn mutations() {
+    mutate_and_decode(
+        &[
+            "rgb8_tiled.jp2",
+            "rgb8_untiled.jp2",
+            "grey8_offset.jp2",
+            "rgb8.j2k",
+            "rgba8.jp2",
+            "rgb16.jp2",
+            "bilevel.jp2",
+        ],
+        400,
+    );
+}
