@@ -7,7 +7,10 @@
 //!
 //! Resolution numbers follow IIP: `0` is the smallest level, `levels.len() - 1` full size.
 
+pub mod jp2;
+pub mod jpeg;
 pub mod resolve;
+pub mod sequence;
 pub mod tiff;
 
 use std::collections::BTreeMap;
