@@ -748,7 +748,7 @@ pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
     }
     tracing::debug!("FIF :: Image cache miss");
     let located = resolve::detect(key, path, mtime)?;
-    let source = crate::source::open(&located)?;
+    let source = crate::source::open(&located, app.config().max_layers)?;
     app.meta()
         .insert(located.path.clone(), mtime, source.clone());
     Ok(OpenImage {

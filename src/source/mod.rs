@@ -166,17 +166,15 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Open the source for a located file, by its detected format.
-///
-/// Formats whose decoder is not part of this build are answered as upstream answers an
-/// unsupported type (the banner; [`crate::error::ErrorKind::Invalid`]).
-pub fn open(located: &resolve::Located) -> Result<std::sync::Arc<dyn ImageSource>> {
-    match located.format {
-        ImageFormat::Tiff => Ok(std::sync::Arc::new(tiff::TiffSource::open(&located.path)?)),
-        other => Err(crate::error::Error::invalid(format!(
-            "Unsupported image type: {} ({other:?} decoding is not available in this build)",
-            located.key_str(),
-        ))
-        .with_detail(located.path.display().to_string())),
-    }
+/// Open the source for a located file, by its detected format (`max_layers` is MAX_LAYERS).
+pub fn open(
+    located: &resolve::Located,
+    max_layers: i64,
+) -> Result<std::sync::Arc<dyn ImageSource>> {
+    use std::sync::Arc;
+    Ok(match located.format {
+        ImageFormat::Tiff => Arc::new(tiff::TiffSource::open(&located.path)?),
+        ImageFormat::Jpeg2000 => Arc::new(jp2::Jp2Source::open_with(&located.path, max_layers)?),
+        ImageFormat::Jpeg => Arc::new(jpeg::JpegSource::open(&located.path)?),
+    })
 }
