@@ -7,4 +7,5 @@ mod common;
 mod fastcgi;
 mod http;
 mod nginx;
+mod pipeline;
 mod support;
