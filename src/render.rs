@@ -57,12 +57,16 @@ pub fn quality(app: &App, view: &View, format: OutputFormat) -> i32 {
 /// Whether a tile must be decoded to pixels (no pass-through, no cached encoded tile), §4.2:
 /// more than 8 bits, CIELAB, 2 or more than 3 channels, greyscale or bitonal output of an
 /// 8-bit RGB image, float processing, equalisation, rotation or flip, or a loaded watermark.
+/// Also bitonal output of a 1-channel image: upstream passes such a stored tile through
+/// unchanged; here every tile whose pixels the pipeline changes is decoded, so that the
+/// encoded-tile cache only ever holds unprocessed tiles.
 pub fn forces_raw(app: &App, info: &ImageInfo, view: &View) -> bool {
     info.bits_per_sample > 8
         || info.colour == ColourSpace::CieLab
         || info.channels == 2
         || info.channels > 3
         || (view.colour.is_some() && info.channels == 3)
+        || (view.colour == Some(ColourConversion::Binary) && info.colour != ColourSpace::Binary)
         || pipeline::needs_float(view)
         || view.contrast == Some(Contrast::Equalize)
         || view.rotation != 0.0

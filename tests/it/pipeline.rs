@@ -506,6 +506,23 @@ fn transforms_on_tiles_are_exact() {
 }
 
 #[test]
+fn processed_tiles_do_not_poison_the_cache() {
+    let s = Ours::start(&[]);
+    for f in ["grey8_deflate.tif", "grey8_jpeg.tif"] {
+        let tile = |q: &str| decode_png(&s.image(&format!("FIF=tiff/{f}&{q}")).2);
+        let bin = tile("COL=binary&PTL=1,0");
+        let plain = tile("PTL=1,0");
+        let again = tile("COL=binary&PTL=1,0");
+        let is_binary = |d: &Decoded| d.pixels.iter().all(|&v| v == 0 || v == 255);
+        assert!(is_binary(&bin) && is_binary(&again), "{f}");
+        assert!(!is_binary(&plain), "{f}");
+        // JPEG tiles: the bitonal tile is not the stored (passed-through) one.
+        let jtl = |q: &str| s.image(&format!("FIF=tiff/{f}&{q}")).2;
+        assert_ne!(jtl("COL=binary&JTL=1,0"), jtl("JTL=1,0"), "{f}");
+    }
+}
+
+#[test]
 fn bad_arguments_never_crash() {
     let s = Ours::start(&[]);
     for q in [
