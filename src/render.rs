@@ -5,16 +5,22 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use rayon::prelude::*;
 
 use crate::cache::tile::{Encoding, TileData, TileKey};
 use crate::encode::{EncodeOptions, OutputFormat, Resolution, ResolutionUnit};
 use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
-use crate::pipeline;
+use crate::pipeline::{self, Histogram, Settings, WatermarkPass, geometry};
 use crate::protocols::iip::OpenImage;
 use crate::server::App;
 use crate::source::{ImageInfo, RawCodec};
-use crate::view::{ColourConversion, View};
+use crate::view::{ColourConversion, Contrast, View};
+
+/// The most memory one region export may work on: the decoded region (as float when the float
+/// path runs) and the output, each at most this many bytes. Larger requests (possible with
+/// `MAX_CVT=-1`) are refused with 400 instead of overflowing (server-and-config.md §7.2).
+pub const MAX_EXPORT_BYTES: u64 = 1 << 31;
 
 /// The quality an encoder uses: `QLT` if given, else the configured default.
 pub fn quality(app: &App, view: &View, format: OutputFormat) -> i32 {
@@ -48,15 +54,24 @@ pub fn quality(app: &App, view: &View, format: OutputFormat) -> i32 {
     }
 }
 
-/// Whether a tile must be decoded to pixels (no pass-through, no cached encoded tile), §4.2.
+/// Whether a tile must be decoded to pixels (no pass-through, no cached encoded tile), §4.2:
+/// more than 8 bits, CIELAB, 2 or more than 3 channels, greyscale or bitonal output of an
+/// 8-bit RGB image, float processing, equalisation, rotation or flip, or a loaded watermark.
+/// Also bitonal output of a 1-channel image: upstream passes such a stored tile through
+/// unchanged; here every tile whose pixels the pipeline changes is decoded, so that the
+/// encoded-tile cache only ever holds unprocessed tiles.
 pub fn forces_raw(app: &App, info: &ImageInfo, view: &View) -> bool {
     info.bits_per_sample > 8
         || info.colour == ColourSpace::CieLab
         || info.channels == 2
         || info.channels > 3
         || (view.colour.is_some() && info.channels == 3)
-        || view.has_processing()
-        || !app.config().watermark.is_empty()
+        || (view.colour == Some(ColourConversion::Binary) && info.colour != ColourSpace::Binary)
+        || pipeline::needs_float(view)
+        || view.contrast == Some(Contrast::Equalize)
+        || view.rotation != 0.0
+        || view.flip
+        || app.watermark().is_some()
 }
 
 /// Whether the ICC profile may be embedded (§5.1).
@@ -202,7 +217,7 @@ pub fn tile(
     }
 
     let raw = raw_tile(app, image, view, resolution, tile)?;
-    let pixels = process_tile(app, info, view, &raw, format);
+    let pixels = process_tile(app, image, view, &raw, format)?;
     let encoder = app.encoders().get(format);
     let options = EncodeOptions {
         quality: q,
@@ -211,6 +226,7 @@ pub fn tile(
             .unwrap_or(app.config().tiff_compression),
         icc,
         resolution: resolution_for(info, level.width, level.height),
+        text: text_metadata(app, info),
         ..EncodeOptions::default()
     };
     let bytes = Bytes::from(encoder.encode(&pixels, &options)?);
@@ -221,40 +237,400 @@ pub fn tile(
     Ok(bytes)
 }
 
-/// The tile pipeline on decoded pixels (§4.2 step 7): to 8-bit, flatten, colour conversion,
-/// flip and rotation. (The full float pipeline lands with the processing work.)
+/// The text metadata the encoders write (§5.3): PNG and TIFF use them, the others ignore them.
+fn text_metadata(app: &App, info: &ImageInfo) -> Vec<(&'static str, String)> {
+    const KEYS: [&str; 8] = [
+        "title",
+        "creator",
+        "description",
+        "rights",
+        "date",
+        "pagename",
+        "make",
+        "model",
+    ];
+    let mut out = Vec::new();
+    for key in KEYS {
+        match info.metadata.get(key) {
+            Some(v) if !v.is_empty() => out.push((key, String::from_utf8_lossy(v).into_owned())),
+            _ if key == "rights" && !app.config().copyright.is_empty() => {
+                out.push((key, app.config().copyright.clone()))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The image histogram (§4.1 step 4): from the raw tile 0 of the smallest resolution, page 0,
+/// through the tile cache.
+pub fn histogram(app: &App, image: &OpenImage, view: &View) -> Result<Histogram> {
+    let page0 = View {
+        horizontal: 0,
+        vertical: view.vertical,
+        layers: view.layers,
+        ..View::default()
+    };
+    let raw = raw_tile(app, image, &page0, 0, 0)?;
+    Ok(Histogram::compute(&raw, &image.info().min_max))
+}
+
+/// The tile pipeline on decoded pixels (§4.2 step 7–8): CIELAB, the float path or the fast
+/// 8-bit reduction, flattening, greyscale, bitonal, equalisation, flip, rotation and the
+/// watermark (one per tile at most). No resize.
 pub fn process_tile(
     app: &App,
-    info: &ImageInfo,
+    image: &OpenImage,
     view: &View,
     raw: &RawImage,
     format: OutputFormat,
-) -> RawImage {
-    let _ = app;
-    let mut img = match (&raw.samples, raw.colour) {
-        (Samples::U8(_), c) if c != ColourSpace::CieLab => raw.clone(),
-        _ => pipeline::convert::to_8bit(raw, &info.min_max),
+) -> Result<RawImage> {
+    let histogram = if pipeline::needs_histogram(view) {
+        Some(histogram(app, image, view)?)
+    } else {
+        None
     };
-    img = pipeline::convert::flatten(img, format != OutputFormat::Jpeg);
-    if view.colour == Some(ColourConversion::Grey) && img.channels >= 3 {
-        img = grey(&img);
-    }
-    pipeline::rotate::apply(img, view.rotation, view.flip)
+    let watermark = app.watermark().map(|mark| WatermarkPass {
+        mark,
+        block: 0,
+        probability: app.config().watermark_probability,
+    });
+    Ok(pipeline::process(
+        raw,
+        &Settings {
+            info: image.info(),
+            view,
+            format,
+            histogram: histogram.as_ref(),
+            resize: None,
+            interpolation: app.config().interpolation,
+            watermark,
+        },
+    ))
 }
 
-/// Greyscale by ITU-R 601 luma (§3.14).
-fn grey(img: &RawImage) -> RawImage {
-    let Samples::U8(v) = &img.samples else {
-        return img.clone();
+/// Run long work off the async worker when inside a multi-thread tokio runtime
+/// (`block_in_place` keeps the worker's other connections moving); plain call otherwise.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+/// Copy a `cw`×`chh` block of `ch`-sample pixels between row-major buffers.
+#[allow(clippy::too_many_arguments)]
+fn blit<T: Copy>(
+    dst: &mut [T],
+    dst_w: usize,
+    (dx, dy): (usize, usize),
+    src: &[T],
+    src_w: usize,
+    (sx, sy): (usize, usize),
+    (cw, chh): (usize, usize),
+    ch: usize,
+) {
+    for r in 0..chh {
+        let d = ((dy + r) * dst_w + dx) * ch;
+        let s = ((sy + r) * src_w + sx) * ch;
+        dst[d..d + cw * ch].copy_from_slice(&src[s..s + cw * ch]);
+    }
+}
+
+/// The rectangle (`x`, `y`, `w`, `h`) of IIP resolution `resolution` (stack page
+/// `view.horizontal`), stitched from the cached raw tiles at their native depth. The tiles are
+/// decoded in parallel when there is more than one.
+pub fn read_region(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    resolution: u32,
+    (x, y, w, h): (u32, u32, u32, u32),
+) -> Result<RawImage> {
+    let info = image.info();
+    let level = *info.level(resolution).ok_or_else(|| {
+        Error::invalid(format!("Asked for non-existent resolution: {resolution}"))
+    })?;
+    let fits =
+        |start: u32, len: u32, size: u32| len > 0 && (start as u64 + len as u64) <= size as u64;
+    if !fits(x, w, level.width) || !fits(y, h, level.height) {
+        return Err(Error::bad_request(format!(
+            "Region {x},{y},{w},{h} is outside the {}x{} level",
+            level.width, level.height
+        )));
+    }
+    let (tw, th) = (level.tile_width.max(1), level.tile_height.max(1));
+    let (ntx, _) = level.tiles();
+    let cells: Vec<(u32, u32)> = (y / th..=(y + h - 1) / th)
+        .flat_map(|ty| (x / tw..=(x + w - 1) / tw).map(move |tx| (tx, ty)))
+        .collect();
+    let fetch = |&(tx, ty): &(u32, u32)| raw_tile(app, image, view, resolution, ty * ntx + tx);
+    let tiles: Vec<Arc<RawImage>> = if cells.len() > 1 {
+        cells.par_iter().map(fetch).collect::<Result<_>>()?
+    } else {
+        cells.iter().map(fetch).collect::<Result<_>>()?
     };
-    let ch = img.channels as usize;
-    let out = v
-        .chunks_exact(ch)
-        .map(|p| {
-            (0.299 * p[0] as f32 + 0.587 * p[1] as f32 + 0.114 * p[2] as f32)
-                .round()
-                .min(255.0) as u8
+    let first = tiles
+        .first()
+        .ok_or_else(|| Error::internal("empty region"))?
+        .clone();
+    if cells.len() == 1 && x % tw == 0 && y % th == 0 && first.width == w && first.height == h {
+        return Ok((*first).clone());
+    }
+    let ch = first.channels as usize;
+    let n = w as usize * h as usize * ch;
+    let mut samples = match first.samples {
+        Samples::U8(_) => Samples::U8(vec![0; n]),
+        Samples::U16(_) => Samples::U16(vec![0; n]),
+        Samples::U32(_) => Samples::U32(vec![0; n]),
+        Samples::I32(_) => Samples::I32(vec![0; n]),
+        Samples::F32(_) => Samples::F32(vec![0.0; n]),
+    };
+    for (&(tx, ty), tile) in cells.iter().zip(&tiles) {
+        if tile.channels as usize != ch {
+            return Err(Error::internal("tiles with different channel counts"));
+        }
+        let (ox, oy) = (tx * tw, ty * th);
+        // The overlap of the tile (as decoded) with the region.
+        let x0 = x.max(ox);
+        let y0 = y.max(oy);
+        let x1 = (x + w).min(ox + tile.width);
+        let y1 = (y + h).min(oy + tile.height);
+        if x1 <= x0 || y1 <= y0 {
+            continue;
+        }
+        let dst_at = ((x0 - x) as usize, (y0 - y) as usize);
+        let src_at = ((x0 - ox) as usize, (y0 - oy) as usize);
+        let size = ((x1 - x0) as usize, (y1 - y0) as usize);
+        let (dw, sw) = (w as usize, tile.width as usize);
+        match (&mut samples, &tile.samples) {
+            (Samples::U8(d), Samples::U8(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
+            (Samples::U16(d), Samples::U16(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
+            (Samples::U32(d), Samples::U32(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
+            (Samples::I32(d), Samples::I32(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
+            (Samples::F32(d), Samples::F32(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
+            _ => return Err(Error::internal("tiles with different sample types")),
+        }
+    }
+    Ok(RawImage {
+        width: w,
+        height: h,
+        channels: first.channels,
+        bits_per_sample: first.bits_per_sample,
+        colour: first.colour,
+        samples,
+    })
+}
+
+/// How a region export fits its output to the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionOptions {
+    /// Fit inside the WID×HEI box (IIP, IIIF `!w,h`) or stretch to it (IIIF `w,h`).
+    pub maintain_aspect: bool,
+    /// `ALLOW_UPSCALING` (IIIF v3 without `^` turns it off).
+    pub allow_upscaling: bool,
+}
+
+impl RegionOptions {
+    /// IIP's settings: keep the aspect ratio, upscaling as configured.
+    pub fn from_app(app: &App) -> RegionOptions {
+        RegionOptions {
+            maintain_aspect: true,
+            allow_upscaling: app.config().allow_upscaling,
+        }
+    }
+}
+
+/// An encoded region export.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub bytes: Bytes,
+    /// Output size before rotation (as in the Content-Disposition file name).
+    pub width: u32,
+    pub height: u32,
+    /// The level, region and size that were used.
+    pub plan: geometry::Plan,
+}
+
+/// Level, region and output size for a region export (§2), without decoding anything.
+pub fn region_plan(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    options: &RegionOptions,
+) -> Result<geometry::Plan> {
+    let info = image.info();
+    let levels: Vec<(u32, u32)> = info.levels.iter().map(|l| (l.width, l.height)).collect();
+    geometry::plan(&geometry::Request {
+        width: info.width,
+        height: info.height,
+        levels: &levels,
+        region: view.region,
+        out_width: view.width,
+        out_height: view.height,
+        maintain_aspect: options.maintain_aspect,
+        allow_upscaling: options.allow_upscaling,
+        max_size: app.config().max_cvt,
+    })
+    .ok_or_else(|| Error::not_found("Image has no resolution levels"))
+}
+
+/// A region export (CVT, IIIF region requests) with IIP's options: see [`region_with`].
+pub fn region(app: &App, image: &OpenImage, view: &View, format: OutputFormat) -> Result<Rendered> {
+    region_with(app, image, view, format, &RegionOptions::from_app(app))
+}
+
+/// A region export (§4.1): choose the level, stitch the region from its raw tiles, run the
+/// pipeline with the resize, and encode with XMP, EXIF, ICC (§5.1) and DPI (§5.4). Runs under
+/// `block_in_place` on a multi-thread runtime. Sizes above [`MAX_EXPORT_BYTES`] are refused
+/// with 400.
+pub fn region_with(
+    app: &App,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    options: &RegionOptions,
+) -> Result<Rendered> {
+    let plan = region_plan(app, image, view, options)?;
+    let info = image.info();
+    let channels = info.channels.max(3) as u64;
+    let float = pipeline::needs_float(view)
+        || info.colour == ColourSpace::CieLab
+        || info.bits_per_sample > 8;
+    let sample_bytes = if float { 4 } else { 1 };
+    let region_bytes = (plan.w as u64)
+        .checked_mul(plan.h as u64)
+        .and_then(|v| v.checked_mul(channels * sample_bytes));
+    let out_bytes = (plan.out_width as u64)
+        .checked_mul(plan.out_height as u64)
+        .and_then(|v| v.checked_mul(channels));
+    match (region_bytes, out_bytes) {
+        (Some(r), Some(o)) if r <= MAX_EXPORT_BYTES && o <= MAX_EXPORT_BYTES => {}
+        _ => {
+            return Err(Error::too_large(format!(
+                "CVT :: requested output of {}x{} pixels is too large",
+                plan.out_width, plan.out_height
+            )));
+        }
+    }
+    blocking(|| {
+        let raw = read_region(
+            app,
+            image,
+            view,
+            plan.resolution,
+            (plan.x, plan.y, plan.w, plan.h),
+        )?;
+        let histogram = if pipeline::needs_histogram(view) {
+            Some(histogram(app, image, view)?)
+        } else {
+            None
+        };
+        let full = info.levels.first();
+        let block = full
+            .map(|l| 2 * l.tile_width.max(l.tile_height))
+            .unwrap_or(0);
+        let watermark = app.watermark().map(|mark| WatermarkPass {
+            mark,
+            block,
+            probability: app.config().watermark_probability,
+        });
+        let pixels = pipeline::process(
+            &raw,
+            &Settings {
+                info,
+                view,
+                format,
+                histogram: histogram.as_ref(),
+                resize: Some((plan.out_width, plan.out_height)),
+                interpolation: app.config().interpolation,
+                watermark,
+            },
+        );
+        let (lw, lh) = info
+            .levels
+            .get(plan.level)
+            .map(|l| (l.width, l.height))
+            .unwrap_or((info.width, info.height));
+        let meta = |k: &str| {
+            info.metadata
+                .get(k)
+                .map(|v| v.as_slice())
+                .filter(|v| !v.is_empty())
+        };
+        let options = EncodeOptions {
+            quality: quality(app, view, format),
+            tiff_compression: view
+                .tiff_compression
+                .unwrap_or(app.config().tiff_compression),
+            icc: icc_for(app, info, view),
+            xmp: meta("xmp"),
+            exif: meta("exif"),
+            resolution: resolution_for(info, lw, lh),
+            text: text_metadata(app, info),
+        };
+        let bytes = Bytes::from(app.encoders().get(format).encode(&pixels, &options)?);
+        Ok(Rendered {
+            bytes,
+            width: plan.out_width,
+            height: plan.out_height,
+            plan,
+        })
+    })
+}
+
+/// The `Content-Disposition` value of a region export (`protocols-iip.md` §6.1):
+/// `inline; filename="<base>_<w>x<h>.<ext>"` (`attachment` for POST), where base is the image
+/// key after its last `/`, up to its last `.`.
+pub fn disposition(key: &[u8], format: OutputFormat, w: u32, h: u32, attachment: bool) -> String {
+    let name = match key.iter().rposition(|&b| b == b'/') {
+        Some(p) => &key[p + 1..],
+        None => key,
+    };
+    let base = match name.iter().rposition(|&b| b == b'.') {
+        Some(p) => &name[..p],
+        None => name,
+    };
+    // Keep the header value a valid quoted string.
+    let base: String = String::from_utf8_lossy(base)
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
         })
         .collect();
-    RawImage::from_u8(img.width, img.height, 1, ColourSpace::Grey, out)
+    format!(
+        "{}; filename=\"{base}_{w}x{h}.{}\"",
+        if attachment { "attachment" } else { "inline" },
+        format.extension()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_names() {
+        assert_eq!(
+            disposition(b"images/x.tif", OutputFormat::Jpeg, 200, 150, false),
+            "inline; filename=\"x_200x150.jpg\""
+        );
+        assert_eq!(
+            disposition(b"a.b/noext", OutputFormat::Tiff, 1, 2, true),
+            "attachment; filename=\"noext_1x2.tif\""
+        );
+        assert_eq!(
+            disposition(b"my.image.v2.tif", OutputFormat::Png, 3, 4, false),
+            "inline; filename=\"my.image.v2_3x4.png\""
+        );
+        assert_eq!(
+            disposition(b"q\"x.tif", OutputFormat::Webp, 3, 4, false),
+            "inline; filename=\"q_x_3x4.webp\""
+        );
+    }
 }

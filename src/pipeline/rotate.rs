@@ -1,17 +1,20 @@
-//! Rotation by multiples of 90° (clockwise) and horizontal mirroring (§3.15), on 8-bit images.
+//! Rotation by multiples of 90° (clockwise) and mirroring (`ROT`, §3.15), on 8-bit images.
 //!
-//! `ROT=!x` mirrors first, then rotates; `!180` is a vertical flip. Only multiples of 90 that
-//! are not multiples of 360 rotate; negative multiples rotate the other way (upstream leaves
-//! the image uninitialised, a bug).
+//! - The angle is truncated to an integer ai; it rotates only if ai mod 90 = 0 and
+//!   ai mod 360 ≠ 0. 90 → clockwise (output row y′ is input column y′ read bottom to top),
+//!   180, 270 → counter-clockwise; 90 and 270 swap width and height. Other angles are ignored.
+//! - Negative multiples rotate the other way: ((ai mod 360) + 360) mod 360. Upstream returns an
+//!   uninitialised buffer for them (**[BUG]**).
+//! - `!` mirrors left–right *before* rotating; `!180` is therefore a vertical flip.
 
 use crate::image::{RawImage, Samples};
 
-/// Quarter turns clockwise (0–3) for a rotation in degrees; `None` when it does not rotate.
+/// Quarter turns clockwise (1–3) for a rotation in degrees; `None` when it does not rotate.
 pub fn quarter_turns(degrees: f64) -> Option<u32> {
-    if !degrees.is_finite() || degrees.fract() != 0.0 {
+    if !degrees.is_finite() {
         return None;
     }
-    let d = degrees as i64;
+    let d = degrees.trunc() as i64;
     if d % 90 != 0 || d % 360 == 0 {
         return None;
     }
@@ -25,9 +28,11 @@ pub fn mirror(img: &RawImage) -> RawImage {
     };
     let (w, ch) = (img.width as usize, img.channels as usize);
     let mut out = Vec::with_capacity(v.len());
-    for row in v.chunks_exact(w * ch) {
-        for px in row.chunks_exact(ch).rev() {
-            out.extend_from_slice(px);
+    if w > 0 && ch > 0 {
+        for row in v.chunks_exact(w * ch) {
+            for px in row.chunks_exact(ch).rev() {
+                out.extend_from_slice(px);
+            }
         }
     }
     RawImage {
@@ -83,30 +88,63 @@ mod tests {
     use super::*;
     use crate::image::ColourSpace;
 
-    fn img() -> RawImage {
-        // 2×1: [1, 2]
-        RawImage::from_u8(2, 1, 1, ColourSpace::Grey, vec![1, 2])
-    }
-
     #[test]
     fn turns() {
         assert_eq!(quarter_turns(90.0), Some(1));
+        assert_eq!(quarter_turns(90.7), Some(1));
         assert_eq!(quarter_turns(-90.0), Some(3));
+        assert_eq!(quarter_turns(-180.0), Some(2));
+        assert_eq!(quarter_turns(-270.0), Some(1));
+        assert_eq!(quarter_turns(450.0), Some(1));
         assert_eq!(quarter_turns(360.0), None);
+        assert_eq!(quarter_turns(-720.0), None);
         assert_eq!(quarter_turns(45.0), None);
         assert_eq!(quarter_turns(0.0), None);
+        assert_eq!(quarter_turns(f64::NAN), None);
+        assert_eq!(quarter_turns(1e300), None);
     }
 
     #[test]
-    fn rotations() {
-        let r = rotate(&img(), 1);
-        assert_eq!((r.width, r.height), (1, 2));
-        assert_eq!(r.as_u8().unwrap(), &[1, 2]);
-        assert_eq!(rotate(&img(), 2).as_u8().unwrap(), &[2, 1]);
-        assert_eq!(rotate(&img(), 3).as_u8().unwrap(), &[2, 1]);
-        assert_eq!(mirror(&img()).as_u8().unwrap(), &[2, 1]);
-        // !180 = vertical flip: mirror then rotate 180 on a 1×2 column leaves it flipped.
-        let col = RawImage::from_u8(1, 2, 1, ColourSpace::Grey, vec![1, 2]);
-        assert_eq!(apply(col, 180.0, true).as_u8().unwrap(), &[2, 1]);
+    fn rotations_on_a_2x2() {
+        // 1 2
+        // 3 4
+        let img = RawImage::from_u8(2, 2, 1, ColourSpace::Grey, vec![1, 2, 3, 4]);
+        // Clockwise: 3 1 / 4 2.
+        assert_eq!(
+            apply(img.clone(), 90.0, false).as_u8().unwrap(),
+            &[3, 1, 4, 2]
+        );
+        assert_eq!(
+            apply(img.clone(), 180.0, false).as_u8().unwrap(),
+            &[4, 3, 2, 1]
+        );
+        assert_eq!(
+            apply(img.clone(), 270.0, false).as_u8().unwrap(),
+            &[2, 4, 1, 3]
+        );
+        assert_eq!(
+            apply(img.clone(), -90.0, false).as_u8().unwrap(),
+            &[2, 4, 1, 3]
+        );
+        // !0: mirror. !180: vertical flip. !90: mirror, then clockwise.
+        assert_eq!(
+            apply(img.clone(), 0.0, true).as_u8().unwrap(),
+            &[2, 1, 4, 3]
+        );
+        assert_eq!(
+            apply(img.clone(), 180.0, true).as_u8().unwrap(),
+            &[3, 4, 1, 2]
+        );
+        assert_eq!(apply(img, 90.0, true).as_u8().unwrap(), &[4, 2, 3, 1]);
+    }
+
+    #[test]
+    fn sizes_swap() {
+        let img = RawImage::from_u8(3, 1, 2, ColourSpace::Grey, vec![1, 1, 2, 2, 3, 3]);
+        let r = rotate(&img, 1);
+        assert_eq!((r.width, r.height), (1, 3));
+        assert_eq!(r.as_u8().unwrap(), &[1, 1, 2, 2, 3, 3]);
+        let r = rotate(&img, 3);
+        assert_eq!(r.as_u8().unwrap(), &[3, 3, 2, 2, 1, 1]);
     }
 }

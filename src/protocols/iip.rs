@@ -12,6 +12,7 @@ use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Request;
 use crate::http::{Response, date};
+use crate::image::Samples;
 use crate::render;
 use crate::server::App;
 use crate::source::resolve::{self, Located};
@@ -186,10 +187,9 @@ impl<'a> Session<'a> {
                     b"ttl" => self.tile_command(arg, OutputFormat::Tiff),
                     b"jtls" => self.jtls(arg),
                     b"til" => self.til(arg),
-                    _ => Err(Error::not_implemented(format!(
-                        "{} is not available in this build yet",
-                        String::from_utf8_lossy(&lower).to_uppercase()
-                    ))),
+                    b"cvt" => self.cvt(arg),
+                    b"spectra" => self.spectra(arg),
+                    _ => self.pfl(arg),
                 }
             }
             b"icc" => Ok(Step::Continue),
@@ -336,14 +336,7 @@ impl<'a> Session<'a> {
             b"lyr" => v.layers = atoi(&a).value.clamp(0, u32::MAX as i64) as u32,
             b"ctw" => {
                 let decoded = text(&resolve::url_decode(arg).0);
-                let inner = bracketed(&decoded);
-                let rows: Vec<Vec<f32>> = inner
-                    .split(';')
-                    .map(|row| row.split(',').map(|x| atof(x).value as f32).collect())
-                    .collect();
-                if !rows.is_empty() {
-                    v.twist = Some(rows);
-                }
+                v.twist = colour_twist(bracketed(&decoded));
             }
             b"cnv" => {
                 let decoded = text(&resolve::url_decode(arg).0).to_ascii_lowercase();
@@ -376,6 +369,212 @@ impl<'a> Session<'a> {
             true,
             None,
             bytes,
+        )))
+    }
+
+    /// `CVT=format` (§6.1): the view as one image, with a Content-Disposition file name.
+    fn cvt(&mut self, arg: &[u8]) -> Result<Step> {
+        let a = text(arg).to_ascii_lowercase();
+        let format = match a.as_str() {
+            "jpeg" | "jpg" => OutputFormat::Jpeg,
+            "png" => OutputFormat::Png,
+            "webp" => OutputFormat::Webp,
+            "avif" => OutputFormat::Avif,
+            "tiff" => OutputFormat::Tiff,
+            other => {
+                tracing::info!("CVT :: Unsupported request: '{other}'. Sending JPEG.");
+                OutputFormat::Jpeg
+            }
+        };
+        let image = self.image.clone().expect("checked by the caller");
+        let r = render::region(self.app, &image, &self.view, format)?;
+        tracing::debug!(
+            "CVT :: {}x{} from resolution {} region {},{} {}x{}",
+            r.width,
+            r.height,
+            r.plan.resolution,
+            r.plan.x,
+            r.plan.y,
+            r.plan.w,
+            r.plan.h
+        );
+        let disposition = render::disposition(&image.key, format, r.width, r.height, self.post);
+        Ok(Step::Answer(Response::content(
+            self.headers(),
+            format.mime(),
+            &image.last_modified,
+            false,
+            Some(disposition),
+            r.bytes,
+        )))
+    }
+
+    /// The bands of `SPECTRA` and `PFL`: stack pages, or the single view 0; with their labels
+    /// (page name, else the number) and scale factors.
+    fn bands(info: &ImageInfo) -> Vec<(u32, String, f64)> {
+        if info.stack.is_empty() {
+            return vec![(0, "0".into(), 1.0)];
+        }
+        info.stack
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let name = if p.name.is_empty() {
+                    i.to_string()
+                } else {
+                    p.name.clone()
+                };
+                (i as u32, name, p.scale)
+            })
+            .collect()
+    }
+
+    /// `SPECTRA=r,t,x,y` (§6.5): the first-channel value at one tile pixel for every band.
+    fn spectra(&mut self, arg: &[u8]) -> Result<Step> {
+        let a = text(arg);
+        let mut v = a.split(',').map(|t| atoi(t).value);
+        let mut next = || v.next().unwrap_or(0);
+        let (r, t, x, y) = (next(), next(), next(), next());
+        let image = self.image.clone().expect("checked by the caller");
+        let info = image.info();
+        let level = u32::try_from(r)
+            .ok()
+            .and_then(|r| info.level(r).copied())
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "SPECTRA :: Invalid resolution/tile number: {r},{t}"
+                ))
+            })?;
+        if t < 0 || t as u64 >= level.tile_count() {
+            return Err(Error::not_found(format!(
+                "TPTImage :: Asked for non-existent tile: {t}"
+            )));
+        }
+        if x < 0 || y < 0 || x >= level.tile_width as i64 || y >= level.tile_height as i64 {
+            return Err(Error::bad_request(
+                "SPECTRA :: Error: x,y coordinates outside of tile boundaries",
+            ));
+        }
+        let (r, t, x, y) = (r as u32, t as u32, x as usize, y as usize);
+        let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<spectra>\n");
+        for (page, name, _) in Self::bands(info) {
+            let view = View {
+                horizontal: page,
+                ..self.view.clone()
+            };
+            let tile = render::raw_tile(self.app, &image, &view, r, t)?;
+            // An edge tile is narrower than the nominal size: the point may lie outside it.
+            if x >= tile.width as usize || y >= tile.height as usize {
+                break;
+            }
+            let i = (y * tile.width as usize + x) * tile.channels as usize;
+            let value = match &tile.samples {
+                Samples::U8(s) => s[i] as f64 / 255.0,
+                Samples::U16(s) => s[i] as f64 / 65535.0,
+                Samples::U32(s) => s[i] as f64,
+                Samples::I32(s) => s[i] as f64,
+                Samples::F32(s) => s[i] as f64,
+            };
+            body.push_str(&format!(
+                "\t<point>\n\t\t<wavelength>{}</wavelength>\n\t\t<reflectance>{value:.6}</reflectance>\n\t</point>\n",
+                xml_escape(&name)
+            ));
+        }
+        body.push_str("</spectra>");
+        Ok(Step::Answer(Response::content(
+            self.headers(),
+            "xml",
+            &image.last_modified,
+            false,
+            None,
+            body,
+        )))
+    }
+
+    /// `PFL=r:x1,y1[-x2,y2]` (§6.6): the values along a horizontal or vertical line (or at one
+    /// point), all channels, for every band, as JSON.
+    fn pfl(&mut self, arg: &[u8]) -> Result<Step> {
+        let a = text(arg);
+        let bad = || Error::invalid(format!("PFL :: Invalid argument: {a}"));
+        let (r, points) = a.split_once(':').ok_or_else(bad)?;
+        let r = atoi(r).value;
+        let point = |p: &str| -> (i64, i64) {
+            let (x, y) = p.split_once(',').unwrap_or((p, ""));
+            (atoi(x).value, atoi(y).value)
+        };
+        // The `-` between the points follows a digit (a leading `-` is a negative number).
+        let dash = points
+            .char_indices()
+            .skip(1)
+            .find(|&(i, c)| c == '-' && points.as_bytes()[i - 1].is_ascii_digit())
+            .map(|(i, _)| i);
+        let ((x1, y1), (x2, y2)) = match dash {
+            Some(i) => (point(&points[..i]), point(&points[i + 1..])),
+            None => (point(points), point(points)),
+        };
+        let image = self.image.clone().expect("checked by the caller");
+        let info = image.info();
+        let level = u32::try_from(r)
+            .ok()
+            .and_then(|r| info.level(r).copied())
+            .ok_or_else(|| Error::invalid(format!("PFL :: Invalid resolution: {r}")))?;
+        let (lw, lh) = (level.width as i64, level.height as i64);
+        if [x1, x2].iter().any(|&v| v < 0 || v > lw) || [y1, y2].iter().any(|&v| v < 0 || v > lh) {
+            return Err(Error::invalid(format!(
+                "PFL :: Invalid coordinates: {x1},{y1}-{x2},{y2}"
+            )));
+        }
+        let (w, h) = if x2 > x1 {
+            (x2 - x1, 1)
+        } else if y2 > y1 {
+            (1, y2 - y1)
+        } else {
+            (1, 1)
+        };
+        if x1 + w > lw || y1 + h > lh {
+            return Err(Error::invalid(format!(
+                "PFL :: Invalid coordinates: {x1},{y1}-{x2},{y2}"
+            )));
+        }
+        let rect = (x1 as u32, y1 as u32, w as u32, h as u32);
+        let bands = Self::bands(info);
+        let mut lines = Vec::with_capacity(bands.len());
+        for (page, name, scale) in &bands {
+            let view = View {
+                horizontal: *page,
+                ..self.view.clone()
+            };
+            let region = render::read_region(self.app, &image, &view, r as u32, rect)?;
+            let scale = if info.stack.is_empty() { 1.0 } else { *scale };
+            let int = |v: f64| fmt_g(v * scale, 6);
+            let values: Vec<String> = match &region.samples {
+                Samples::U8(s) => s.iter().map(|&v| int(v as f64)).collect(),
+                Samples::U16(s) => s.iter().map(|&v| int(v as f64)).collect(),
+                Samples::U32(s) => s.iter().map(|&v| int(v as f64)).collect(),
+                Samples::I32(s) => s.iter().map(|&v| int(v as f64)).collect(),
+                Samples::F32(s) => s
+                    .iter()
+                    .map(|&v| format!("{:.9}", v as f64 * scale))
+                    .collect(),
+            };
+            lines.push((name.clone(), values.join(",")));
+        }
+        let body = if info.stack.is_empty() {
+            format!("{{\n\t\"profile\": [{}]\n}}", lines[0].1)
+        } else {
+            let entries: Vec<String> = lines
+                .iter()
+                .map(|(n, v)| format!("\t\t\"{}\": [{v}]", json_escape(n)))
+                .collect();
+            format!("{{\n\t\"profile\": {{\n{}\n\t}}\n}}", entries.join(",\n"))
+        };
+        Ok(Step::Answer(Response::content(
+            self.headers(),
+            "json",
+            &image.last_modified,
+            false,
+            None,
+            body,
         )))
     }
 
@@ -767,27 +966,41 @@ fn bracketed(s: &str) -> &str {
     }
 }
 
-/// A named or explicit convolution kernel (`CNV`); `None` if not a valid odd square.
+/// A named or explicit convolution kernel (`CNV`, `pipeline-and-encoding.md` §3.9); `None` if
+/// not a named kernel or an odd square of at most 25 numbers.
 fn convolution_kernel(s: &str) -> Option<Vec<f32>> {
-    let named: Option<[f32; 9]> = match s {
-        "sobel" => Some([-1., 0., 1., -2., 0., 2., -1., 0., 1.]),
-        "prewitt" => Some([-1., 0., 1., -1., 0., 1., -1., 0., 1.]),
-        "scharr" => Some([-3., 0., 3., -10., 0., 10., -3., 0., 3.]),
-        "laplace" => Some([0., 1., 0., 1., -4., 1., 0., 1., 0.]),
-        "gaussian" => Some([1., 2., 1., 2., 4., 2., 1., 2., 1.]),
-        "sharpen" => Some([0., -1., 0., -1., 5., -1., 0., -1., 0.]),
-        "emboss" => Some([-2., -1., 0., -1., 1., 1., 0., 1., 2.]),
-        _ => None,
-    };
-    if let Some(k) = named {
+    if let Some(k) = crate::pipeline::convolve::named(s.trim()) {
         return Some(k.to_vec());
     }
-    let vals: Vec<f32> = s
+    // Values that are not numbers make the kernel invalid (upstream reads them as 0).
+    let parsed: Vec<_> = s
         .split(',')
         .filter(|t| !t.trim().is_empty())
-        .map(|t| atof(t).value as f32)
+        .map(atof)
         .collect();
-    matches!(vals.len(), 1 | 9 | 25).then_some(vals)
+    if parsed.iter().any(|p| !p.clean) {
+        return None;
+    }
+    let vals: Vec<f32> = parsed.iter().map(|p| p.value as f32).collect();
+    crate::pipeline::convolve::side(&vals).map(|_| vals)
+}
+
+/// A colour-twist matrix (`CTW`, §3.5): rows on `;` (empty rows skipped), values on `,`
+/// (atof). `None` when there is no row.
+fn colour_twist(s: &str) -> Option<Vec<Vec<f32>>> {
+    let rows: Vec<Vec<f32>> = s
+        .split(';')
+        .filter(|row| !row.trim().is_empty())
+        .map(|row| row.split(',').map(|x| atof(x).value as f32).collect())
+        .collect();
+    (!rows.is_empty()).then_some(rows)
+}
+
+/// Escape text for XML character data.
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Escape a string for a JSON string literal (upstream does not, a bug).
@@ -900,5 +1113,41 @@ mod tests {
         assert_eq!(convolution_kernel("1,2,3").map(|v| v.len()), None);
         assert_eq!(convolution_kernel("1,1,1,1,1,1,1,1,1").unwrap().len(), 9);
         assert_eq!(bracketed("[1,2;3,4]"), "1,2;3,4");
+        assert_eq!(
+            convolution_kernel("prewitt").unwrap(),
+            vec![1., 0., -1., 1., 0., -1., 1., 0., -1.]
+        );
+        assert_eq!(convolution_kernel("laplace").unwrap()[4], 8.0);
+        assert_eq!(convolution_kernel("2").unwrap(), vec![2.0]);
+        assert_eq!(
+            convolution_kernel(&["1"; 25].join(",")).map(|k| k.len()),
+            Some(25)
+        );
+        assert_eq!(convolution_kernel(&["1"; 26].join(",")), None);
+        assert_eq!(convolution_kernel(&["1"; 16].join(",")), None);
+        assert_eq!(convolution_kernel("nonsense"), None);
+    }
+
+    #[test]
+    fn twist_matrices() {
+        assert_eq!(
+            colour_twist("0,1,0;1,0,0;0,0,1").unwrap(),
+            vec![vec![0., 1., 0.], vec![1., 0., 0.], vec![0., 0., 1.]]
+        );
+        // Empty rows are skipped; values are atof (garbage is 0).
+        assert_eq!(
+            colour_twist(";0.5,0.5;;x,2").unwrap(),
+            vec![vec![0.5, 0.5], vec![0.0, 2.0]]
+        );
+        assert_eq!(colour_twist(";;"), None);
+        assert_eq!(colour_twist(""), None);
+    }
+
+    #[test]
+    fn cvt_spectra_pfl_need_an_image() {
+        for q in ["CVT=jpeg", "SPECTRA=0,0,0,0", "PFL=0:0,0"] {
+            let r = run_str(q);
+            assert_eq!(r.body.as_ref(), b"Error/4:1 3 \r\n", "{q}");
+        }
     }
 }

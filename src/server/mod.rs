@@ -14,8 +14,8 @@
 pub mod listen;
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore, watch};
@@ -38,6 +38,8 @@ pub struct Shared {
     meta: MetaCache,
     memcached: Option<Memcached>,
     encoders: Encoders,
+    /// The `WATERMARK` image, loaded on first use (`None`: not configured or unreadable).
+    watermark: OnceLock<Option<crate::pipeline::Watermark>>,
     in_flight: AtomicUsize,
     idle: Notify,
     accesses: AtomicU64,
@@ -78,6 +80,7 @@ impl App {
                 meta,
                 memcached,
                 encoders,
+                watermark: OnceLock::new(),
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 accesses: AtomicU64::new(0),
@@ -116,6 +119,37 @@ impl App {
     /// The encoders, configured once.
     pub fn encoders(&self) -> &Encoders {
         &self.shared.encoders
+    }
+
+    /// The watermark (`WATERMARK`), loaded once; failures are logged and disable it.
+    pub fn watermark(&self) -> Option<&crate::pipeline::Watermark> {
+        self.shared
+            .watermark
+            .get_or_init(|| {
+                let c = &self.shared.config;
+                if c.watermark.is_empty() {
+                    return None;
+                }
+                match crate::pipeline::Watermark::load(
+                    std::path::Path::new(&c.watermark),
+                    c.watermark_opacity,
+                ) {
+                    Ok(w) => {
+                        tracing::info!(
+                            "Loaded watermark image '{}': {}x{}",
+                            c.watermark,
+                            w.width,
+                            w.height
+                        );
+                        Some(w)
+                    }
+                    Err(e) => {
+                        tracing::error!("Unable to load watermark: {e}");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     /// Empty the in-process caches (SIGHUP).

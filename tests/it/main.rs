@@ -10,6 +10,7 @@ mod http;
 mod iiif;
 mod memcached;
 mod nginx;
+mod pipeline;
 mod sources;
 mod support;
 mod tiles;

@@ -475,13 +475,7 @@ pub fn disposition(image: &OpenImage, view: &View, format: OutputFormat) -> Stri
 /// A region export: every IIIF request that is not exactly one stored tile, and the
 /// DeepZoom/Zoomify tiles of levels the file does not store. The view carries the region in
 /// full-resolution pixels ([`Region::Pixels`]) and the exact output size (`width`, `height`;
-/// no fitting, no `MAX_CVT` clamp: the protocol has applied the IIIF rules), plus rotation,
-/// mirror and quality.
-///
-/// `render::region(app, image, view, format)` is being written in parallel; until it is in
-/// this branch, region exports answer **501 Not Implemented**. When it lands, the body is:
-/// `let bytes = render::region(app, image, view, format)?;` and
-/// `Ok(Response::content(headers, format.mime(), &image.last_modified, false, Some(disposition(image, view, format)), bytes))`.
+/// no fitting: the protocol has applied the IIIF rules), plus rotation, mirror and quality.
 pub fn export_region(
     app: &App,
     image: &OpenImage,
@@ -489,14 +483,18 @@ pub fn export_region(
     format: OutputFormat,
     headers: &HeaderDefaults,
 ) -> Result<Response> {
-    let _ = (app, headers);
-    tracing::debug!(
-        "Region export ({}) is not available yet: {:?}",
-        disposition(image, view, format),
-        view.region
-    );
-    Err(Error::not_implemented(
-        "Region export is not available in this build yet: only requests for exactly one stored tile are served",
+    let options = render::RegionOptions {
+        maintain_aspect: false,
+        allow_upscaling: true,
+    };
+    let rendered = render::region_with(app, image, view, format, &options)?;
+    Ok(Response::content(
+        headers,
+        format.mime(),
+        &image.last_modified,
+        false,
+        Some(disposition(image, view, format)),
+        rendered.bytes,
     ))
 }
 
