@@ -53,11 +53,19 @@ fn grey12(x: u32, y: u32, w: u32) -> i64 {
 }
 
 fn alpha(x: u32, y: u32) -> i64 {
-    if (x / 50 + y / 50).is_multiple_of(2) { 255 } else { 64 }
+    if (x / 50 + y / 50).is_multiple_of(2) {
+        255
+    } else {
+        64
+    }
 }
 
 fn bilevel(x: u32, y: u32) -> i64 {
-    if (x / 8 + y / 8).is_multiple_of(2) { 1 } else { 0 }
+    if (x / 8 + y / 8).is_multiple_of(2) {
+        1
+    } else {
+        0
+    }
 }
 
 /// The samples of a `w`×`h` image from a pixel formula.
