@@ -1,5 +1,5 @@
 //! Times the stages of a region export in-process (docs/performance.md):
-//! -- FILE [WID]` (FILE is a pyramid TIFF). For finding where a CVT spends its time.
+//! `cargo run --release --example profile_cvt -- FILE [WID]`, FILE a pyramid TIFF.
 use std::time::Instant;
 
 use iipsrv::config::Config;
