@@ -41,7 +41,7 @@ fn main() {
         let t_read = t.elapsed();
         let t = Instant::now();
         let px = pipeline::process(
-            &raw,
+            std::borrow::Cow::Owned(raw.clone()),
             &Settings {
                 info: image.info(),
                 view: &view,

@@ -296,7 +296,7 @@ pub fn process_tile(
         probability: app.config().watermark_probability,
     });
     Ok(pipeline::process(
-        raw,
+        std::borrow::Cow::Borrowed(raw),
         &Settings {
             info: image.info(),
             view,
@@ -537,7 +537,7 @@ pub fn region_with(
             probability: app.config().watermark_probability,
         });
         let pixels = pipeline::process(
-            &raw,
+            std::borrow::Cow::Owned(raw),
             &Settings {
                 info,
                 view,

@@ -197,14 +197,27 @@ pub fn channel_ranges(info: &ImageInfo, view: &View, raw: &RawImage) -> Vec<(f32
 
 /// Run the pipeline on decoded pixels (a tile or a stitched region): the result is 8-bit,
 /// flattened for `format`, resized, converted, rotated and watermarked as the request asks.
-pub fn process(raw: &RawImage, s: &Settings<'_>) -> RawImage {
+///
+/// An owned 8-bit input (a stitched region) is processed in place; a borrowed one (a cached
+/// tile) is copied once.
+pub fn process(raw: std::borrow::Cow<'_, RawImage>, s: &Settings<'_>) -> RawImage {
     let view = s.view;
     let lab = raw.colour == ColourSpace::CieLab || s.info.colour == ColourSpace::CieLab;
     let float_samples = matches!(raw.samples, Samples::F32(_));
     let mut img = if lab || float_samples || needs_float(view) {
-        float_path(raw, s, lab)
+        float_path(&raw, s, lab)
     } else {
-        convert::reduce_to_8bit(raw)
+        match raw {
+            std::borrow::Cow::Owned(r) if matches!(r.samples, Samples::U8(_)) => RawImage {
+                colour: match r.colour {
+                    ColourSpace::Binary => ColourSpace::Grey,
+                    c => c,
+                },
+                bits_per_sample: 8,
+                ..r
+            },
+            raw => convert::reduce_to_8bit(&raw),
+        }
     };
     if let Some((w, h)) = s.resize {
         if (w, h) != (img.width, img.height) {
@@ -322,7 +335,7 @@ mod tests {
         let i = info(raw.channels, raw.colour);
         let h = Histogram::compute(raw, &i.min_max);
         process(
-            raw,
+            std::borrow::Cow::Borrowed(raw),
             &Settings {
                 info: &i,
                 view,
@@ -426,7 +439,7 @@ mod tests {
         let mut i = info(1, ColourSpace::Grey);
         i.min_max = vec![(0.0, 1.0)];
         let out = process(
-            &f,
+            std::borrow::Cow::Borrowed(&f),
             &Settings {
                 info: &i,
                 view: &View::default(),
@@ -468,7 +481,7 @@ mod tests {
         // JPEG keeps 3 channels, greyscale makes 1, rotation makes a 1×2 column.
         let i = info(4, ColourSpace::Srgb);
         let out = process(
-            &rgba,
+            std::borrow::Cow::Borrowed(&rgba),
             &Settings {
                 info: &i,
                 view: &v,
