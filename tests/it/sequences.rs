@@ -588,3 +588,39 @@ fn memcached_entries_of_sequences_follow_the_default_view() {
         Some("Tue, 14 Nov 2023 22:15:00 GMT")
     );
 }
+
+#[test]
+fn jpeg2000_sequences_and_raw_codestreams() {
+    let dir = tempfile::tempdir().unwrap();
+    let jp2 = fixtures().join("jp2");
+    for (src, dst) in [
+        ("rgb8_lossless.jp2", "j_pyr_000_090.jp2"),
+        ("rgb8_lossless.jp2", "j_pyr_020_090.jp2"),
+        ("rgb8.j2k", "k_pyr_000_090.j2k"),
+        ("rgb8.j2k", "k_pyr_000_045.j2k"),
+    ] {
+        std::fs::copy(jp2.join(src), dir.path().join(dst)).unwrap();
+    }
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &dir_prefix(&dir))]);
+    for (id, views) in [
+        ("j", ["Horizontal-views:0 20", "Vertical-views:90"]),
+        ("k", ["Horizontal-views:0", "Vertical-views:45 90"]),
+    ] {
+        let r = get(
+            &s.addr,
+            &format!("FIF={id}&OBJ=Max-size&OBJ=Horizontal-views&OBJ=Vertical-views"),
+        );
+        assert_eq!(r.status(), 200, "{id}: {}", text(&r));
+        let lines = body_lines(&r);
+        assert_eq!(lines[0], "Max-size:300 200", "{id}");
+        assert_eq!(lines[1..], views, "{id}");
+    }
+    // The same pixels through both views (copies of one file).
+    let a = get(&s.addr, "FIF=j&JTL=1,0");
+    let b = get(&s.addr, "FIF=j&SDS=20,90&JTL=1,0");
+    assert_eq!(a.header("Content-Type").as_deref(), Some("image/jpeg"));
+    assert_eq!(a.body(), b.body());
+    let c = get(&s.addr, "FIF=k&SDS=0,45&WID=30&CVT=png");
+    assert_eq!(c.status(), 200, "{}", text(&c));
+    assert_eq!(decode_png(c.body()).0, 30);
+}
