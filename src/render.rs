@@ -12,7 +12,7 @@ use crate::encode::{EncodeOptions, OutputFormat, Resolution, ResolutionUnit};
 use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
 use crate::pipeline::{self, Histogram, Settings, WatermarkPass, geometry};
-use crate::protocols::iip::OpenImage;
+use crate::protocols::iip::{OpenImage, ViewSource};
 use crate::server::App;
 use crate::source::{ImageInfo, RawCodec};
 use crate::view::{ColourConversion, Contrast, View};
@@ -104,7 +104,8 @@ fn resolution_for(info: &ImageInfo, level_width: u32, level_height: u32) -> Opti
     })
 }
 
-/// A decoded tile, through the cache (RAW entries).
+/// A decoded tile of the view's angles (stack page or sequence view), through the cache (RAW
+/// entries).
 pub fn raw_tile(
     app: &App,
     image: &OpenImage,
@@ -112,15 +113,28 @@ pub fn raw_tile(
     resolution: u32,
     tile: u32,
 ) -> Result<Arc<RawImage>> {
+    let source = image.source_for(app, view)?;
+    raw_tile_from(app, image, &source, view, resolution, tile)
+}
+
+/// [`raw_tile`] with the view's source already chosen.
+fn raw_tile_from(
+    app: &App,
+    image: &OpenImage,
+    source: &ViewSource,
+    view: &View,
+    resolution: u32,
+    tile: u32,
+) -> Result<Arc<RawImage>> {
     let key = tile_key(image, view, resolution, tile, Encoding::Raw, 0);
-    let mtime = image.located.mtime;
+    let mtime = source.mtime;
     if let Some(TileData::Raw(r)) = app.tiles().get(&key, mtime) {
         return Ok(r);
     }
     let raw = Arc::new(
-        image
+        source
             .source
-            .tile(resolution, tile, view.horizontal, view.layers)?,
+            .tile(resolution, tile, source.page, view.layers)?,
     );
     app.tiles().insert(key, mtime, TileData::Raw(raw.clone()));
     Ok(raw)
@@ -178,7 +192,9 @@ pub fn tile(
     }
     let q = quality(app, view, format);
     let raw_needed = forces_raw(app, info, view);
-    let mtime = image.located.mtime;
+    // The file of the view's angles; its mtime guards the cached tiles.
+    let source = image.source_for(app, view)?;
+    let mtime = source.mtime;
     let encoded_key = tile_key(image, view, resolution, tile, format.into(), q);
     if !raw_needed {
         if let Some(TileData::Encoded(b)) = app.tiles().get(&encoded_key, mtime) {
@@ -195,7 +211,7 @@ pub fn tile(
         && matches!(format, OutputFormat::Jpeg | OutputFormat::Webp)
         && app.tiles().get(&raw_key, mtime).is_none()
     {
-        if let Some(stored) = image.source.raw_tile(resolution, tile, view.horizontal)? {
+        if let Some(stored) = source.source.raw_tile(resolution, tile, source.page)? {
             let bytes = match (stored.codec, format, icc) {
                 (RawCodec::Jpeg, OutputFormat::Jpeg, None)
                 | (RawCodec::Webp, OutputFormat::Webp, None) => Some(Ok(stored.bytes)),
@@ -216,7 +232,7 @@ pub fn tile(
         }
     }
 
-    let raw = raw_tile(app, image, view, resolution, tile)?;
+    let raw = raw_tile_from(app, image, &source, view, resolution, tile)?;
     let pixels = process_tile(app, image, view, &raw, format)?;
     let encoder = app.encoders().get(format);
     let options = EncodeOptions {
@@ -338,8 +354,8 @@ fn blit<T: Copy>(
     }
 }
 
-/// The rectangle (`x`, `y`, `w`, `h`) of IIP resolution `resolution` (stack page
-/// `view.horizontal`), stitched from the cached raw tiles at their native depth. The tiles are
+/// The rectangle (`x`, `y`, `w`, `h`) of IIP resolution `resolution` (of the view's stack page
+/// or sequence view, [`OpenImage::source_for`]), stitched from the cached raw tiles at their native depth. The tiles are
 /// decoded in parallel when there is more than one.
 pub fn read_region(
     app: &App,
@@ -365,7 +381,10 @@ pub fn read_region(
     let cells: Vec<(u32, u32)> = (y / th..=(y + h - 1) / th)
         .flat_map(|ty| (x / tw..=(x + w - 1) / tw).map(move |tx| (tx, ty)))
         .collect();
-    let fetch = |&(tx, ty): &(u32, u32)| raw_tile(app, image, view, resolution, ty * ntx + tx);
+    let source = image.source_for(app, view)?;
+    let fetch = |&(tx, ty): &(u32, u32)| {
+        raw_tile_from(app, image, &source, view, resolution, ty * ntx + tx)
+    };
     let tiles: Vec<Arc<RawImage>> = if cells.len() > 1 {
         cells.par_iter().map(fetch).collect::<Result<_>>()?
     } else {

@@ -6,6 +6,7 @@
 //! commands to the same body, which no client can use (docs/compatibility.md).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::config::env::{atof, atoi};
 use crate::encode::OutputFormat;
@@ -16,6 +17,7 @@ use crate::image::Samples;
 use crate::render;
 use crate::server::App;
 use crate::source::resolve::{self, Located};
+use crate::source::sequence::Sequence;
 use crate::source::{ImageInfo, ImageSource};
 use crate::view::{ColourConversion, ColourMap, Contrast, Gamma, View};
 
@@ -25,14 +27,104 @@ pub struct OpenImage {
     /// The image key shared by cache keys.
     pub key: Arc<[u8]>,
     pub located: Located,
+    /// The opened file: the image, or a sequence's default view (0, 90).
     pub source: Arc<dyn ImageSource>,
-    /// `Last-Modified` value (the file's mtime).
+    /// The image sequence this image is, if it is one (its views are other files).
+    pub sequence: Option<Arc<Sequence>>,
+    /// `Last-Modified` value (the file's mtime; for a sequence, the default view's).
     pub last_modified: String,
 }
 
+/// The file to read the pixels of one view from (see [`OpenImage::source_for`]).
+#[derive(Debug, Clone)]
+pub struct ViewSource {
+    pub source: Arc<dyn ImageSource>,
+    /// That file's mtime (stored with its cached tiles).
+    pub mtime: SystemTime,
+    /// The page to pass to the source: the stack page (`view.horizontal`) for a single file,
+    /// 0 for a sequence view (a file of its own).
+    pub page: u32,
+}
+
 impl OpenImage {
+    /// The description of the image (for a sequence: of its default view, used for every
+    /// view).
     pub fn info(&self) -> &ImageInfo {
         self.source.info()
+    }
+
+    /// The horizontal angles: a sequence's (ascending), a stack's pages `0 … n-1`, else `[0]`.
+    pub fn horizontal_views(&self) -> Vec<u32> {
+        match &self.sequence {
+            Some(seq) => seq.horizontal.clone(),
+            None => (0..self.info().stack.len().max(1) as u32).collect(),
+        }
+    }
+
+    /// The vertical angles: a sequence's (ascending), else `[90]`.
+    pub fn vertical_views(&self) -> Vec<u32> {
+        match &self.sequence {
+            Some(seq) => seq.vertical.clone(),
+            None => vec![90],
+        }
+    }
+
+    /// The source for the view's angles. A single file is its own source for every view (the
+    /// horizontal angle is its stack page). For a sequence, view (h, v) is the file
+    /// `<prefix><key><pattern><h:03>_<v:03>.<ext>`: the default source for (0, 90), otherwise
+    /// that file through the metadata cache (one `stat`), 404 when it does not exist.
+    pub fn source_for(&self, app: &App, view: &View) -> Result<ViewSource> {
+        let (h, v) = (view.horizontal, view.vertical.unwrap_or(90));
+        let Some(seq) = &self.sequence else {
+            return Ok(ViewSource {
+                source: self.source.clone(),
+                mtime: self.located.mtime,
+                page: h,
+            });
+        };
+        if (h, v) == (0, 90) {
+            return Ok(ViewSource {
+                source: self.source.clone(),
+                mtime: self.located.mtime,
+                page: 0,
+            });
+        }
+        let path = seq.path(h, v);
+        // The view's name relative to FILESYSTEM_PREFIX, for messages.
+        let shown = format!(
+            "{}{}{h:03}_{v:03}.{}",
+            String::from_utf8_lossy(&self.key),
+            app.config().filename_pattern,
+            seq.extension
+        );
+        let mtime = match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            _ => {
+                return Err(Error::not_found(format!("Unable to open file '{shown}'"))
+                    .with_detail(format!("{}: no such view", path.display())));
+            }
+        };
+        if let Some(source) = app.meta().get(&path, mtime) {
+            return Ok(ViewSource {
+                source,
+                mtime,
+                page: 0,
+            });
+        }
+        tracing::debug!("Sequence :: opening view {h},{v}");
+        let located = Located {
+            key: self.key.to_vec(),
+            path,
+            mtime,
+            format: self.located.format,
+        };
+        let source = crate::source::open(&located, app.config().max_layers)?;
+        app.meta().insert(located.path, mtime, source.clone());
+        Ok(ViewSource {
+            source,
+            mtime,
+            page: 0,
+        })
     }
 }
 
@@ -409,23 +501,21 @@ impl<'a> Session<'a> {
         )))
     }
 
-    /// The bands of `SPECTRA` and `PFL`: stack pages, or the single view 0; with their labels
-    /// (page name, else the number) and scale factors.
-    fn bands(info: &ImageInfo) -> Vec<(u32, String, f64)> {
-        if info.stack.is_empty() {
-            return vec![(0, "0".into(), 1.0)];
-        }
-        info.stack
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let name = if p.name.is_empty() {
-                    i.to_string()
-                } else {
-                    p.name.clone()
-                };
-                (i as u32, name, p.scale)
-            })
+    /// The bands of `SPECTRA` and `PFL`: the horizontal views (a sequence's angles, a stack's
+    /// pages, or the single view 0), with their labels (the stack page's name, else the view
+    /// number) and scale factors (stack pages only).
+    fn bands(image: &OpenImage) -> Vec<(u32, String, f64)> {
+        let stack = &image.info().stack;
+        image
+            .horizontal_views()
+            .into_iter()
+            .map(
+                |h| match stack.get(h as usize).filter(|_| image.sequence.is_none()) {
+                    Some(p) if !p.name.is_empty() => (h, p.name.clone(), p.scale),
+                    Some(p) => (h, h.to_string(), p.scale),
+                    None => (h, h.to_string(), 1.0),
+                },
+            )
             .collect()
     }
 
@@ -457,7 +547,7 @@ impl<'a> Session<'a> {
         }
         let (r, t, x, y) = (r as u32, t as u32, x as usize, y as usize);
         let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<spectra>\n");
-        for (page, name, _) in Self::bands(info) {
+        for (page, name, _) in Self::bands(&image) {
             let view = View {
                 horizontal: page,
                 ..self.view.clone()
@@ -537,7 +627,9 @@ impl<'a> Session<'a> {
             )));
         }
         let rect = (x1 as u32, y1 as u32, w as u32, h as u32);
-        let bands = Self::bands(info);
+        let bands = Self::bands(&image);
+        // One band of a single image is a plain array; a stack or several bands an object.
+        let object = !info.stack.is_empty() || bands.len() > 1;
         let mut lines = Vec::with_capacity(bands.len());
         for (page, name, scale) in &bands {
             let view = View {
@@ -545,7 +637,7 @@ impl<'a> Session<'a> {
                 ..self.view.clone()
             };
             let region = render::read_region(self.app, &image, &view, r as u32, rect)?;
-            let scale = if info.stack.is_empty() { 1.0 } else { *scale };
+            let scale = *scale;
             let int = |v: f64| fmt_g(v * scale, 6);
             let values: Vec<String> = match &region.samples {
                 Samples::U8(s) => s.iter().map(|&v| int(v as f64)).collect(),
@@ -559,7 +651,7 @@ impl<'a> Session<'a> {
             };
             lines.push((name.clone(), values.join(",")));
         }
-        let body = if info.stack.is_empty() {
+        let body = if !object {
             format!("{{\n\t\"profile\": [{}]\n}}", lines[0].1)
         } else {
             let entries: Vec<String> = lines
@@ -785,11 +877,13 @@ impl<'a> Session<'a> {
                 self.line(format!("Tile-size:{tw} {th}"));
             }
             "bits-per-channel" => self.line(format!("Bits-per-channel:{}", info.bits_per_sample)),
-            "vertical-views" => self.line("Vertical-views:90"),
+            "vertical-views" => {
+                let views = image.vertical_views();
+                self.line(format!("Vertical-views:{}", join_numbers(&views)));
+            }
             "horizontal-views" => {
-                let n = info.stack.len().max(1);
-                let views: Vec<String> = (0..n).map(|i| i.to_string()).collect();
-                self.line(format!("Horizontal-views:{}", views.join(" ")));
+                let views = image.horizontal_views();
+                self.line(format!("Horizontal-views:{}", join_numbers(&views)));
             }
             "min-max-sample-values" => {
                 let mut l = String::from("Min-Max-sample-values:");
@@ -924,10 +1018,38 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Open an image by key: one `stat`, then the metadata cache (keyed by path and mtime), and
-/// only on a miss open the file, detect its format and parse it.
+/// Open an image by key: one `stat` (for a sequence: the directory listing of its views, then
+/// the default view), then the metadata cache (keyed by path and mtime), and only on a miss
+/// open the file, detect its format and parse it.
+///
+/// A sequence (`images-and-decoding.md` §2) is found without FILESYSTEM_SUFFIX (see
+/// [`resolve::find`]); its format comes from the extension of the default view `000_090`, as
+/// upstream (an unsupported extension, JPEG included, gives the banner), and its
+/// `Last-Modified` is the default view's mtime.
 pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
-    let (path, mtime) = resolve::stat(app.config(), key)?;
+    let (path, mtime, format, sequence) = match resolve::find(app.config(), key)? {
+        resolve::Found::File { path, mtime } => (path, mtime, None, None),
+        resolve::Found::Sequence(seq) => {
+            tracing::debug!(
+                "FIF :: Image sequence with {} horizontal and {} vertical views",
+                seq.horizontal.len(),
+                seq.vertical.len()
+            );
+            let format = seq.format.ok_or_else(|| {
+                Error::invalid(format!(
+                    "Unsupported image type: {}",
+                    String::from_utf8_lossy(key)
+                ))
+                .with_detail(seq.default_path.display().to_string())
+            })?;
+            (
+                seq.default_path.clone(),
+                seq.mtime,
+                Some(format),
+                Some(Arc::new(seq)),
+            )
+        }
+    };
     let last_modified = date::http_date(mtime);
     if let Some(source) = app.meta().get(&path, mtime) {
         tracing::debug!("FIF :: Image cache hit");
@@ -942,11 +1064,21 @@ pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
             key: Arc::from(key),
             located,
             source,
+            sequence,
             last_modified,
         });
     }
     tracing::debug!("FIF :: Image cache miss");
-    let located = resolve::detect(key, path, mtime)?;
+    let located = match format {
+        // A sequence view: the format its extension names (upstream does not read the magic).
+        Some(format) => Located {
+            key: key.to_vec(),
+            path,
+            mtime,
+            format,
+        },
+        None => resolve::detect(key, path, mtime)?,
+    };
     let source = crate::source::open(&located, app.config().max_layers)?;
     app.meta()
         .insert(located.path.clone(), mtime, source.clone());
@@ -954,11 +1086,17 @@ pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
         key: Arc::from(key),
         located,
         source,
+        sequence,
         last_modified,
     })
 }
 
-/// The text between the first `[` and the first `]`, or the whole string.
+/// Numbers separated by single spaces (OBJ view lists).
+fn join_numbers(values: &[u32]) -> String {
+    let text: Vec<String> = values.iter().map(u32::to_string).collect();
+    text.join(" ")
+}
+
 fn bracketed(s: &str) -> &str {
     match (s.find('['), s.find(']')) {
         (Some(a), Some(b)) if b > a => &s[a + 1..b],

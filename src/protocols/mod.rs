@@ -153,7 +153,8 @@ fn cachable(r: &Response) -> bool {
 }
 
 /// The current mtime of the image a request string names (its first `FIF`, `IIIF`, `Zoomify`
-/// or `DeepZoom` identifier), so that a memcached entry for a changed image is not served.
+/// or `DeepZoom` identifier; for a sequence, its default view), so that a memcached entry for a
+/// changed image is not served.
 fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
     use crate::source::resolve::{filter_traversal, image_key, url_decode};
     let key =
@@ -183,9 +184,10 @@ fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
             },
             _ => None,
         })?;
-    crate::source::resolve::stat(app.config(), &key)
+    // A file, or a sequence's default view (the file whose mtime is `Last-Modified`).
+    crate::source::resolve::find(app.config(), &key)
         .ok()
-        .map(|(_, mtime)| mtime)
+        .map(|found| found.mtime())
 }
 
 /// The one place where an [`Error`] becomes a response (bodies are client-safe; details are

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::ImageFormat;
+use super::sequence::{Sequence, find_sequence};
 use crate::config::Config;
 use crate::error::{Error, Result};
 
@@ -141,6 +142,51 @@ pub fn stat(config: &Config, key: &[u8]) -> Result<(PathBuf, SystemTime)> {
     }
 }
 
+/// What an image key names (`http-responses.md` §4.2 items 4–5).
+#[derive(Debug, Clone)]
+pub enum Found {
+    /// `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX` is a regular file.
+    File { path: PathBuf, mtime: SystemTime },
+    /// It is not, but `FILESYSTEM_PREFIX + key + FILENAME_PATTERN + "000_090.<ext>"` exists.
+    Sequence(Sequence),
+}
+
+impl Found {
+    /// The modification time of the file, or of the sequence's default view.
+    pub fn mtime(&self) -> SystemTime {
+        match self {
+            Found::File { mtime, .. } => *mtime,
+            Found::Sequence(s) => s.mtime,
+        }
+    }
+}
+
+/// Look an image key up: a regular file (one `stat`), else an image sequence.
+///
+/// The sequence probe uses `FILESYSTEM_PREFIX + key + FILENAME_PATTERN`, **without**
+/// FILESYSTEM_SUFFIX. Upstream's probe appends the suffix but its view names do not, so with a
+/// suffix no sequence is ever found ([BUG], `images-and-decoding.md` §2); leaving the suffix
+/// out makes sequences work whatever the suffix (docs/compatibility.md).
+///
+/// Errors: 404 `<key> is neither a file nor part of an image sequence` when neither exists,
+/// 404 `There are multiple file extensions matching <key><pattern>000_090.*` when the default
+/// view has several extensions. Messages never name FILESYSTEM_PREFIX.
+pub fn find(config: &Config, key: &[u8]) -> Result<Found> {
+    match stat(config, key) {
+        Ok((path, mtime)) => Ok(Found::File { path, mtime }),
+        Err(not_found) => {
+            match find_sequence(
+                config.filesystem_prefix.as_bytes(),
+                key,
+                &config.filename_pattern,
+            )? {
+                Some(sequence) => Ok(Found::Sequence(sequence)),
+                None => Err(not_found),
+            }
+        }
+    }
+}
+
 /// Open the file and detect its format from its first 10 bytes.
 ///
 /// Errors: 404 ([`Error::not_found`]) when unreadable or too short; [`Error::invalid`] (the
@@ -234,6 +280,36 @@ mod tests {
             Some(ImageFormat::Jpeg2000)
         );
         assert_eq!(detect_format(b"GIF89a\0\0\0\0"), None);
+    }
+
+    #[test]
+    fn find_files_then_sequences_without_the_suffix() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["seq_pyr_000_090.tif", "seq_pyr_010_090.tif", "file.tif"] {
+            std::fs::write(dir.path().join(name), b"II*\0 not really").unwrap();
+        }
+        let (mut c, _) = Config::from_lookup(|_| None);
+        c.filesystem_prefix = format!("{}/", dir.path().display());
+        for suffix in ["", ".tif"] {
+            c.filesystem_suffix = suffix.into();
+            match find(&c, b"seq").unwrap() {
+                Found::Sequence(s) => {
+                    assert_eq!(s.horizontal, vec![0, 10], "suffix {suffix:?}");
+                    assert_eq!(s.default_path, dir.path().join("seq_pyr_000_090.tif"));
+                }
+                other => panic!("suffix {suffix:?}: {other:?}"),
+            }
+        }
+        // A regular file comes first: `file` + `.tif`.
+        assert!(matches!(find(&c, b"file").unwrap(), Found::File { .. }));
+        let e = find(&c, b"none").unwrap_err();
+        assert_eq!(
+            e.message,
+            "none is neither a file nor part of an image sequence"
+        );
+        // A directory is not a file: the probe runs (and finds nothing here).
+        std::fs::create_dir(dir.path().join("d.tif")).unwrap();
+        assert!(find(&c, b"d").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod iiif;
 mod memcached;
 mod nginx;
 mod pipeline;
+mod sequences;
 mod sources;
 mod support;
 mod tiles;

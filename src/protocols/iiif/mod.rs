@@ -148,8 +148,8 @@ fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
     let key = resolve::filter_traversal(id.to_vec());
     let image = open_image(s.app, &key)?;
     if let Some(p) = page {
-        let pages = image.info().stack.len().max(1);
-        if p as usize >= pages {
+        // A stack page, or a sequence's horizontal angle (protocols-iiif.md §1.2 step 4).
+        if !image.horizontal_views().contains(&p) {
             return Err(Error::not_found(format!(
                 "IIIF: {} has no page {p}",
                 String::from_utf8_lossy(&key)
@@ -161,12 +161,12 @@ fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
     Ok((image, page))
 }
 
-/// Whether a decoded argument as a whole names an image file (a base URI whose identifier
-/// contains slashes).
+/// Whether a decoded argument as a whole names an image file or sequence (a base URI whose
+/// identifier contains slashes).
 fn names_image(app: &App, decoded: &[u8]) -> bool {
     let key = resolve::filter_traversal(decoded.to_vec());
     let (key, _) = split_page(&key, app.config().iiif_delimiter.as_bytes());
-    resolve::stat(app.config(), key).is_ok()
+    resolve::find(app.config(), key).is_ok()
 }
 
 /// Text for a header value: control characters dropped.
