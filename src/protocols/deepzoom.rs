@@ -12,11 +12,9 @@
 use super::iiif::{self, info::scale_factors};
 use super::iip::{Session, open_image};
 use crate::config::env::atoi;
-use crate::encode::OutputFormat;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::source::{ImageInfo, resolve};
-use crate::view::Region;
 
 /// The DeepZoom tile size: the full-resolution level's tile width.
 pub fn tile_size(info: &ImageInfo) -> u32 {
@@ -139,53 +137,17 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
     let (col, row) = (col as u32, row as u32);
     let (out_w, out_h) = (ts.min(lw - col * ts), ts.min(lh - row * ts));
     let factor = 1u64 << (d - l);
-    let factors = scale_factors(info);
-    let mut stored = None;
-    if let Some(i) = factors.iter().position(|&f| f as u64 == factor) {
-        let level = info.levels[i];
-        let (lx, ly) = level.tiles();
-        let r = (info.levels.len() - 1 - i) as u32;
-        if level.tile_width == ts && level.tile_height == ts && col < lx && row < ly {
-            let t = row * lx + col;
-            stored = Some((r, t));
-            // The stored tile, if it has the size the DZI promises (a level rounded down
-            // lacks a pixel at its edge tiles: those are made to size like unstored levels).
-            if level.tile_size(t) == Some((out_w, out_h)) {
-                return iiif::tile_response(
-                    s.app,
-                    &image,
-                    &s.view,
-                    r,
-                    t,
-                    OutputFormat::Jpeg,
-                    &headers,
-                );
-            }
-        }
-    }
-    // Not stored: the tile's area of the full image at the size the DZI promises.
-    let (fx, fy) = (
-        col as u64 * ts as u64 * factor,
-        row as u64 * ts as u64 * factor,
-    );
-    let (fw, fh) = (info.width as u64, info.height as u64);
-    let mut view = s.view.clone();
-    view.region = Some(Region::Pixels {
-        x: fx as u32,
-        y: fy as u32,
-        w: (ts as u64 * factor).min(fw - fx) as u32,
-        h: (ts as u64 * factor).min(fh - fy) as u32,
-    });
-    view.width = Some(out_w);
-    view.height = Some(out_h);
-    match iiif::export_region(s.app, &image, &view, OutputFormat::Jpeg, &headers) {
-        // Without region export, a stored tile one pixel off is better than no tile.
-        Err(e) if e.kind == ErrorKind::NotImplemented && stored.is_some() => {
-            let (r, t) = stored.expect("checked");
-            iiif::tile_response(s.app, &image, &s.view, r, t, OutputFormat::Jpeg, &headers)
-        }
-        other => other,
-    }
+    let level = scale_factors(info).iter().position(|&f| f as u64 == factor);
+    super::grid_tile(
+        s,
+        &image,
+        &headers,
+        level,
+        factor,
+        (col, row),
+        ts,
+        (out_w, out_h),
+    )
 }
 
 #[cfg(test)]

@@ -190,6 +190,62 @@ fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
         .map(|found| found.mtime())
 }
 
+/// One tile of a viewer protocol's own grid (DeepZoom levels, Zoomify tiers): `ts`-pixel
+/// tiles of the image scaled down by `factor`; the tile at (`col`, `row`) is `out_w`×`out_h`.
+/// When the file stores that scale (`level`, an index into `ImageInfo::levels`) with the same
+/// tile size and the stored tile has exactly the expected size, it is served from the tile path
+/// (cache, pass-through); otherwise the tile's area of the full image is exported at that size.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn grid_tile(
+    s: &iip::Session<'_>,
+    image: &iip::OpenImage,
+    headers: &HeaderDefaults,
+    level: Option<usize>,
+    factor: u64,
+    (col, row): (u32, u32),
+    ts: u32,
+    (out_w, out_h): (u32, u32),
+) -> Result<Response, Error> {
+    use crate::encode::OutputFormat;
+    let info = image.info();
+    if let Some(i) = level {
+        let stored = info.levels[i];
+        let (lx, ly) = stored.tiles();
+        let r = (info.levels.len() - 1 - i) as u32;
+        if stored.tile_width == ts && stored.tile_height == ts && col < lx && row < ly {
+            let t = row * lx + col;
+            // A level rounded differently from the client's grid has edge tiles one pixel
+            // off: those are made to size like unstored levels.
+            if stored.tile_size(t) == Some((out_w, out_h)) {
+                return iiif::tile_response(
+                    s.app,
+                    image,
+                    &s.view,
+                    r,
+                    t,
+                    OutputFormat::Jpeg,
+                    headers,
+                );
+            }
+        }
+    }
+    let (fx, fy) = (
+        col as u64 * ts as u64 * factor,
+        row as u64 * ts as u64 * factor,
+    );
+    let (fw, fh) = (info.width as u64, info.height as u64);
+    let mut view = s.view.clone();
+    view.region = Some(crate::view::Region::Pixels {
+        x: fx as u32,
+        y: fy as u32,
+        w: (ts as u64 * factor).min(fw - fx) as u32,
+        h: (ts as u64 * factor).min(fh - fy) as u32,
+    });
+    view.width = Some(out_w);
+    view.height = Some(out_h);
+    iiif::export_region(s.app, image, &view, OutputFormat::Jpeg, headers)
+}
+
 /// The one place where an [`Error`] becomes a response (bodies are client-safe; details are
 /// logged).
 pub fn error_response(d: &HeaderDefaults, e: &Error) -> Response {

@@ -13,11 +13,9 @@
 use super::iiif::{self, info::scale_factors};
 use super::iip::{Session, open_image};
 use crate::config::env::atoi;
-use crate::encode::OutputFormat;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::source::{ImageInfo, resolve};
-use crate::view::Region;
 
 /// One Zoomify tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,50 +181,16 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
     }
     let (x, y) = (x as u32, y as u32);
     let (out_w, out_h) = (ts.min(cw - x * ts), ts.min(ch - y * ts));
-    let mut stored = None;
-    if let Some(i) = tier.level {
-        let level = info.levels[i];
-        let (lx, ly) = level.tiles();
-        let r = (info.levels.len() - 1 - i) as u32;
-        if level.tile_width == ts && level.tile_height == ts && x < lx && y < ly {
-            let t = y * lx + x;
-            stored = Some((r, t));
-            // The stored tile, if it is the tile the client expects (a level rounded up has
-            // edge tiles one pixel larger: those are made to size like unstored tiers).
-            if level.tile_size(t) == Some((out_w, out_h)) {
-                return iiif::tile_response(
-                    s.app,
-                    &image,
-                    &s.view,
-                    r,
-                    t,
-                    OutputFormat::Jpeg,
-                    &headers,
-                );
-            }
-        }
-    }
-    // A tier the file does not store: the tile's area of the full image, downscaled.
-    let f = tier.factor;
-    let (fx, fy) = (x as u64 * ts as u64 * f, y as u64 * ts as u64 * f);
-    let (fw, fh) = (info.width as u64, info.height as u64);
-    let mut view = s.view.clone();
-    view.region = Some(Region::Pixels {
-        x: fx as u32,
-        y: fy as u32,
-        w: (ts as u64 * f).min(fw - fx) as u32,
-        h: (ts as u64 * f).min(fh - fy) as u32,
-    });
-    view.width = Some(out_w);
-    view.height = Some(out_h);
-    match iiif::export_region(s.app, &image, &view, OutputFormat::Jpeg, &headers) {
-        // Without region export, a stored tile one pixel off is better than no tile.
-        Err(e) if e.kind == ErrorKind::NotImplemented && stored.is_some() => {
-            let (r, t) = stored.expect("checked");
-            iiif::tile_response(s.app, &image, &s.view, r, t, OutputFormat::Jpeg, &headers)
-        }
-        other => other,
-    }
+    super::grid_tile(
+        s,
+        &image,
+        &headers,
+        tier.level,
+        tier.factor,
+        (x, y),
+        ts,
+        (out_w, out_h),
+    )
 }
 
 #[cfg(test)]

@@ -10,42 +10,11 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use crate::common::fcgi::{Client, Reply};
-use crate::support::{Addr, MemcachedServer, Reference, TestServer, fixtures, require};
-
-fn client(addr: &Addr) -> Client {
-    let mut c = match addr {
-        Addr::Tcp(a) => Client::connect_tcp(a).unwrap(),
-        Addr::Unix(p) => Client::connect_unix(p).unwrap(),
-    };
-    c.set_timeout(Some(Duration::from_secs(30))).unwrap();
-    c
-}
-
-fn get(addr: &Addr, query: &str) -> Reply {
-    client(addr).get(query, false).unwrap()
-}
-
-fn get_with(addr: &Addr, query: &str, extra: &[(&[u8], &[u8])]) -> Reply {
-    let mut params: Vec<(&[u8], &[u8])> = vec![
-        (b"REQUEST_METHOD", b"GET"),
-        (b"QUERY_STRING", query.as_bytes()),
-    ];
-    params.extend_from_slice(extra);
-    client(addr).request(&params, b"", false).unwrap()
-}
-
-fn prefix() -> String {
-    format!("{}/", fixtures().display())
-}
-
-fn body_lines(r: &Reply) -> Vec<String> {
-    String::from_utf8_lossy(r.body())
-        .split("\r\n")
-        .filter(|l| !l.is_empty() && !l.starts_with("IIP:"))
-        .map(str::to_string)
-        .collect()
-}
+use crate::common::fcgi::Reply;
+use crate::support::{
+    MemcachedServer, Reference, TestServer, body_lines, fcgi_get, fcgi_get_with, fixtures,
+    fixtures_dir_prefix, require,
+};
 
 fn text(r: &Reply) -> String {
     String::from_utf8_lossy(r.body()).into_owned()
@@ -145,11 +114,11 @@ fn set_mtime(path: &Path, secs: u64) {
 
 #[test]
 fn obj_views_match_iipsrv_1_1() {
-    let p = prefix();
+    let p = fixtures_dir_prefix();
     let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &p)]);
     let reference = Reference::start(&[("FILESYSTEM_PREFIX", &p)]);
     let q = obj_query("sequence/obj");
-    let mine = get(&ours.addr, &q);
+    let mine = fcgi_get(&ours.addr, &q);
     assert_eq!(mine.status(), 200, "{}", text(&mine));
     assert_eq!(
         body_lines(&mine)[..4],
@@ -160,34 +129,37 @@ fn obj_views_match_iipsrv_1_1() {
             "Resolution-number:3",
         ]
     );
-    assert_eq!(body_lines(&mine), body_lines(&get(&reference.addr(), &q)));
+    assert_eq!(
+        body_lines(&mine),
+        body_lines(&fcgi_get(&reference.addr(), &q))
+    );
     // SDS does not change the description (it is the default view's), in both servers.
     let q = format!("FIF=sequence/obj&SDS=30,60&{}", &obj_query("x")[6..]);
     assert_eq!(
-        body_lines(&get(&ours.addr, &q)),
-        body_lines(&get(&reference.addr(), &q))
+        body_lines(&fcgi_get(&ours.addr, &q)),
+        body_lines(&fcgi_get(&reference.addr(), &q))
     );
     // A missing sequence: the same 404 message, without the server path.
-    let r = get(&ours.addr, "FIF=sequence/none&OBJ=Max-size");
+    let r = fcgi_get(&ours.addr, "FIF=sequence/none&OBJ=Max-size");
     assert_eq!(r.status(), 404);
     assert_eq!(
         text(&r),
         "sequence/none is neither a file nor part of an image sequence"
     );
-    let theirs = get(&reference.addr(), "FIF=sequence/none&OBJ=Max-size");
+    let theirs = fcgi_get(&reference.addr(), "FIF=sequence/none&OBJ=Max-size");
     assert_eq!(theirs.status(), 404);
     assert!(text(&theirs).ends_with(&text(&r)), "{}", text(&theirs));
 }
 
 #[test]
 fn views_have_their_own_pixels_as_in_iipsrv_1_1() {
-    let p = prefix();
+    let p = fixtures_dir_prefix();
     let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &p)]);
     let reference = Reference::start(&[("FILESYSTEM_PREFIX", &p)]);
     for (h, v) in VIEWS {
         for (r, t) in [(2, 0), (2, 5), (2, 11), (1, 3), (0, 0)] {
             let q = format!("FIF=sequence/obj&SDS={h},{v}&JTL={r},{t}");
-            let mine = get(&ours.addr, &q);
+            let mine = fcgi_get(&ours.addr, &q);
             assert_eq!(
                 mine.header("Content-Type").as_deref(),
                 Some("image/jpeg"),
@@ -196,7 +168,7 @@ fn views_have_their_own_pixels_as_in_iipsrv_1_1() {
             );
             let a = decode(mine.body());
             assert_view(&a.pixels, (h, v), &q);
-            let theirs = get(&reference.addr(), &q);
+            let theirs = fcgi_get(&reference.addr(), &q);
             assert_eq!(
                 theirs.header("Content-Type").as_deref(),
                 Some("image/jpeg"),
@@ -209,21 +181,21 @@ fn views_have_their_own_pixels_as_in_iipsrv_1_1() {
         }
     }
     // Without SDS: the default view (0, 90).
-    let r = get(&ours.addr, "FIF=sequence/obj&JTL=2,0");
+    let r = fcgi_get(&ours.addr, "FIF=sequence/obj&JTL=2,0");
     assert_view(&decode(r.body()).pixels, (0, 90), "no SDS");
 }
 
 #[test]
 fn passthrough_sends_each_views_stored_tile() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     let stored = |view: &str| {
-        get(&s.addr, &format!("FIF=sequence/obj_pyr_{view}.tif&JTL=2,5"))
+        fcgi_get(&s.addr, &format!("FIF=sequence/obj_pyr_{view}.tif&JTL=2,5"))
             .body()
             .to_vec()
     };
     // The same tile through the sequence is the same bytes as through the view's own file.
     for (h, v) in VIEWS {
-        let r = get(&s.addr, &format!("FIF=sequence/obj&SDS={h},{v}&JTL=2,5"));
+        let r = fcgi_get(&s.addr, &format!("FIF=sequence/obj&SDS={h},{v}&JTL=2,5"));
         assert_eq!(r.body(), stored(&format!("{h:03}_{v:03}")), "view {h},{v}");
     }
     assert_ne!(stored("000_090"), stored("030_090"));
@@ -232,7 +204,7 @@ fn passthrough_sends_each_views_stored_tile() {
 #[test]
 fn sds_and_jtls_select_the_same_tiles() {
     let env = [
-        ("FILESYSTEM_PREFIX", prefix()),
+        ("FILESYSTEM_PREFIX", fixtures_dir_prefix()),
         // No tile cache: every answer is computed afresh.
         ("MAX_IMAGE_CACHE_SIZE", "0".to_string()),
     ];
@@ -240,19 +212,19 @@ fn sds_and_jtls_select_the_same_tiles() {
     let s = TestServer::tcp(&env);
     for (h, v) in VIEWS {
         for (r, t) in [(2, 0), (2, 7), (1, 2), (0, 0)] {
-            let sds = get(
+            let sds = fcgi_get(
                 &s.addr,
                 &format!("FIF=sequence/obj&SDS={h},{v}&JTL={r},{t}"),
             );
-            let jtls = get(&s.addr, &format!("FIF=sequence/obj&JTLS={h},{r},{t},{v}"));
+            let jtls = fcgi_get(&s.addr, &format!("FIF=sequence/obj&JTLS={h},{r},{t},{v}"));
             assert_eq!(sds.status(), 200, "{h},{v}: {}", text(&sds));
             assert_eq!(sds.stdout, jtls.stdout, "view {h},{v} tile {r},{t}");
             // Processing forces decoding: still the view's pixels.
-            let inv = get(
+            let inv = fcgi_get(
                 &s.addr,
                 &format!("FIF=sequence/obj&INV&JTLS={h},{r},{t},{v}"),
             );
-            let inv2 = get(
+            let inv2 = fcgi_get(
                 &s.addr,
                 &format!("FIF=sequence/obj&INV&SDS={h},{v}&JTL={r},{t}"),
             );
@@ -266,7 +238,7 @@ fn sds_and_jtls_select_the_same_tiles() {
 
 #[test]
 fn missing_views_are_404() {
-    let p = prefix();
+    let p = fixtures_dir_prefix();
     let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &p)]);
     let reference = Reference::start(&[("FILESYSTEM_PREFIX", &p)]);
     for q in [
@@ -275,7 +247,7 @@ fn missing_views_are_404() {
         "FIF=sequence/obj&SDS=60,60&CVT=jpeg",
         "FIF=sequence/obj&SDS=45,90&WID=10&CVT=png",
     ] {
-        let r = get(&s.addr, q);
+        let r = fcgi_get(&s.addr, q);
         assert_eq!(r.status(), 404, "{q}");
         let name = if q.contains("45") {
             "045_090"
@@ -290,26 +262,30 @@ fn missing_views_are_404() {
         assert!(!text(&r).contains(&p));
         // iipsrv 1.1 agrees for tiles; its CVT ignores the angles (the default view).
         if q.contains("JTL") {
-            assert_eq!(get(&reference.addr(), q).status(), 404, "{q}: iipsrv 1.1");
+            assert_eq!(
+                fcgi_get(&reference.addr(), q).status(),
+                404,
+                "{q}: iipsrv 1.1"
+            );
         }
     }
     // A lone SDS=h sets the vertical angle to 0 ([QUIRK]), a view that does not exist.
-    let r = get(&s.addr, "FIF=sequence/obj&SDS=30&JTL=2,0");
+    let r = fcgi_get(&s.addr, "FIF=sequence/obj&SDS=30&JTL=2,0");
     assert_eq!(r.status(), 404);
     assert_eq!(
         text(&r),
         "Unable to open file 'sequence/obj_pyr_030_000.tif'"
     );
     // The server is fine afterwards.
-    assert_eq!(get(&s.addr, "FIF=sequence/obj&JTL=2,0").status(), 200);
+    assert_eq!(fcgi_get(&s.addr, "FIF=sequence/obj&JTL=2,0").status(), 200);
 }
 
 #[test]
 fn region_exports_of_a_view() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     for (h, v) in VIEWS {
         let q = format!("FIF=sequence/obj&SDS={h},{v}&CVT=png");
-        let r = get(&s.addr, &q);
+        let r = fcgi_get(&s.addr, &q);
         assert_eq!(r.status(), 200, "{q}: {}", text(&r));
         assert_eq!(
             r.header("Content-Disposition").as_deref(),
@@ -323,7 +299,7 @@ fn region_exports_of_a_view() {
         assert!((b(10, 20) - 40).abs() <= 4, "{q}: B(10,20) = {}", b(10, 20));
         // A smaller export from a lower level, a region, JPEG.
         let q = format!("FIF=sequence/obj&SDS={h},{v}&RGN=0.25,0.25,0.5,0.5&WID=16&CVT=jpeg");
-        let r = get(&s.addr, &q);
+        let r = fcgi_get(&s.addr, &q);
         assert_eq!(r.status(), 200, "{q}: {}", text(&r));
         let img = decode(r.body());
         assert_eq!(img.width, 16);
@@ -333,9 +309,9 @@ fn region_exports_of_a_view() {
 
 #[test]
 fn spectra_and_pfl_read_the_horizontal_views() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     // Pixel (1, 1) of tile 0: R = 40 + 2h, so the first channel is 40, 100, 160.
-    let r = get(&s.addr, "FIF=sequence/obj&SPECTRA=2,0,1,1");
+    let r = fcgi_get(&s.addr, "FIF=sequence/obj&SPECTRA=2,0,1,1");
     assert_eq!(r.status(), 200, "{}", text(&r));
     let body = text(&r);
     let points: Vec<(String, f64)> = body
@@ -359,7 +335,7 @@ fn spectra_and_pfl_read_the_horizontal_views() {
     }
 
     // PFL: one object entry per horizontal view, all channels of each pixel.
-    let r = get(&s.addr, "FIF=sequence/obj&PFL=2:1,1-3,1");
+    let r = fcgi_get(&s.addr, "FIF=sequence/obj&PFL=2:1,1-3,1");
     assert_eq!(r.status(), 200, "{}", text(&r));
     let body = text(&r);
     assert!(
@@ -384,7 +360,7 @@ fn spectra_and_pfl_read_the_horizontal_views() {
         );
     }
     // The vertical angle of the request applies to every band: (30, 60) exists, (60, 60) not.
-    let r = get(&s.addr, "FIF=sequence/obj&SDS=0,60&PFL=2:1,1");
+    let r = fcgi_get(&s.addr, "FIF=sequence/obj&SDS=0,60&PFL=2:1,1");
     assert_eq!(r.status(), 404, "{}", text(&r));
 }
 
@@ -399,17 +375,17 @@ fn glob_metacharacters_in_identifiers_are_literal() {
         ("a_pyr_060_090.tif", "060_090"),
     ]);
     let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &dir_prefix(&dir))]);
-    let r = get(&s.addr, "FIF=[ab]&OBJ=Horizontal-views&OBJ=Vertical-views");
+    let r = fcgi_get(&s.addr, "FIF=[ab]&OBJ=Horizontal-views&OBJ=Vertical-views");
     assert_eq!(
         body_lines(&r),
         ["Horizontal-views:0", "Vertical-views:90 120"]
     );
-    let r = get(&s.addr, "FIF=%5Bab%5D&JTL=2,0");
+    let r = fcgi_get(&s.addr, "FIF=%5Bab%5D&JTL=2,0");
     assert_view(&decode(r.body()).pixels, (0, 90), "[ab]");
-    let r = get(&s.addr, "FIF=a&SDS=0,90&JTL=2,0");
+    let r = fcgi_get(&s.addr, "FIF=a&SDS=0,90&JTL=2,0");
     assert_view(&decode(r.body()).pixels, (30, 90), "a");
     for id in ["*", "?", "[a]", "a*", "%2A"] {
-        let r = get(&s.addr, &format!("FIF={id}&OBJ=Max-size"));
+        let r = fcgi_get(&s.addr, &format!("FIF={id}&OBJ=Max-size"));
         assert_eq!(r.status(), 404, "{id}: {}", text(&r));
         assert!(text(&r).ends_with("is neither a file nor part of an image sequence"));
     }
@@ -417,19 +393,22 @@ fn glob_metacharacters_in_identifiers_are_literal() {
 
 #[test]
 fn sequences_are_found_with_a_filesystem_suffix() {
-    let p = prefix();
+    let p = fixtures_dir_prefix();
     let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &p), ("FILESYSTEM_SUFFIX", ".tif")]);
     let q = obj_query("sequence/obj");
-    let mine = get(&ours.addr, &q);
+    let mine = fcgi_get(&ours.addr, &q);
     assert_eq!(mine.status(), 200, "{}", text(&mine));
     // iipsrv 1.1 has no FILESYSTEM_SUFFIX, so its answer without one is the reference (1.3
     // appends the suffix to its probe and finds nothing: [BUG]).
     let reference = Reference::start(&[("FILESYSTEM_PREFIX", &p)]);
-    assert_eq!(body_lines(&mine), body_lines(&get(&reference.addr(), &q)));
-    let r = get(&ours.addr, "FIF=sequence/obj&SDS=60,90&JTL=2,3");
+    assert_eq!(
+        body_lines(&mine),
+        body_lines(&fcgi_get(&reference.addr(), &q))
+    );
+    let r = fcgi_get(&ours.addr, "FIF=sequence/obj&SDS=60,90&JTL=2,3");
     assert_view(&decode(r.body()).pixels, (60, 90), "suffix");
     // Single files still get the suffix.
-    let r = get(&ours.addr, "FIF=sample&OBJ=Max-size");
+    let r = fcgi_get(&ours.addr, "FIF=sample&OBJ=Max-size");
     assert_eq!(r.status(), 200, "{}", text(&r));
     // A file named like the identifier plus the suffix wins over a sequence.
     let dir = folder(&[("obj.tif", "060_090"), ("obj_pyr_000_090.tif", "000_090")]);
@@ -437,7 +416,7 @@ fn sequences_are_found_with_a_filesystem_suffix() {
         ("FILESYSTEM_PREFIX", &dir_prefix(&dir)),
         ("FILESYSTEM_SUFFIX", ".tif"),
     ]);
-    let r = get(&s.addr, "FIF=obj&OBJ=Horizontal-views&JTL=2,0");
+    let r = fcgi_get(&s.addr, "FIF=obj&OBJ=Horizontal-views&JTL=2,0");
     assert_view(&decode(r.body()).pixels, (60, 90), "file before sequence");
 }
 
@@ -448,8 +427,8 @@ fn ambiguous_and_unsupported_sequences() {
         ("two_pyr_000_090.tiff", "000_090"),
         ("up_pyr_000_090.TIF", "000_090"),
     ]);
-    let jpeg = get(
-        &TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]).addr,
+    let jpeg = fcgi_get(
+        &TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]).addr,
         "FIF=sequence/obj&CVT=jpeg",
     )
     .body()
@@ -457,19 +436,19 @@ fn ambiguous_and_unsupported_sequences() {
     std::fs::write(dir.path().join("jpg_pyr_000_090.jpg"), &jpeg).unwrap();
     let p = dir_prefix(&dir);
     let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &p)]);
-    let r = get(&s.addr, "FIF=two&OBJ=Max-size");
+    let r = fcgi_get(&s.addr, "FIF=two&OBJ=Max-size");
     assert_eq!(r.status(), 404);
     assert_eq!(
         text(&r),
         "There are multiple file extensions matching two_pyr_000_090.*"
     );
     let reference = Reference::start(&[("FILESYSTEM_PREFIX", &p)]);
-    let theirs = get(&reference.addr(), "FIF=two&OBJ=Max-size");
+    let theirs = fcgi_get(&reference.addr(), "FIF=two&OBJ=Max-size");
     assert_eq!(theirs.status(), 404);
     assert!(text(&theirs).starts_with("There are multiple file extensions matching"));
     // JPEG sequences and upper-case extensions are unsupported: the banner, as a 400.
     for id in ["jpg", "up"] {
-        let r = get(&s.addr, &format!("FIF={id}&OBJ=Max-size"));
+        let r = fcgi_get(&s.addr, &format!("FIF={id}&OBJ=Max-size"));
         assert_eq!(r.status(), 400, "{id}");
         assert!(
             text(&r).starts_with("<!DOCTYPE html>"),
@@ -481,10 +460,13 @@ fn ambiguous_and_unsupported_sequences() {
 
 #[test]
 fn iiif_delimiter_selects_a_horizontal_view() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix()), ("IIIF_DELIMITER", ";")]);
+    let s = TestServer::tcp(&[
+        ("FILESYSTEM_PREFIX", &fixtures_dir_prefix()),
+        ("IIIF_DELIMITER", ";"),
+    ]);
     for h in [0, 30, 60] {
         let q = format!("IIIF=sequence/obj;{h}/full/max/0/default.jpg");
-        let r = get(&s.addr, &q);
+        let r = fcgi_get(&s.addr, &q);
         assert_eq!(r.status(), 200, "{q}: {}", text(&r));
         let img = decode(r.body());
         assert_eq!((img.width, img.height), (64, 48));
@@ -492,9 +474,9 @@ fn iiif_delimiter_selects_a_horizontal_view() {
     }
     // No view 45: no image (the IIIF module answers a base-URI 303 here, as for a stack page
     // that does not exist).
-    let r = get(&s.addr, "IIIF=sequence/obj;45/full/max/0/default.jpg");
+    let r = fcgi_get(&s.addr, "IIIF=sequence/obj;45/full/max/0/default.jpg");
     assert_ne!(r.status(), 200, "{}", text(&r));
-    let r = get_with(
+    let r = fcgi_get_with(
         &s.addr,
         "IIIF=sequence/obj/info.json",
         &[(
@@ -524,12 +506,12 @@ fn last_modified_is_the_default_views_and_views_are_checked_for_changes() {
         "FIF=obj&SDS=30,90&JTL=2,0",
         "FIF=obj&SDS=30,90&CVT=jpeg",
     ] {
-        let r = get(&s.addr, q);
+        let r = fcgi_get(&s.addr, q);
         assert_eq!(r.header("Last-Modified").as_deref(), Some(LM), "{q}");
-        let r = get_with(&s.addr, q, &[(b"HTTP_IF_MODIFIED_SINCE", LM.as_bytes())]);
+        let r = fcgi_get_with(&s.addr, q, &[(b"HTTP_IF_MODIFIED_SINCE", LM.as_bytes())]);
         assert_eq!(r.status(), 304, "{q}");
     }
-    let r = get(&s.addr, "FIF=obj&SDS=30,90&JTL=2,5");
+    let r = fcgi_get(&s.addr, "FIF=obj&SDS=30,90&JTL=2,5");
     assert_view(&decode(r.body()).pixels, (30, 90), "before");
 
     // The view file is replaced (new content, new mtime): its cached tiles and source are not
@@ -537,7 +519,7 @@ fn last_modified_is_the_default_views_and_views_are_checked_for_changes() {
     std::fs::copy(fixtures().join("sequence/obj_pyr_060_090.tif"), &other).unwrap();
     set_mtime(&other, 1_600_000_100);
     for q in ["FIF=obj&SDS=30,90&JTL=2,5", "FIF=obj&SDS=30,90&INV&JTL=2,5"] {
-        let r = get(&s.addr, q);
+        let r = fcgi_get(&s.addr, q);
         let mut px = decode(r.body()).pixels;
         if q.contains("INV") {
             px.iter_mut().for_each(|p| *p = 255 - *p);
@@ -546,7 +528,7 @@ fn last_modified_is_the_default_views_and_views_are_checked_for_changes() {
     }
     // The default view changes: so does Last-Modified.
     set_mtime(&default, 1_700_000_100);
-    let r = get(&s.addr, "FIF=obj&SDS=30,90&JTL=2,5");
+    let r = fcgi_get(&s.addr, "FIF=obj&SDS=30,90&JTL=2,5");
     assert_eq!(
         r.header("Last-Modified").as_deref(),
         Some("Tue, 14 Nov 2023 22:15:00 GMT")
@@ -570,7 +552,7 @@ fn memcached_entries_of_sequences_follow_the_default_view() {
         ("MEMCACHED_SERVERS", &m.addr()),
     ]);
     const Q: &str = "FIF=obj&SDS=30,90&JTL=2,0";
-    let first = get(&s.addr, Q);
+    let first = fcgi_get(&s.addr, Q);
     assert_eq!(first.status(), 200);
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while m.stat("curr_items") < 1 {
@@ -578,11 +560,11 @@ fn memcached_entries_of_sequences_follow_the_default_view() {
         std::thread::sleep(Duration::from_millis(10));
     }
     let hits = m.stat("get_hits");
-    assert_eq!(get(&s.addr, Q).stdout, first.stdout);
+    assert_eq!(fcgi_get(&s.addr, Q).stdout, first.stdout);
     assert_eq!(m.stat("get_hits"), hits + 1, "a sequence's entry is served");
     // The default view changes: the entry is stale and not served.
     set_mtime(&default, 1_700_000_100);
-    let r = get(&s.addr, Q);
+    let r = fcgi_get(&s.addr, Q);
     assert_eq!(
         r.header("Last-Modified").as_deref(),
         Some("Tue, 14 Nov 2023 22:15:00 GMT")
@@ -606,7 +588,7 @@ fn jpeg2000_sequences_and_raw_codestreams() {
         ("j", ["Horizontal-views:0 20", "Vertical-views:90"]),
         ("k", ["Horizontal-views:0", "Vertical-views:45 90"]),
     ] {
-        let r = get(
+        let r = fcgi_get(
             &s.addr,
             &format!("FIF={id}&OBJ=Max-size&OBJ=Horizontal-views&OBJ=Vertical-views"),
         );
@@ -616,11 +598,11 @@ fn jpeg2000_sequences_and_raw_codestreams() {
         assert_eq!(lines[1..], views, "{id}");
     }
     // The same pixels through both views (copies of one file).
-    let a = get(&s.addr, "FIF=j&JTL=1,0");
-    let b = get(&s.addr, "FIF=j&SDS=20,90&JTL=1,0");
+    let a = fcgi_get(&s.addr, "FIF=j&JTL=1,0");
+    let b = fcgi_get(&s.addr, "FIF=j&SDS=20,90&JTL=1,0");
     assert_eq!(a.header("Content-Type").as_deref(), Some("image/jpeg"));
     assert_eq!(a.body(), b.body());
-    let c = get(&s.addr, "FIF=k&SDS=0,45&WID=30&CVT=png");
+    let c = fcgi_get(&s.addr, "FIF=k&SDS=0,45&WID=30&CVT=png");
     assert_eq!(c.status(), 200, "{}", text(&c));
     assert_eq!(decode_png(c.body()).0, 30);
 }

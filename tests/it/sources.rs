@@ -4,16 +4,9 @@
 use std::time::Duration;
 
 use crate::common::fcgi::{Client, Reply};
-use crate::support::{Addr, Reference, TestServer, fixtures};
-
-fn get(addr: &Addr, query: &str) -> Reply {
-    let mut c = match addr {
-        Addr::Tcp(a) => Client::connect_tcp(a).unwrap(),
-        Addr::Unix(p) => Client::connect_unix(p).unwrap(),
-    };
-    c.set_timeout(Some(Duration::from_secs(60))).unwrap();
-    c.get(query, false).unwrap()
-}
+use crate::support::{
+    Addr, Reference, TestServer, body_lines, fcgi_get, fixtures, fixtures_dir_prefix,
+};
 
 /// A request as a web server sends it (IIIF ids need REQUEST_URI and HTTP_HOST).
 fn get_web(addr: &Addr, query: &str) -> Reply {
@@ -32,25 +25,13 @@ fn get_web(addr: &Addr, query: &str) -> Reply {
     c.request(&params, b"", false).unwrap()
 }
 
-fn prefix() -> String {
-    format!("{}/", fixtures().display())
-}
-
-fn lines(r: &Reply) -> Vec<String> {
-    String::from_utf8_lossy(r.body())
-        .split("\r\n")
-        .filter(|l| !l.is_empty() && !l.starts_with("IIP:"))
-        .map(str::to_string)
-        .collect()
-}
-
 fn decode(jpeg: &[u8]) -> turbojpeg::Image<Vec<u8>> {
     turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::RGB).expect("a decodable JPEG")
 }
 
 #[test]
 fn every_protocol_on_jpeg2000_and_jpeg() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     for f in [
         "jp2/rgb8_tiled.jp2",
         "jp2/rgb8_untiled.jp2",
@@ -61,7 +42,7 @@ fn every_protocol_on_jpeg2000_and_jpeg() {
         "jpeg/progressive.jpg",
         "jpeg/cmyk.jpg",
     ] {
-        let r = get(
+        let r = fcgi_get(
             &s.addr,
             &format!("FIF={f}&OBJ=Max-size&OBJ=Resolution-number&OBJ=Tile-size"),
         );
@@ -71,14 +52,14 @@ fn every_protocol_on_jpeg2000_and_jpeg() {
             "{f}: {}",
             String::from_utf8_lossy(&r.stdout)
         );
-        let l = lines(&r);
+        let l = body_lines(&r);
         assert!(l[0].starts_with("Max-size:"), "{f}: {l:?}");
         let levels: u32 = l[1]
             .trim_start_matches("Resolution-number:")
             .parse()
             .unwrap();
         for res in 0..levels {
-            let r = get(&s.addr, &format!("FIF={f}&JTL={res},0"));
+            let r = fcgi_get(&s.addr, &format!("FIF={f}&JTL={res},0"));
             assert_eq!(
                 r.header("Content-Type").as_deref(),
                 Some("image/jpeg"),
@@ -89,17 +70,17 @@ fn every_protocol_on_jpeg2000_and_jpeg() {
         }
         let r = get_web(&s.addr, &format!("IIIF={f}/info.json"));
         assert_eq!(r.status(), 200, "{f} info.json");
-        let r = get(&s.addr, &format!("DeepZoom={f}.dzi"));
+        let r = fcgi_get(&s.addr, &format!("DeepZoom={f}.dzi"));
         assert_eq!(r.status(), 200, "{f} dzi");
-        let r = get(&s.addr, &format!("Zoomify={f}/ImageProperties.xml"));
+        let r = fcgi_get(&s.addr, &format!("Zoomify={f}/ImageProperties.xml"));
         assert_eq!(r.status(), 200, "{f} zoomify");
     }
 }
 
 #[test]
 fn jpeg2000_tiles_match_iipsrv_1_1() {
-    let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
-    let reference = Reference::start(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
+    let reference = Reference::start(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     let mut compared = 0;
     for f in [
         "jp2/rgb8_tiled.jp2",
@@ -107,17 +88,17 @@ fn jpeg2000_tiles_match_iipsrv_1_1() {
         "jp2/grey8.jp2",
     ] {
         let q = format!("FIF={f}&OBJ=Max-size&OBJ=Resolutions");
-        let (mine, theirs) = (get(&ours.addr, &q), get(&reference.addr(), &q));
-        assert_eq!(lines(&mine), lines(&theirs), "{f}");
-        let levels = lines(&mine)[1].matches(',').count() as u32 + 1;
+        let (mine, theirs) = (fcgi_get(&ours.addr, &q), fcgi_get(&reference.addr(), &q));
+        assert_eq!(body_lines(&mine), body_lines(&theirs), "{f}");
+        let levels = body_lines(&mine)[1].matches(',').count() as u32 + 1;
         for r in 0..levels {
             for t in 0..4 {
                 let q = format!("FIF={f}&JTL={r},{t}");
-                let theirs = get(&reference.addr(), &q);
+                let theirs = fcgi_get(&reference.addr(), &q);
                 if theirs.header("Content-Type").as_deref() != Some("image/jpeg") {
                     break;
                 }
-                let mine = get(&ours.addr, &q);
+                let mine = fcgi_get(&ours.addr, &q);
                 let (a, b) = (decode(mine.body()), decode(theirs.body()));
                 assert_eq!((a.width, a.height), (b.width, b.height), "{q}");
                 let mse: f64 = a
@@ -137,7 +118,7 @@ fn jpeg2000_tiles_match_iipsrv_1_1() {
 
 #[test]
 fn corrupt_files_are_errors_and_the_server_survives() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     for dir in ["jp2", "jpeg"] {
         for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
@@ -148,18 +129,21 @@ fn corrupt_files_are_errors_and_the_server_survives() {
                 format!("FIF={dir}/{name}&OBJ=Max-size"),
                 format!("FIF={dir}/{name}&JTL=0,0"),
             ] {
-                let r = get(&s.addr, &q);
+                let r = fcgi_get(&s.addr, &q);
                 let status = r.status();
                 assert!(
                     status == 200 || (400..500).contains(&status),
                     "{q}: {status}"
                 );
                 assert!(
-                    !String::from_utf8_lossy(r.body()).contains(&prefix()),
+                    !String::from_utf8_lossy(r.body()).contains(&fixtures_dir_prefix()),
                     "{q}: path leaked"
                 );
             }
         }
     }
-    assert_eq!(get(&s.addr, "FIF=sample.tif&OBJ=Max-size").status(), 200);
+    assert_eq!(
+        fcgi_get(&s.addr, "FIF=sample.tif&OBJ=Max-size").status(),
+        200
+    );
 }

@@ -504,3 +504,47 @@ fn base64(data: &[u8]) -> String {
     }
     out
 }
+
+/// A FastCGI client for a test server's address (30 s timeout).
+pub fn fcgi_client(addr: &Addr) -> crate::common::fcgi::Client {
+    use crate::common::fcgi::Client;
+    let mut c = match addr {
+        Addr::Tcp(a) => Client::connect_tcp(a).unwrap(),
+        Addr::Unix(p) => Client::connect_unix(p).unwrap(),
+    };
+    c.set_timeout(Some(Duration::from_secs(30))).unwrap();
+    c
+}
+
+/// A GET with a query string over FastCGI.
+pub fn fcgi_get(addr: &Addr, query: &str) -> crate::common::fcgi::Reply {
+    fcgi_client(addr).get(query, false).unwrap()
+}
+
+/// A GET over FastCGI with extra parameters (headers such as `HTTP_IF_MODIFIED_SINCE`).
+pub fn fcgi_get_with(
+    addr: &Addr,
+    query: &str,
+    extra: &[(&[u8], &[u8])],
+) -> crate::common::fcgi::Reply {
+    let mut params: Vec<(&[u8], &[u8])> = vec![
+        (b"REQUEST_METHOD", b"GET"),
+        (b"QUERY_STRING", query.as_bytes()),
+    ];
+    params.extend_from_slice(extra);
+    fcgi_client(addr).request(&params, b"", false).unwrap()
+}
+
+/// `FILESYSTEM_PREFIX` for the fixtures folder.
+pub fn fixtures_dir_prefix() -> String {
+    format!("{}/", fixtures().display())
+}
+
+/// The non-empty body lines of an IIP text response, without a 1.1-style `IIP:` line.
+pub fn body_lines(r: &crate::common::fcgi::Reply) -> Vec<String> {
+    String::from_utf8_lossy(r.body())
+        .split("\r\n")
+        .filter(|l| !l.is_empty() && !l.starts_with("IIP:"))
+        .map(str::to_string)
+        .collect()
+}

@@ -3,34 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::fcgi::{Client, Reply};
-use crate::support::{Addr, Reference, TestServer, fixtures};
-
-fn client(addr: &Addr) -> Client {
-    let mut c = match addr {
-        Addr::Tcp(a) => Client::connect_tcp(a).unwrap(),
-        Addr::Unix(p) => Client::connect_unix(p).unwrap(),
-    };
-    c.set_timeout(Some(Duration::from_secs(30))).unwrap();
-    c
-}
-
-fn get(addr: &Addr, query: &str) -> Reply {
-    client(addr).get(query, false).unwrap()
-}
-
-fn get_with(addr: &Addr, query: &str, extra: &[(&[u8], &[u8])]) -> Reply {
-    let mut params: Vec<(&[u8], &[u8])> = vec![
-        (b"REQUEST_METHOD", b"GET"),
-        (b"QUERY_STRING", query.as_bytes()),
-    ];
-    params.extend_from_slice(extra);
-    client(addr).request(&params, b"", false).unwrap()
-}
-
-fn prefix() -> String {
-    format!("{}/", fixtures().display())
-}
+use crate::support::{
+    Reference, TestServer, body_lines, fcgi_get, fcgi_get_with, fixtures, fixtures_dir_prefix,
+};
 
 const OBJS: &[&str] = &[
     "Max-size",
@@ -44,18 +19,10 @@ const OBJS: &[&str] = &[
     "Vertical-views",
 ];
 
-fn body_lines(r: &Reply) -> Vec<String> {
-    String::from_utf8_lossy(r.body())
-        .split("\r\n")
-        .filter(|l| !l.is_empty() && !l.starts_with("IIP:"))
-        .map(str::to_string)
-        .collect()
-}
-
 #[test]
 fn obj_answers_match_iipsrv_1_1() {
-    let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
-    let reference = Reference::start(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
+    let reference = Reference::start(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     let files = [
         "sample.tif",
         "tiff/rgb8_none.tif",
@@ -75,8 +42,8 @@ fn obj_answers_match_iipsrv_1_1() {
             .chain(OBJS.iter().map(|o| format!("OBJ={o}")))
             .collect::<Vec<_>>()
             .join("&");
-        let theirs = get(&reference.addr(), &q);
-        let mine = get(&ours.addr, &q);
+        let theirs = fcgi_get(&reference.addr(), &q);
+        let mine = fcgi_get(&ours.addr, &q);
         assert_eq!(
             mine.status(),
             200,
@@ -95,8 +62,11 @@ fn obj_answers_match_iipsrv_1_1() {
 
 #[test]
 fn obj_answers_for_fixtures() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix()), ("COPYRIGHT", "CC0")]);
-    let r = get(
+    let s = TestServer::tcp(&[
+        ("FILESYSTEM_PREFIX", &fixtures_dir_prefix()),
+        ("COPYRIGHT", "CC0"),
+    ]);
+    let r = fcgi_get(
         &s.addr,
         "FIF=tiff/rgb8_nonsquare.tif&OBJ=Tile-size&OBJ=Max-size&OBJ=Resolutions",
     );
@@ -108,9 +78,9 @@ fn obj_answers_for_fixtures() {
             "Resolutions:12 9,25 18,50 37,100 75"
         ]
     );
-    let r = get(&s.addr, "FIF=tiff/rgb8_none.tif&OBJ=DPI");
+    let r = fcgi_get(&s.addr, "FIF=tiff/rgb8_none.tif&OBJ=DPI");
     assert_eq!(body_lines(&r), ["DPI:1000.000000 1000.000000"]);
-    let r = get(
+    let r = fcgi_get(
         &s.addr,
         "FIF=tiff/grey16.tif&OBJ=bits-per-channel&OBJ=colorspace",
     );
@@ -118,15 +88,15 @@ fn obj_answers_for_fixtures() {
         body_lines(&r),
         ["Bits-per-channel:16", "Colorspace,0-2,0:0 0 1 1 0"]
     );
-    let r = get(&s.addr, "FIF=tiff/lab8.tif&OBJ=colorspace");
+    let r = fcgi_get(&s.addr, "FIF=tiff/lab8.tif&OBJ=colorspace");
     assert_eq!(body_lines(&r), ["Colorspace,0-2,0:1 0 4 3 0 1 2"]);
-    let r = get(&s.addr, "FIF=tiff/stack_classic.tif&OBJ=Horizontal-views");
+    let r = fcgi_get(&s.addr, "FIF=tiff/stack_classic.tif&OBJ=Horizontal-views");
     assert_eq!(body_lines(&r), ["Horizontal-views:0 1 2"]);
     // COPYRIGHT stands in for a missing rights tag.
-    let r = get(&s.addr, "FIF=sample.tif&OBJ=rights");
+    let r = fcgi_get(&s.addr, "FIF=sample.tif&OBJ=rights");
     assert_eq!(r.body(), b"CC0\r\n");
     assert_eq!(r.header("Content-Type").as_deref(), Some("text/plain"));
-    let r = get(&s.addr, "FIF=tiff/metadata.tif&OBJ=metadata");
+    let r = fcgi_get(&s.addr, "FIF=tiff/metadata.tif&OBJ=metadata");
     assert_eq!(
         r.header("Content-Type").as_deref(),
         Some("application/json")
@@ -158,8 +128,8 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 
 #[test]
 fn tile_pixels_match_iipsrv_1_1() {
-    let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
-    let reference = Reference::start(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
+    let reference = Reference::start(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     for (f, resolutions) in [
         ("sample.tif", 3u32),
         ("tiff/rgb8_deflate.tif", 3),
@@ -168,11 +138,11 @@ fn tile_pixels_match_iipsrv_1_1() {
         for r in 0..resolutions {
             for t in 0..16 {
                 let q = format!("FIF={f}&JTL={r},{t}");
-                let theirs = get(&reference.addr(), &q);
+                let theirs = fcgi_get(&reference.addr(), &q);
                 if theirs.header("Content-Type").as_deref() != Some("image/jpeg") {
                     break; // past the last tile of this level
                 }
-                let mine = get(&ours.addr, &q);
+                let mine = fcgi_get(&ours.addr, &q);
                 assert_eq!(
                     mine.header("Content-Type").as_deref(),
                     Some("image/jpeg"),
@@ -206,22 +176,25 @@ fn stored_jpeg_tile(path: &std::path::Path, tile: usize) -> Vec<u8> {
 
 #[test]
 fn passthrough_sends_the_stored_tile() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     // Resolution 2 of sample.tif is the full 1000×1000 level; tile 0 is a full 256×256 tile.
     let expected = stored_jpeg_tile(&fixtures().join("sample.tif"), 0);
     for _ in 0..2 {
         // the second time from the tile cache
-        let r = get(&s.addr, "FIF=sample.tif&JTL=2,0");
+        let r = fcgi_get(&s.addr, "FIF=sample.tif&JTL=2,0");
         assert_eq!(r.body(), &expected[..]);
         assert_eq!(r.header("Content-Length"), Some(expected.len().to_string()));
     }
     // QLT forces a transcode.
-    let r = get(&s.addr, "FIF=sample.tif&QLT=60&JTL=2,0");
+    let r = fcgi_get(&s.addr, "FIF=sample.tif&QLT=60&JTL=2,0");
     assert_ne!(r.body(), &expected[..]);
     assert_eq!(decode(r.body()).width, 256);
     // So does CODEC_PASSTHROUGH=0.
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix()), ("CODEC_PASSTHROUGH", "0")]);
-    let r = get(&s.addr, "FIF=sample.tif&JTL=2,0");
+    let s = TestServer::tcp(&[
+        ("FILESYSTEM_PREFIX", &fixtures_dir_prefix()),
+        ("CODEC_PASSTHROUGH", "0"),
+    ]);
+    let r = fcgi_get(&s.addr, "FIF=sample.tif&JTL=2,0");
     assert_ne!(r.body(), &expected[..]);
     let p = psnr(&decode(r.body()).pixels, &decode(&expected).pixels);
     assert!(p > 30.0, "transcoded tile PSNR {p:.1}");
@@ -229,9 +202,9 @@ fn passthrough_sends_the_stored_tile() {
 
 #[test]
 fn every_format_and_edge_tiles() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     // rgb8_none: 100×75 with 32×32 tiles (4×3): tile 3 is 4×32, tile 11 is 4×11.
-    let r = get(&s.addr, "FIF=tiff/rgb8_none.tif&JTL=2,11");
+    let r = fcgi_get(&s.addr, "FIF=tiff/rgb8_none.tif&JTL=2,11");
     let img = decode(r.body());
     assert_eq!((img.width, img.height), (4, 11));
     for (cmd, mime, magic) in [
@@ -240,7 +213,7 @@ fn every_format_and_edge_tiles() {
         ("TTL", "image/tiff", b"II*\0"),
         ("ATL", "image/avif", b"\0\0\0"),
     ] {
-        let r = get(&s.addr, &format!("FIF=tiff/rgb8_none.tif&{cmd}=1,0"));
+        let r = fcgi_get(&s.addr, &format!("FIF=tiff/rgb8_none.tif&{cmd}=1,0"));
         assert_eq!(r.header("Content-Type").as_deref(), Some(mime), "{cmd}");
         assert!(r.body().starts_with(magic), "{cmd}");
     }
@@ -254,7 +227,7 @@ fn every_format_and_edge_tiles() {
         "multiband5",
         "palette8",
     ] {
-        let r = get(&s.addr, &format!("FIF=tiff/{f}.tif&JTL=0,0"));
+        let r = fcgi_get(&s.addr, &format!("FIF=tiff/{f}.tif&JTL=0,0"));
         assert_eq!(
             r.header("Content-Type").as_deref(),
             Some("image/jpeg"),
@@ -264,13 +237,13 @@ fn every_format_and_edge_tiles() {
         decode(r.body());
     }
     // Out of range: resolution → banner (400 here), tile → 404.
-    assert_eq!(get(&s.addr, "FIF=sample.tif&JTL=3,0").status(), 400);
-    assert_eq!(get(&s.addr, "FIF=sample.tif&JTL=-1,0").status(), 400);
-    let r = get(&s.addr, "FIF=sample.tif&JTL=2,16");
+    assert_eq!(fcgi_get(&s.addr, "FIF=sample.tif&JTL=3,0").status(), 400);
+    assert_eq!(fcgi_get(&s.addr, "FIF=sample.tif&JTL=-1,0").status(), 400);
+    let r = fcgi_get(&s.addr, "FIF=sample.tif&JTL=2,16");
     assert_eq!(r.status(), 404);
     assert_eq!(r.body(), b"TPTImage :: Asked for non-existent tile: 16");
     // TIL streams several tiles column-major.
-    let r = get(&s.addr, "FIF=sample.tif&TIL=1,0-3");
+    let r = fcgi_get(&s.addr, "FIF=sample.tif&TIL=1,0-3");
     assert_eq!(
         r.header("Content-Type").as_deref(),
         Some("application/vnd.netfpx")
@@ -285,7 +258,7 @@ fn every_format_and_edge_tiles() {
 
 #[test]
 fn malformed_tiffs_are_errors_and_the_server_survives() {
-    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &prefix())]);
+    let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     let dir = fixtures().join("tiff");
     let mut bad: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -299,7 +272,7 @@ fn malformed_tiffs_are_errors_and_the_server_survives() {
             format!("FIF=tiff/{f}&OBJ=Max-size"),
             format!("FIF=tiff/{f}&JTL=0,0"),
         ] {
-            let r = get(&s.addr, &q);
+            let r = fcgi_get(&s.addr, &q);
             let status = r.status();
             // Either metadata that the header alone allows, or an error; never a crash.
             assert!(
@@ -310,12 +283,15 @@ fn malformed_tiffs_are_errors_and_the_server_survives() {
                 decode(r.body());
             }
             assert!(
-                !String::from_utf8_lossy(r.body()).contains(&prefix()),
+                !String::from_utf8_lossy(r.body()).contains(&fixtures_dir_prefix()),
                 "{q}: path leaked"
             );
         }
     }
-    assert_eq!(get(&s.addr, "FIF=sample.tif&OBJ=Max-size").status(), 200);
+    assert_eq!(
+        fcgi_get(&s.addr, "FIF=sample.tif&OBJ=Max-size").status(),
+        200
+    );
 }
 
 #[test]
@@ -324,40 +300,43 @@ fn if_modified_since_and_stale_files() {
     let img = dir.path().join("x.tif");
     std::fs::copy(fixtures().join("tiff/rgb8_none.tif"), &img).unwrap();
     let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &format!("{}/", dir.path().display()))]);
-    let r = get(&s.addr, "FIF=x.tif&OBJ=Max-size");
+    let r = fcgi_get(&s.addr, "FIF=x.tif&OBJ=Max-size");
     let lm = r.header("Last-Modified").expect("Last-Modified");
-    let r = get_with(
+    let r = fcgi_get_with(
         &s.addr,
         "FIF=x.tif&OBJ=Max-size",
         &[(b"HTTP_IF_MODIFIED_SINCE", lm.as_bytes())],
     );
     assert_eq!(r.status(), 304);
     let later = "Fri, 01 Jan 2100 00:00:00 GMT";
-    let r = get_with(
+    let r = fcgi_get_with(
         &s.addr,
         "FIF=x.tif&OBJ=Max-size",
         &[(b"HTTP_IF_MODIFIED_SINCE", later.as_bytes())],
     );
     assert_eq!(r.status(), 200, "only an equal date is a 304, as iipsrv");
-    let first_tile = get(&s.addr, "FIF=x.tif&JTL=0,0").body().to_vec();
+    let first_tile = fcgi_get(&s.addr, "FIF=x.tif&JTL=0,0").body().to_vec();
 
     // Replace the file (new content, new mtime): nothing stale is served.
     std::thread::sleep(Duration::from_millis(1100));
     std::fs::copy(fixtures().join("tiff/grey8_deflate.tif"), &img).unwrap();
-    let r = get(&s.addr, "FIF=x.tif&OBJ=colorspace");
+    let r = fcgi_get(&s.addr, "FIF=x.tif&OBJ=colorspace");
     assert_eq!(body_lines(&r), ["Colorspace,0-2,0:0 0 1 1 0"]);
-    assert_ne!(get(&s.addr, "FIF=x.tif&JTL=0,0").body(), &first_tile[..]);
+    assert_ne!(
+        fcgi_get(&s.addr, "FIF=x.tif&JTL=0,0").body(),
+        &first_tile[..]
+    );
 }
 
 #[test]
 fn tile_cache_hits_are_logged_at_verbosity_3() {
     let s = TestServer::tcp(&[
-        ("FILESYSTEM_PREFIX", &prefix()),
+        ("FILESYSTEM_PREFIX", &fixtures_dir_prefix()),
         ("VERBOSITY", "3"),
         ("CODEC_PASSTHROUGH", "0"),
     ]);
-    let a = get(&s.addr, "FIF=sample.tif&JTL=1,1");
-    let b = get(&s.addr, "FIF=sample.tif&JTL=1,1");
+    let a = fcgi_get(&s.addr, "FIF=sample.tif&JTL=1,1");
+    let b = fcgi_get(&s.addr, "FIF=sample.tif&JTL=1,1");
     assert_eq!(a.body(), b.body());
     let log = s.log();
     assert!(log.contains("Tile cache hit"), "{log}");
