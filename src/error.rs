@@ -72,6 +72,15 @@ impl Error {
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::TooLarge, message)
     }
+    /// Prefix the log-only detail with `what` (a path, a tile); the message is left alone.
+    pub fn context(self, what: &str) -> Self {
+        let detail = match &self.detail {
+            Some(d) => format!("{what}: {d}"),
+            None => what.to_string(),
+        };
+        self.with_detail(detail)
+    }
+
     /// Attach a log-only detail (a path, a library message).
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());

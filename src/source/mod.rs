@@ -166,6 +166,33 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The rectangle (x, y, width, height) of tile `tile` of IIP resolution `resolution`, in that
+/// level's pixels, for sources whose tiles are a grid over decoded levels (JPEG2000, JPEG).
+/// Errors use iipsrv's wording with the codec's prefix (`OpenJPEG`, `JPEG`).
+pub fn grid_tile_rect(
+    info: &ImageInfo,
+    resolution: u32,
+    tile: u32,
+    codec: &str,
+) -> Result<(u32, u32, u32, u32)> {
+    use crate::error::Error;
+    let level = info.level(resolution).ok_or_else(|| {
+        Error::not_found(format!(
+            "{codec} :: Asked for non-existent resolution: {resolution}"
+        ))
+    })?;
+    let (w, h) = level.tile_size(tile).ok_or_else(|| {
+        Error::not_found(format!("{codec} :: Asked for non-existent tile: {tile}"))
+    })?;
+    let nx = level.tiles().0;
+    Ok((
+        (tile % nx) * level.tile_width,
+        (tile / nx) * level.tile_height,
+        w,
+        h,
+    ))
+}
+
 /// Open the source for a located file, by its detected format (`max_layers` is MAX_LAYERS).
 pub fn open(
     located: &resolve::Located,

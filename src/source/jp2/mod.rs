@@ -488,11 +488,7 @@ fn interleave<T: Copy + Default>(
 
 /// Prefix an error's log detail with `what` (a path, a tile); the message is left alone.
 fn with_context(e: Error, what: &str) -> Error {
-    let detail = match &e.detail {
-        Some(d) => format!("{what}: {d}"),
-        None => what.to_string(),
-    };
-    e.with_detail(detail)
+    e.context(what)
 }
 
 impl ImageSource for Jp2Source {
@@ -501,22 +497,8 @@ impl ImageSource for Jp2Source {
     }
 
     fn tile(&self, resolution: u32, tile: u32, _page: u32, layers: u32) -> Result<RawImage> {
-        let level = self.info.level(resolution).ok_or_else(|| {
-            with_context(
-                Error::not_found(format!(
-                    "OpenJPEG :: Asked for non-existent resolution: {resolution}"
-                )),
-                &self.path.display().to_string(),
-            )
-        })?;
-        let (w, h) = level.tile_size(tile).ok_or_else(|| {
-            with_context(
-                Error::not_found(format!("OpenJPEG :: Asked for non-existent tile: {tile}")),
-                &self.path.display().to_string(),
-            )
-        })?;
-        let nx = level.tiles().0;
-        let (x, y) = ((tile % nx) * TILE_SIZE, (tile / nx) * TILE_SIZE);
+        let (x, y, w, h) = super::grid_tile_rect(&self.info, resolution, tile, "OpenJPEG")
+            .map_err(|e| with_context(e, &self.path.display().to_string()))?;
         self.region(resolution, x, y, w, h, layers)
     }
 }

@@ -315,11 +315,7 @@ fn dpi(jfif: Option<(u8, u16, u16)>) -> Option<Dpi> {
 
 /// Prefix an error's log detail with `what` (a path, a tile); the message is left alone.
 fn with_context(e: Error, what: &str) -> Error {
-    let detail = match &e.detail {
-        Some(d) => format!("{what}: {d}"),
-        None => what.to_string(),
-    };
-    e.with_detail(detail)
+    e.context(what)
 }
 
 impl ImageSource for JpegSource {
@@ -328,27 +324,8 @@ impl ImageSource for JpegSource {
     }
 
     fn tile(&self, resolution: u32, tile: u32, _page: u32, _layers: u32) -> Result<RawImage> {
-        let level = self.info.level(resolution).ok_or_else(|| {
-            with_context(
-                Error::not_found(format!(
-                    "JPEG :: Asked for non-existent resolution: {resolution}"
-                )),
-                &self.path.display().to_string(),
-            )
-        })?;
-        let (w, h) = level.tile_size(tile).ok_or_else(|| {
-            with_context(
-                Error::not_found(format!("JPEG :: Asked for non-existent tile: {tile}")),
-                &self.path.display().to_string(),
-            )
-        })?;
-        let nx = level.tiles().0;
-        self.region(
-            resolution,
-            (tile % nx) * TILE_SIZE,
-            (tile / nx) * TILE_SIZE,
-            w,
-            h,
-        )
+        let (x, y, w, h) = super::grid_tile_rect(&self.info, resolution, tile, "JPEG")
+            .map_err(|e| with_context(e, &self.path.display().to_string()))?;
+        self.region(resolution, x, y, w, h)
     }
 }
