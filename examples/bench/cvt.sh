@@ -9,6 +9,8 @@
 # Usage: bash examples/bench/cvt.sh [seconds-per-run] [connections]
 # Needs: nginx-light, wrk, spawn-fcgi, iipimage-server, libvips-tools (apt-get install ...).
 set -euo pipefail
+# shellcheck source=examples/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 conns=${2:-4}
@@ -38,26 +40,9 @@ spawned=$(FILESYSTEM_PREFIX="$work/" VERBOSITY=0 spawn-fcgi -a 127.0.0.1 -p $ref
   /usr/lib/iipimage-server/iipsrv.fcgi 2>&1)
 for p in $(grep -o 'PID: [0-9]*' <<<"$spawned" | awk '{print $2}'); do pids+=("$p"); done
 
-cat > "$work/nginx.conf" <<CONF
-user root;
-worker_processes 2;
-error_log $work/error.log crit;
-pid $work/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/b; fastcgi_temp_path $work/f; proxy_temp_path $work/p;
-  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
-  fastcgi_buffers 64 16k;
-  upstream ours { server 127.0.0.1:$ours_port; keepalive 32; }
-  server {
-    listen 127.0.0.1:$http_port;
-    location /ours-ka { fastcgi_pass ours; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }
+write_nginx_conf "$work" "$http_port" "upstream ours { server 127.0.0.1:$ours_port; keepalive 32; }" "location /ours-ka { fastcgi_pass ours; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }
     location /ours-nk { fastcgi_pass 127.0.0.1:$ours_port; include /etc/nginx/fastcgi_params; }
-    location /ref-nk  { fastcgi_pass 127.0.0.1:$ref_port;  include /etc/nginx/fastcgi_params; }
-  }
-}
-CONF
+    location /ref-nk  { fastcgi_pass 127.0.0.1:$ref_port;  include /etc/nginx/fastcgi_params; }"
 nginx -p "$work" -c "$work/nginx.conf"
 sleep 1
 

@@ -8,6 +8,8 @@
 # Usage: bash examples/bench/formats.sh [seconds-per-run] [connections]
 # Needs: nginx-light, wrk, spawn-fcgi, iipimage-server, libvips-tools, libopenjp2-tools.
 set -euo pipefail
+# shellcheck source=examples/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 conns=${2:-16}
@@ -27,13 +29,7 @@ if [ ! -f "$dir/tex.jp2" ]; then
   echo "making the $N² test images in $dir ..." >&2
   (
     cd "$dir"
-    for b in 1 2 3; do
-      vips perlin a$b.v $N $N --cell-size 64 --seed $b
-      vips perlin b$b.v $N $N --cell-size 16 --seed $((b + 10))
-      vips gaussnoise n$b.v $N $N --sigma 2.5 --mean 0 --seed $b
-      vips add a$b.v b$b.v s$b.v && vips linear s$b.v l$b.v 90 128 && vips add l$b.v n$b.v c$b.v
-    done
-    vips bandjoin "c1.v c2.v c3.v" rgb.v && vips cast rgb.v tex.v uchar
+    make_texture $N $N tex.v
     vips tiffsave tex.v tex_plain.tif
     vips jpegsave tex.v tex.jpg --Q 90
     vips tiffsave tex.v tex.tif --tile --pyramid --compression jpeg --Q 90 --tile-width 256 --tile-height 256
@@ -44,23 +40,8 @@ fi
 
 cargo build --release --locked -q
 port=19400; http_port=19480
-cat > "$work/nginx.conf" <<CONF
-user root;
-worker_processes 2;
-error_log $work/error.log crit;
-pid $work/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/b; fastcgi_temp_path $work/f; proxy_temp_path $work/p;
-  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
-  upstream backend { server 127.0.0.1:$port; keepalive 32; }
-  server {
-    listen 127.0.0.1:$http_port;
-    location /fcgi { fastcgi_pass backend; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }
-  }
-}
-CONF
+write_nginx_conf "$work" "$http_port" "upstream backend { server 127.0.0.1:$port; keepalive 32; }" "location /fcgi { fastcgi_pass backend; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }
+    location /fcgi-nk { fastcgi_pass 127.0.0.1:$port; include /etc/nginx/fastcgi_params; }"
 nginx -p "$work" -c "$work/nginx.conf"
 
 # Random tiles of resolution R (env), TILES tiles, command CMD (env), image FILE (env).
@@ -70,9 +51,10 @@ function setup(thread) counter = counter + 1; thread:set("seed", counter) end
 function init(args)
   math.randomseed(seed * 7919)
   file, cmd, res, tiles = os.getenv("FILE"), os.getenv("CMD"), os.getenv("R"), tonumber(os.getenv("TILES"))
+  loc = os.getenv("LOC") or "/fcgi"
 end
 function request()
-  return wrk.format("GET", "/fcgi?FIF=" .. file .. "&" .. cmd .. "=" .. res .. "," .. math.random(0, tiles - 1))
+  return wrk.format("GET", loc .. "?FIF=" .. file .. "&" .. cmd .. "=" .. res .. "," .. math.random(0, tiles - 1))
 end
 LUA
 
@@ -85,22 +67,23 @@ start_ours() { stop_server; FILESYSTEM_PREFIX="$dir/" MAX_IMAGE_CACHE_SIZE=0 COD
 start_ref() { stop_server; FILESYSTEM_PREFIX="$dir/" MAX_IMAGE_CACHE_SIZE=0 VERBOSITY=0 spawn-fcgi -a 127.0.0.1 -p $port -F 2 -- /usr/lib/iipimage-server/iipsrv.fcgi >/dev/null; sleep 0.5; }
 
 # The top resolution number of FILE as the running server reports it.
-top() { curl -s "http://127.0.0.1:$http_port/fcgi?FIF=$1&OBJ=Resolution-number" | tr -d '\r' | sed -n 's/^Resolution-number://p' | awk '{print $1 - 1}'; }
+top() { curl -s "http://127.0.0.1:$http_port${LOC:-/fcgi}?FIF=$1&OBJ=Resolution-number" | tr -d '\r' | sed -n 's/^Resolution-number://p' | awk '{print $1 - 1}'; }
 
 measure() { # label file cmd
-  local r tiles out rps p99
+  local r tiles out rps p99 errors
   r=$(top "$2")
   tiles=$(( (N / 256) * (N / 256) ))
   out=$(FILE=$2 CMD=$3 R=$r TILES=$tiles wrk -t2 -c"$conns" -d"${secs}s" --timeout 30s --latency -s "$work/random.lua" "http://127.0.0.1:$http_port" 2>&1)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '| %s | %s | %s |\n' "$1" "$rps" "$p99"
+  errors=$(awk '/Non-2xx/ {print $NF " non-2xx"} /Socket errors/ {print $0}' <<<"$out")
+  printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p99" "${errors:-none}"
 }
 
 echo "wrk -t2 -c$conns -d${secs}s, random full-resolution tiles of $N² images, tile cache off, nginx in front, $(nproc) cores"
 echo
-echo '| source / output, server | tiles/s | p99 latency |'
-echo '|---|---|---|'
+echo '| source / output, server | tiles/s | p99 latency | errors |'
+echo '|---|---|---|---|'
 start_ours
 measure "JPEG2000 → JPEG, this server" tex.jp2 JTL
 measure "plain JPEG → JPEG, this server" tex.jpg JTL
@@ -109,6 +92,7 @@ measure "JPEG TIFF → PNG, this server" tex.tif PTL
 measure "JPEG TIFF → WebP, this server" tex.tif WTL
 measure "JPEG TIFF → AVIF, this server" tex.tif ATL
 start_ref
+export LOC=/fcgi-nk   # iipsrv stalls with upstream keep-alive (banner benchmark)
 measure "JPEG2000 → JPEG, iipsrv 1.1 (2 processes)" tex.jp2 JTL
 measure "plain JPEG → JPEG, iipsrv 1.1 (2 processes)" tex.jpg JTL
 measure "JPEG TIFF → JPEG, iipsrv 1.1 (2 processes)" tex.tif JTL

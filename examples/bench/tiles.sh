@@ -2,11 +2,14 @@
 # JTL throughput on a large JPEG-compressed pyramid (16384×12288, 256² tiles, Q90, ~36 KB per
 # tile, made by vips from a procedural texture), random full-resolution tiles, through nginx:
 # this server (pass-through and CODEC_PASSTHROUGH=0; tile cache off and on) against Debian's
-# iipsrv 1.1 (2 processes; cache off and on), in one run. Prints a markdown table.
+# iipsrv 1.1 (2 processes; cache off and on; without upstream keep-alive, with which it
+# stalls), in one run. Prints a markdown table.
 # Usage: bash examples/bench/tiles.sh [seconds-per-run] [connections]
 # Needs: nginx-light, wrk, spawn-fcgi, iipimage-server, libvips-tools. The image (~1.3 GB of
 # scratch while building, ~350 MB result) is made once under ${BENCH_DIR:-/tmp/iipsrv-bench}.
 set -euo pipefail
+# shellcheck source=examples/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 conns=${2:-16}
@@ -26,14 +29,7 @@ if [ ! -f "$dir/big.tif" ]; then
   echo "making $dir/big.tif ..." >&2
   (
     cd "$dir"
-    for b in 1 2 3; do
-      vips perlin a$b.v $W $H --cell-size 64 --seed $b
-      vips perlin b$b.v $W $H --cell-size 16 --seed $((b + 10))
-      vips gaussnoise n$b.v $W $H --sigma 2.5 --mean 0 --seed $b
-      vips add a$b.v b$b.v s$b.v && vips linear s$b.v l$b.v 90 128 && vips add l$b.v n$b.v c$b.v
-      rm -f a$b.v b$b.v n$b.v s$b.v l$b.v
-    done
-    vips bandjoin "c1.v c2.v c3.v" rgb.v && vips cast rgb.v rgbc.v uchar
+    make_texture $W $H rgbc.v
     vips tiffsave rgbc.v big.tif --tile --pyramid --compression jpeg --Q 90 --tile-width 256 --tile-height 256
     rm -f c1.v c2.v c3.v rgb.v rgbc.v
   )
@@ -41,32 +37,17 @@ fi
 
 cargo build --release --locked -q
 port=19300; http_port=19380
-cat > "$work/nginx.conf" <<CONF
-user root;
-worker_processes 2;
-error_log $work/error.log crit;
-pid $work/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/b; fastcgi_temp_path $work/f; proxy_temp_path $work/p;
-  uwsgi_temp_path $work/u; scgi_temp_path $work/s;
-  upstream backend { server 127.0.0.1:$port; keepalive 32; }
-  server {
-    listen 127.0.0.1:$http_port;
-    location /fcgi { fastcgi_pass backend; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }
-  }
-}
-CONF
+write_nginx_conf "$work" "$http_port" "upstream backend { server 127.0.0.1:$port; keepalive 32; }" "location /fcgi { fastcgi_pass backend; fastcgi_keep_conn on; include /etc/nginx/fastcgi_params; }
+    location /fcgi-nk { fastcgi_pass 127.0.0.1:$port; include /etc/nginx/fastcgi_params; }"
 nginx -p "$work" -c "$work/nginx.conf"
 
 # Random full-resolution tiles (resolution 6 is 16384×12288: 64×48 tiles), seeded per thread.
 cat > "$work/random.lua" <<'LUA'
 local counter = 0
 function setup(thread) counter = counter + 1; thread:set("seed", counter) end
-function init(args) math.randomseed(seed * 7919) end
+function init(args) math.randomseed(seed * 7919); loc = os.getenv("LOC") or "/fcgi" end
 function request()
-  return wrk.format("GET", "/fcgi?FIF=big.tif&JTL=6," .. math.random(0, 64 * 48 - 1))
+  return wrk.format("GET", loc .. "?FIF=big.tif&JTL=6," .. math.random(0, 64 * 48 - 1))
 end
 LUA
 
@@ -99,8 +80,10 @@ run_ref() { # label cache_mb
   FILESYSTEM_PREFIX="$dir/" MAX_IMAGE_CACHE_SIZE=$2 VERBOSITY=0 \
     spawn-fcgi -a 127.0.0.1 -p $port -F 2 -- /usr/lib/iipimage-server/iipsrv.fcgi >/dev/null
   sleep 0.5
+  export LOC=/fcgi-nk   # iipsrv stalls with upstream keep-alive (banner benchmark)
   if [ "$2" != 0 ]; then wrk -t2 -c"$conns" -d"${secs}s" -s "$work/random.lua" "http://127.0.0.1:$http_port" >/dev/null; fi
   measure "$1"
+  unset LOC
 }
 
 echo "wrk -t2 -c$conns -d${secs}s, random JTL tiles of a 16384×12288 Q90 JPEG pyramid, nginx in front, $(nproc) cores"
