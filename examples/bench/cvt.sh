@@ -61,6 +61,22 @@ regions() {
 }
 for loc in ours-ka ours-nk ref-nk; do regions $loc > "$work/$loc.lua"; done
 
+# IIIF (v2 URLs, which iipsrv 1.1 understands): 12 regions of 1000 to 3000 pixels across, scaled
+# to 512 wide.
+iiif_regions() {
+  local loc=$1
+  echo "local paths = {"
+  for r in 0,0,1000,1000 1000,500,1000,1000 2000,1000,1000,1000 500,0,1500,1500 1500,500,1500,1500 \
+           0,0,2000,2000 1000,0,2000,2000 0,0,2000,1500 500,250,2500,1750 0,0,3000,2000 \
+           250,250,2500,1500 0,500,3000,1500; do
+    echo "  \"/$loc?IIIF=bench.tif/$r/512,/0/default.jpg\","
+  done
+  echo "}"
+  echo 'local i = 0'
+  echo 'request = function() i = i % #paths + 1; return wrk.format("GET", paths[i]) end'
+}
+for loc in ours-ka ours-nk ref-nk; do iiif_regions $loc > "$work/iiif-$loc.lua"; done
+
 # Check both servers answer with an image, and warm their tile caches.
 for loc in ours-nk ref-nk; do
   curl -sf -o "$work/check.jpg" "http://127.0.0.1:$http_port/$loc?FIF=bench.tif&WID=1000&CVT=jpeg"
@@ -89,3 +105,6 @@ run "whole image → 1000×667" "iipsrv 1.1 (2 processes)" "http://127.0.0.1:$ht
 run "16 regions → 512×341" "this server, keep-alive off" -s "$work/ours-nk.lua" "http://127.0.0.1:$http_port"
 run "16 regions → 512×341" "this server, keep-alive on" -s "$work/ours-ka.lua" "http://127.0.0.1:$http_port"
 run "16 regions → 512×341" "iipsrv 1.1 (2 processes)" -s "$work/ref-nk.lua" "http://127.0.0.1:$http_port"
+run "12 IIIF regions 1000–3000 px → 512 wide" "this server, keep-alive off" -s "$work/iiif-ours-nk.lua" "http://127.0.0.1:$http_port"
+run "12 IIIF regions 1000–3000 px → 512 wide" "this server, keep-alive on" -s "$work/iiif-ours-ka.lua" "http://127.0.0.1:$http_port"
+run "12 IIIF regions 1000–3000 px → 512 wide" "iipsrv 1.1 (2 processes)" -s "$work/iiif-ref-nk.lua" "http://127.0.0.1:$http_port"
