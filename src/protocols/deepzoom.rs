@@ -10,11 +10,11 @@
 //! not clamped or wrapped neighbours (docs/compatibility.md).
 
 use super::iiif::{self, info::scale_factors};
-use super::iip::{Session, open_image};
+use super::iip::Session;
 use crate::config::env::atoi;
 use crate::error::{Error, Result};
 use crate::http::Response;
-use crate::source::{ImageInfo, resolve};
+use crate::source::ImageInfo;
 
 /// The DeepZoom tile size: the full-resolution level's tile width.
 pub fn tile_size(info: &ImageInfo) -> u32 {
@@ -91,25 +91,15 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
     let id = match target {
         Target::Dzi(id) | Target::Tile { id, .. } | Target::Malformed(id) => id,
     };
-    let image = open_image(s.app, &resolve::image_key(id))?;
-    s.image = Some(image.clone());
-    let headers = s.app.shared().headers.clone();
-    if iiif::unmodified(s, &image) {
-        return Ok(iiif::not_modified(&headers));
-    }
+    let dzi_asked = matches!(target, Target::Dzi(_));
+    let (image, headers) = match super::open_for_viewer(s, id, |info| dzi_asked.then(|| dzi(info)))?
+    {
+        Ok(opened) => opened,
+        Err(answer) => return Ok(answer),
+    };
     let info = image.info();
     let (l, col, row) = match target {
-        Target::Dzi(_) => {
-            return Ok(Response::content(
-                &headers,
-                "xml",
-                &image.last_modified,
-                false,
-                None,
-                dzi(info),
-            ));
-        }
-        Target::Malformed(_) => {
+        Target::Dzi(_) | Target::Malformed(_) => {
             return Err(Error::bad_request(
                 "DeepZoom: expected <id>.dzi or <id>_files/<level>/<col>_<row>.jpg",
             ));

@@ -190,6 +190,34 @@ fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
         .map(|found| found.mtime())
 }
 
+/// The part of a viewer request (Zoomify, DeepZoom) before its tile: open the image named by
+/// the raw identifier `id`, answer 304 when If-Modified-Since matches, and answer the XML
+/// document when `document` gives one (it is called with the image's description).
+/// `Ok(Err(..))` is a finished answer; `Ok(Ok(..))` the image and headers for the tile.
+pub(crate) fn open_for_viewer(
+    s: &mut iip::Session<'_>,
+    id: &[u8],
+    document: impl FnOnce(&crate::source::ImageInfo) -> Option<String>,
+) -> Result<Result<(iip::OpenImage, HeaderDefaults), Response>, Error> {
+    let image = iip::open_image(s.app, &crate::source::resolve::image_key(id))?;
+    s.image = Some(image.clone());
+    let headers = s.app.shared().headers.clone();
+    if iiif::unmodified(s, &image) {
+        return Ok(Err(iiif::not_modified(&headers)));
+    }
+    if let Some(xml) = document(image.info()) {
+        return Ok(Err(Response::content(
+            &headers,
+            "xml",
+            &image.last_modified,
+            false,
+            None,
+            xml,
+        )));
+    }
+    Ok(Ok((image, headers)))
+}
+
 /// One tile of a viewer protocol's own grid (DeepZoom levels, Zoomify tiers): `ts`-pixel
 /// tiles of the image scaled down by `factor`; the tile at (`col`, `row`) is `out_w`×`out_h`.
 /// When the file stores that scale (`level`, an index into `ImageInfo::levels`) with the same

@@ -11,11 +11,11 @@
 //! fixed here (docs/compatibility.md).
 
 use super::iiif::{self, info::scale_factors};
-use super::iip::{Session, open_image};
+use super::iip::Session;
 use crate::config::env::atoi;
 use crate::error::{Error, Result};
 use crate::http::Response;
-use crate::source::{ImageInfo, resolve};
+use crate::source::ImageInfo;
 
 /// One Zoomify tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,25 +134,15 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
     let id = match target {
         Target::Properties(id) | Target::Tile { id, .. } | Target::Malformed(id) => id,
     };
-    let image = open_image(s.app, &resolve::image_key(id))?;
-    s.image = Some(image.clone());
-    let headers = s.app.shared().headers.clone();
-    if iiif::unmodified(s, &image) {
-        return Ok(iiif::not_modified(&headers));
-    }
+    let properties = matches!(target, Target::Properties(_));
+    let (image, headers) =
+        match super::open_for_viewer(s, id, |info| properties.then(|| image_properties(info)))? {
+            Ok(opened) => opened,
+            Err(answer) => return Ok(answer),
+        };
     let info = image.info();
     let (z, x, y) = match target {
-        Target::Properties(_) => {
-            return Ok(Response::content(
-                &headers,
-                "xml",
-                &image.last_modified,
-                false,
-                None,
-                image_properties(info),
-            ));
-        }
-        Target::Malformed(_) => {
+        Target::Properties(_) | Target::Malformed(_) => {
             return Err(Error::bad_request(
                 "Zoomify: expected <id>/ImageProperties.xml or <id>/TileGroup<n>/<z>-<x>-<y>.jpg",
             ));
