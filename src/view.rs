@@ -82,33 +82,3 @@ pub struct View {
     /// Convolution kernel, square, row-major (`CNV`).
     pub convolution: Option<Vec<f32>>,
 }
-
-impl View {
-    /// Whether any pixel processing was asked for (which rules out codec pass-through).
-    pub fn has_processing(&self) -> bool {
-        !self.min_max.is_empty()
-            || self.contrast.is_some()
-            || self.gamma.is_some()
-            || self.invert
-            || self.colour_map.is_some()
-            || self.colour.is_some()
-            || self.shade.is_some()
-            || self.twist.is_some()
-            || self.convolution.is_some()
-            || self.rotation != 0.0
-            || self.flip
-    }
-}
-
-impl View {
-    /// The exact output size of a IIIF region export: a [`Region::Pixels`] region with both
-    /// `width` and `height` set. The IIIF module has already applied the IIIF size rules
-    /// (aspect, upscaling, `MAX_CVT`), so a renderer must produce exactly this size: no
-    /// fitting into the box, no further clamping.
-    pub fn exact_output_size(&self) -> Option<(u32, u32)> {
-        match (self.region, self.width, self.height) {
-            (Some(Region::Pixels { .. }), Some(w), Some(h)) => Some((w, h)),
-            _ => None,
-        }
-    }
-}
