@@ -472,10 +472,9 @@ fn iiif_delimiter_selects_a_horizontal_view() {
         assert_eq!((img.width, img.height), (64, 48));
         assert_view(&img.pixels, (h, 90), &q);
     }
-    // No view 45: no image (the IIIF module answers a base-URI 303 here, as for a stack page
-    // that does not exist).
+    // No view 45: a 404 (not a base-URI redirect).
     let r = fcgi_get(&s.addr, "IIIF=sequence/obj;45/full/max/0/default.jpg");
-    assert_ne!(r.status(), 200, "{}", text(&r));
+    assert_eq!(r.status(), 404, "{}", text(&r));
     let r = fcgi_get_with(
         &s.addr,
         "IIIF=sequence/obj/info.json",

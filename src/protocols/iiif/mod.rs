@@ -164,8 +164,20 @@ fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
 /// Whether a decoded argument as a whole names an image file or sequence (a base URI whose
 /// identifier contains slashes).
 fn names_image(app: &App, decoded: &[u8]) -> bool {
-    let key = resolve::filter_traversal(decoded.to_vec());
-    let (key, _) = split_page(&key, app.config().iiif_delimiter.as_bytes());
+    let whole = resolve::filter_traversal(decoded.to_vec());
+    let delimiter = app.config().iiif_delimiter.as_bytes();
+    // A page selector only at the very end (`id;2`), not inside a longer path
+    // (`id;45/full/max/0/default.jpg` names no image: a missing page is a 404, not a 303).
+    let key = match split_page(&whole, delimiter) {
+        (id, Some(_))
+            if whole[id.len() + delimiter.len()..]
+                .iter()
+                .all(u8::is_ascii_digit) =>
+        {
+            id
+        }
+        _ => &whole[..],
+    };
     resolve::find(app.config(), key).is_ok()
 }
 
