@@ -110,6 +110,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `IIPSRV_SHUTDOWN_TIMEOUT` (ours): seconds in-flight requests get on SIGTERM; default 10.
     pub shutdown_timeout_secs: u64,
+    /// `IIPSRV_JPEG_CACHE_SIZE` (ours): MiB of decoded plain-JPEG levels kept; default 256, 0 off.
+    pub jpeg_cache_mib: u64,
 }
 
 /// Warnings about values that were not what iipsrv's parser expects.
@@ -342,6 +344,8 @@ impl Config {
         let max_connections = r.clamp("IIPSRV_MAX_CONNECTIONS", v, 1, 1_000_000) as usize;
         let v = r.int("IIPSRV_SHUTDOWN_TIMEOUT", 10);
         let shutdown_timeout_secs = r.clamp("IIPSRV_SHUTDOWN_TIMEOUT", v, 0, 3600) as u64;
+        let v = r.int("IIPSRV_JPEG_CACHE_SIZE", 256);
+        let jpeg_cache_mib = r.clamp("IIPSRV_JPEG_CACHE_SIZE", v, 0, 1 << 20) as u64;
 
         let config = Config {
             verbosity,
@@ -384,6 +388,7 @@ impl Config {
             workers,
             max_connections,
             shutdown_timeout_secs,
+            jpeg_cache_mib,
         };
         (config, r.warnings)
     }
@@ -578,6 +583,7 @@ mod tests {
         assert!(c.uri_map.is_none());
         assert!(c.fcgi_web_server_addrs.is_none());
         assert!(c.workers >= 1);
+        assert_eq!(c.jpeg_cache_mib, 256);
     }
 
     #[test]

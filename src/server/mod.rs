@@ -65,6 +65,7 @@ impl Drop for InFlight<'_> {
 impl App {
     pub fn new(config: Config) -> App {
         let headers = config.header_defaults();
+        crate::source::jpeg::set_decoded_cache_bytes((config.jpeg_cache_mib as usize) << 20);
         let tiles = TileCache::new(config.max_image_cache_bytes());
         let meta = MetaCache::new(config.max_metadata_cache);
         let memcached = Memcached::new(&config.memcached_servers, config.memcached_timeout);
@@ -156,6 +157,9 @@ impl App {
     pub fn clear_caches(&self) {
         self.shared.tiles.clear();
         self.shared.meta.clear();
+        // Emptying the decoded-JPEG cache: set its size to 0 and back.
+        crate::source::jpeg::set_decoded_cache_bytes(0);
+        crate::source::jpeg::set_decoded_cache_bytes((self.config().jpeg_cache_mib as usize) << 20);
     }
 
     /// Answer one request: run the protocols on the worker pool, catch panics, apply HEAD.
