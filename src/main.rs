@@ -58,7 +58,13 @@ fn main() -> ExitCode {
             app.config().memcached_servers,
             app.config().memcached_timeout
         );
-        let _ = mc;
+        // Give the background connection a moment, so that the first responses are stored;
+        // a server that is down is retried later and never delays a request.
+        if !mc.wait_connected(Duration::from_millis(500)) {
+            tracing::info!(
+                "Memcached: not every server is reachable yet; retrying in the background\n"
+            );
+        }
     }
     let limits = Limits {
         max_conns: app.config().max_connections,

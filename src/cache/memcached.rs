@@ -465,6 +465,22 @@ impl Memcached {
         }
     }
 
+    /// Wait (at most `timeout`) until every server has been reached once. Called at start-up,
+    /// before the server accepts requests, so that the first responses can be stored; a server
+    /// that is down is simply retried in the background afterwards.
+    pub fn wait_connected(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.inner.servers.iter().all(|s| s.is_up()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
     /// Counters since start-up.
     pub fn stats(&self) -> Stats {
         let i = &*self.inner;
