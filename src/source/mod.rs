@@ -166,6 +166,34 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// The level of IIP resolution `resolution`, when the region `x, y, w, h` lies inside it (for
+/// sources that decode arbitrary windows: JPEG2000, JPEG). Errors use iipsrv's wording with the
+/// codec's prefix: a missing level is a 404, a region outside it a 400.
+pub fn checked_level_region(
+    info: &ImageInfo,
+    resolution: u32,
+    (x, y, w, h): (u32, u32, u32, u32),
+    codec: &str,
+) -> Result<Level> {
+    use crate::error::Error;
+    let level = *info.level(resolution).ok_or_else(|| {
+        Error::not_found(format!(
+            "{codec} :: Asked for non-existent resolution: {resolution}"
+        ))
+    })?;
+    if w == 0
+        || h == 0
+        || x as u64 + w as u64 > level.width as u64
+        || y as u64 + h as u64 > level.height as u64
+    {
+        return Err(Error::bad_request(format!(
+            "{codec} :: region {x},{y} {w}x{h} outside the {}x{} level",
+            level.width, level.height
+        )));
+    }
+    Ok(level)
+}
+
 /// The rectangle (x, y, width, height) of tile `tile` of IIP resolution `resolution`, in that
 /// level's pixels, for sources whose tiles are a grid over decoded levels (JPEG2000, JPEG).
 /// Errors use iipsrv's wording with the codec's prefix (`OpenJPEG`, `JPEG`).

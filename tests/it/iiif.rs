@@ -2,7 +2,6 @@
 //! pages, the comparison with Debian's iipsrv 1.1, and the official validator behind nginx.
 //! Helpers here are shared with `viewers.rs`.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -66,23 +65,7 @@ pub fn fetch(url: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>
     for (k, v) in headers {
         req = req.set(k, v);
     }
-    let resp = match req.call() {
-        Ok(r) => r,
-        Err(ureq::Error::Status(_, r)) => r,
-        Err(e) => panic!("GET {url}: {e}"),
-    };
-    let status = resp.status();
-    let h = resp
-        .headers_names()
-        .into_iter()
-        .map(|n| {
-            let v = resp.header(&n).unwrap_or("").to_string();
-            (n, v)
-        })
-        .collect();
-    let mut body = Vec::new();
-    resp.into_reader().read_to_end(&mut body).unwrap();
-    (status, h, body)
+    crate::support::read_response(req.call(), url)
 }
 
 /// The first value of a response header.

@@ -12,8 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::common::fcgi::Reply;
 use crate::support::{
-    MemcachedServer, Reference, TestServer, body_lines, fcgi_get, fcgi_get_with, fixtures,
-    fixtures_dir_prefix, require,
+    MemcachedServer, Reference, TestServer, body_lines, decode_jpeg_rgb, fcgi_get, fcgi_get_with,
+    fixtures, fixtures_dir_prefix, psnr_u8, require,
 };
 
 fn text(r: &Reply) -> String {
@@ -42,10 +42,6 @@ fn obj_query(id: &str) -> String {
         .join("&")
 }
 
-fn decode(jpeg: &[u8]) -> turbojpeg::Image<Vec<u8>> {
-    turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::RGB).expect("a decodable JPEG")
-}
-
 /// Mean R and G of interleaved RGB pixels.
 fn mean_rg(rgb: &[u8]) -> (f64, f64) {
     let n = (rgb.len() / 3) as f64;
@@ -62,20 +58,6 @@ fn assert_view(rgb: &[u8], (h, v): (u32, u32), what: &str) {
         (r - er).abs() < 3.0 && (g - eg).abs() < 3.0,
         "{what}: mean R,G = {r:.1},{g:.1}, expected view {h},{v} ({er},{eg})"
     );
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
 }
 
 fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
@@ -166,7 +148,7 @@ fn views_have_their_own_pixels_as_in_iipsrv_1_1() {
                 "{q}: {}",
                 text(&mine)
             );
-            let a = decode(mine.body());
+            let a = decode_jpeg_rgb(mine.body());
             assert_view(&a.pixels, (h, v), &q);
             let theirs = fcgi_get(&reference.addr(), &q);
             assert_eq!(
@@ -174,15 +156,15 @@ fn views_have_their_own_pixels_as_in_iipsrv_1_1() {
                 Some("image/jpeg"),
                 "{q}: iipsrv 1.1"
             );
-            let b = decode(theirs.body());
+            let b = decode_jpeg_rgb(theirs.body());
             assert_eq!((a.width, a.height), (b.width, b.height), "{q}");
-            let p = psnr(&a.pixels, &b.pixels);
+            let p = psnr_u8(&a.pixels, &b.pixels);
             assert!(p > 35.0, "{q}: PSNR {p:.1} dB against iipsrv 1.1");
         }
     }
     // Without SDS: the default view (0, 90).
     let r = fcgi_get(&ours.addr, "FIF=sequence/obj&JTL=2,0");
-    assert_view(&decode(r.body()).pixels, (0, 90), "no SDS");
+    assert_view(&decode_jpeg_rgb(r.body()).pixels, (0, 90), "no SDS");
 }
 
 #[test]
@@ -229,7 +211,7 @@ fn sds_and_jtls_select_the_same_tiles() {
                 &format!("FIF=sequence/obj&INV&SDS={h},{v}&JTL={r},{t}"),
             );
             assert_eq!(inv.stdout, inv2.stdout);
-            let img = decode(inv.body());
+            let img = decode_jpeg_rgb(inv.body());
             let flipped: Vec<u8> = img.pixels.iter().map(|p| 255 - p).collect();
             assert_view(&flipped, (h, v), "INV");
         }
@@ -301,7 +283,7 @@ fn region_exports_of_a_view() {
         let q = format!("FIF=sequence/obj&SDS={h},{v}&RGN=0.25,0.25,0.5,0.5&WID=16&CVT=jpeg");
         let r = fcgi_get(&s.addr, &q);
         assert_eq!(r.status(), 200, "{q}: {}", text(&r));
-        let img = decode(r.body());
+        let img = decode_jpeg_rgb(r.body());
         assert_eq!(img.width, 16);
         assert_view(&img.pixels, (h, v), &q);
     }
@@ -381,9 +363,9 @@ fn glob_metacharacters_in_identifiers_are_literal() {
         ["Horizontal-views:0", "Vertical-views:90 120"]
     );
     let r = fcgi_get(&s.addr, "FIF=%5Bab%5D&JTL=2,0");
-    assert_view(&decode(r.body()).pixels, (0, 90), "[ab]");
+    assert_view(&decode_jpeg_rgb(r.body()).pixels, (0, 90), "[ab]");
     let r = fcgi_get(&s.addr, "FIF=a&SDS=0,90&JTL=2,0");
-    assert_view(&decode(r.body()).pixels, (30, 90), "a");
+    assert_view(&decode_jpeg_rgb(r.body()).pixels, (30, 90), "a");
     for id in ["*", "?", "[a]", "a*", "%2A"] {
         let r = fcgi_get(&s.addr, &format!("FIF={id}&OBJ=Max-size"));
         assert_eq!(r.status(), 404, "{id}: {}", text(&r));
@@ -406,7 +388,7 @@ fn sequences_are_found_with_a_filesystem_suffix() {
         body_lines(&fcgi_get(&reference.addr(), &q))
     );
     let r = fcgi_get(&ours.addr, "FIF=sequence/obj&SDS=60,90&JTL=2,3");
-    assert_view(&decode(r.body()).pixels, (60, 90), "suffix");
+    assert_view(&decode_jpeg_rgb(r.body()).pixels, (60, 90), "suffix");
     // Single files still get the suffix.
     let r = fcgi_get(&ours.addr, "FIF=sample&OBJ=Max-size");
     assert_eq!(r.status(), 200, "{}", text(&r));
@@ -417,7 +399,11 @@ fn sequences_are_found_with_a_filesystem_suffix() {
         ("FILESYSTEM_SUFFIX", ".tif"),
     ]);
     let r = fcgi_get(&s.addr, "FIF=obj&OBJ=Horizontal-views&JTL=2,0");
-    assert_view(&decode(r.body()).pixels, (60, 90), "file before sequence");
+    assert_view(
+        &decode_jpeg_rgb(r.body()).pixels,
+        (60, 90),
+        "file before sequence",
+    );
 }
 
 #[test]
@@ -468,7 +454,7 @@ fn iiif_delimiter_selects_a_horizontal_view() {
         let q = format!("IIIF=sequence/obj;{h}/full/max/0/default.jpg");
         let r = fcgi_get(&s.addr, &q);
         assert_eq!(r.status(), 200, "{q}: {}", text(&r));
-        let img = decode(r.body());
+        let img = decode_jpeg_rgb(r.body());
         assert_eq!((img.width, img.height), (64, 48));
         assert_view(&img.pixels, (h, 90), &q);
     }
@@ -511,7 +497,7 @@ fn last_modified_is_the_default_views_and_views_are_checked_for_changes() {
         assert_eq!(r.status(), 304, "{q}");
     }
     let r = fcgi_get(&s.addr, "FIF=obj&SDS=30,90&JTL=2,5");
-    assert_view(&decode(r.body()).pixels, (30, 90), "before");
+    assert_view(&decode_jpeg_rgb(r.body()).pixels, (30, 90), "before");
 
     // The view file is replaced (new content, new mtime): its cached tiles and source are not
     // used any more.
@@ -519,7 +505,7 @@ fn last_modified_is_the_default_views_and_views_are_checked_for_changes() {
     set_mtime(&other, 1_600_000_100);
     for q in ["FIF=obj&SDS=30,90&JTL=2,5", "FIF=obj&SDS=30,90&INV&JTL=2,5"] {
         let r = fcgi_get(&s.addr, q);
-        let mut px = decode(r.body()).pixels;
+        let mut px = decode_jpeg_rgb(r.body()).pixels;
         if q.contains("INV") {
             px.iter_mut().for_each(|p| *p = 255 - *p);
         }

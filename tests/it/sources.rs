@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::common::fcgi::{Client, Reply};
 use crate::support::{
-    Addr, Reference, TestServer, body_lines, fcgi_get, fixtures, fixtures_dir_prefix,
+    Addr, Reference, TestServer, body_lines, decode_jpeg_rgb, fcgi_get, fixtures,
+    fixtures_dir_prefix,
 };
 
 /// A request as a web server sends it (IIIF ids need REQUEST_URI and HTTP_HOST).
@@ -23,10 +24,6 @@ fn get_web(addr: &Addr, query: &str) -> Reply {
         (b"HTTP_HOST", b"localhost"),
     ];
     c.request(&params, b"", false).unwrap()
-}
-
-fn decode(jpeg: &[u8]) -> turbojpeg::Image<Vec<u8>> {
-    turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::RGB).expect("a decodable JPEG")
 }
 
 #[test]
@@ -66,7 +63,7 @@ fn every_protocol_on_jpeg2000_and_jpeg() {
                 "{f} r{res}: {}",
                 String::from_utf8_lossy(&r.stdout)
             );
-            decode(r.body());
+            decode_jpeg_rgb(r.body());
         }
         let r = get_web(&s.addr, &format!("IIIF={f}/info.json"));
         assert_eq!(r.status(), 200, "{f} info.json");
@@ -99,7 +96,7 @@ fn jpeg2000_tiles_match_iipsrv_1_1() {
                     break;
                 }
                 let mine = fcgi_get(&ours.addr, &q);
-                let (a, b) = (decode(mine.body()), decode(theirs.body()));
+                let (a, b) = (decode_jpeg_rgb(mine.body()), decode_jpeg_rgb(theirs.body()));
                 assert_eq!((a.width, a.height), (b.width, b.height), "{q}");
                 let mse: f64 = a
                     .pixels

@@ -287,7 +287,15 @@ pub const IIPSRV_LOCATION: &str = "    location /fcgi-bin/iipsrv.fcgi {\n      f
 /// An HTTP GET through ureq: (status, headers we care about, body). Errors with a status are
 /// returned like successes.
 pub fn get(agent: &ureq::Agent, url: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let resp = match agent.get(url).call() {
+    read_response(agent.get(url).call(), url)
+}
+
+/// (status, headers, body) of a ureq call; an error status is an answer like any other.
+pub fn read_response(
+    result: Result<ureq::Response, ureq::Error>,
+    url: &str,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let resp = match result {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
         Err(e) => panic!("GET {url}: {e}"),
@@ -304,6 +312,26 @@ pub fn get(agent: &ureq::Agent, url: &str) -> (u16, Vec<(String, String)>, Vec<u
     let mut body = Vec::new();
     resp.into_reader().read_to_end(&mut body).unwrap();
     (status, headers, body)
+}
+
+/// Decode a JPEG answer to RGB (panics when it is not a JPEG).
+pub fn decode_jpeg_rgb(jpeg: &[u8]) -> turbojpeg::Image<Vec<u8>> {
+    turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::RGB).expect("a decodable JPEG")
+}
+
+/// PSNR in dB of two 8-bit sample buffers of equal length (99 when identical).
+pub fn psnr_u8(a: &[u8], b: &[u8]) -> f64 {
+    let mse: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    if mse == 0.0 {
+        99.0
+    } else {
+        10.0 * (255.0f64 * 255.0 / mse).log10()
+    }
 }
 
 /// The repository's fixtures folder.

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    Reference, TestServer, body_lines, fcgi_get, fcgi_get_with, fixtures, fixtures_dir_prefix,
+    Reference, TestServer, body_lines, decode_jpeg_rgb, fcgi_get, fcgi_get_with, fixtures,
+    fixtures_dir_prefix, psnr_u8,
 };
 
 const OBJS: &[&str] = &[
@@ -108,24 +109,6 @@ fn obj_answers_for_fixtures() {
     );
 }
 
-fn decode(jpeg: &[u8]) -> turbojpeg::Image<Vec<u8>> {
-    turbojpeg::decompress(jpeg, turbojpeg::PixelFormat::RGB).expect("a decodable JPEG")
-}
-
-fn psnr(a: &[u8], b: &[u8]) -> f64 {
-    let mse: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        / a.len() as f64;
-    if mse == 0.0 {
-        99.0
-    } else {
-        10.0 * (255.0f64 * 255.0 / mse).log10()
-    }
-}
-
 #[test]
 fn tile_pixels_match_iipsrv_1_1() {
     let ours = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
@@ -148,9 +131,9 @@ fn tile_pixels_match_iipsrv_1_1() {
                     Some("image/jpeg"),
                     "{q}"
                 );
-                let (a, b) = (decode(mine.body()), decode(theirs.body()));
+                let (a, b) = (decode_jpeg_rgb(mine.body()), decode_jpeg_rgb(theirs.body()));
                 assert_eq!((a.width, a.height), (b.width, b.height), "{q}: tile size");
-                let p = psnr(&a.pixels, &b.pixels);
+                let p = psnr_u8(&a.pixels, &b.pixels);
                 assert!(p > 30.0, "{q}: PSNR {p:.1} dB");
             }
         }
@@ -188,7 +171,7 @@ fn passthrough_sends_the_stored_tile() {
     // QLT forces a transcode.
     let r = fcgi_get(&s.addr, "FIF=sample.tif&QLT=60&JTL=2,0");
     assert_ne!(r.body(), &expected[..]);
-    assert_eq!(decode(r.body()).width, 256);
+    assert_eq!(decode_jpeg_rgb(r.body()).width, 256);
     // So does CODEC_PASSTHROUGH=0.
     let s = TestServer::tcp(&[
         ("FILESYSTEM_PREFIX", &fixtures_dir_prefix()),
@@ -196,7 +179,10 @@ fn passthrough_sends_the_stored_tile() {
     ]);
     let r = fcgi_get(&s.addr, "FIF=sample.tif&JTL=2,0");
     assert_ne!(r.body(), &expected[..]);
-    let p = psnr(&decode(r.body()).pixels, &decode(&expected).pixels);
+    let p = psnr_u8(
+        &decode_jpeg_rgb(r.body()).pixels,
+        &decode_jpeg_rgb(&expected).pixels,
+    );
     assert!(p > 30.0, "transcoded tile PSNR {p:.1}");
 }
 
@@ -205,7 +191,7 @@ fn every_format_and_edge_tiles() {
     let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
     // rgb8_none: 100×75 with 32×32 tiles (4×3): tile 3 is 4×32, tile 11 is 4×11.
     let r = fcgi_get(&s.addr, "FIF=tiff/rgb8_none.tif&JTL=2,11");
-    let img = decode(r.body());
+    let img = decode_jpeg_rgb(r.body());
     assert_eq!((img.width, img.height), (4, 11));
     for (cmd, mime, magic) in [
         ("PTL", "image/png", &b"\x89PNG"[..]),
@@ -234,7 +220,7 @@ fn every_format_and_edge_tiles() {
             "{f}: {}",
             String::from_utf8_lossy(&r.stdout)
         );
-        decode(r.body());
+        decode_jpeg_rgb(r.body());
     }
     // Out of range: resolution → banner (400 here), tile → 404.
     assert_eq!(fcgi_get(&s.addr, "FIF=sample.tif&JTL=3,0").status(), 400);
@@ -280,7 +266,7 @@ fn malformed_tiffs_are_errors_and_the_server_survives() {
                 "{q}: {status}"
             );
             if q.contains("JTL") && status == 200 {
-                decode(r.body());
+                decode_jpeg_rgb(r.body());
             }
             assert!(
                 !String::from_utf8_lossy(r.body()).contains(&fixtures_dir_prefix()),

@@ -254,21 +254,7 @@ impl Jp2Source {
         h: u32,
         layers: u32,
     ) -> Result<RawImage> {
-        let level = *self.info.level(resolution).ok_or_else(|| {
-            Error::not_found(format!(
-                "OpenJPEG :: Asked for non-existent resolution: {resolution}"
-            ))
-        })?;
-        if w == 0
-            || h == 0
-            || x as u64 + w as u64 > level.width as u64
-            || y as u64 + h as u64 > level.height as u64
-        {
-            return Err(Error::bad_request(format!(
-                "OpenJPEG :: region {x},{y} {w}x{h} outside the {}x{} level",
-                level.width, level.height
-            )));
-        }
+        super::checked_level_region(&self.info, resolution, (x, y, w, h), "OpenJPEG")?;
         let native = self.info.num_resolutions() - 1 - resolution;
         let (reduce, step) = if native < self.resolutions {
             (native, 1u64)

@@ -171,21 +171,7 @@ impl JpegSource {
     }
 
     fn decode_region(&self, resolution: u32, x: u32, y: u32, w: u32, h: u32) -> Result<RawImage> {
-        let level = *self.info.level(resolution).ok_or_else(|| {
-            Error::not_found(format!(
-                "JPEG :: Asked for non-existent resolution: {resolution}"
-            ))
-        })?;
-        if w == 0
-            || h == 0
-            || x as u64 + w as u64 > level.width as u64
-            || y as u64 + h as u64 > level.height as u64
-        {
-            return Err(Error::bad_request(format!(
-                "JPEG :: region {x},{y} {w}x{h} outside the {}x{} level",
-                level.width, level.height
-            )));
-        }
+        super::checked_level_region(&self.info, resolution, (x, y, w, h), "JPEG")?;
         let native = self.info.num_resolutions() - 1 - resolution;
         let scale = native.min(3);
         let step = 1usize << (native - scale);
