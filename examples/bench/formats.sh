@@ -16,13 +16,7 @@ conns=${2:-16}
 dir=${BENCH_DIR:-/tmp/iipsrv-bench}
 mkdir -p "$dir"
 work=$(mktemp -d)
-cleanup() {
-  kill $(jobs -p) 2>/dev/null || true
-  pkill -f /usr/lib/iipimage-server/iipsrv.fcgi || true
-  nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 
 N=4096
 if [ ! -f "$dir/tex.jp2" ]; then

@@ -38,3 +38,12 @@ make_texture() {
   vips bandjoin "c1.v c2.v c3.v" rgb.v && vips cast rgb.v "$out" uchar
   rm -f c1.v c2.v c3.v rgb.v
 }
+
+# bench_cleanup: stop what a benchmark started (its jobs, iipsrv 1.1 processes, nginx in
+# $work) and remove $work. Use as `trap bench_cleanup EXIT`.
+bench_cleanup() {
+  kill $(jobs -p) 2>/dev/null || true
+  pkill -f /usr/lib/iipimage-server/iipsrv.fcgi || true
+  nginx -p "$work" -c "$work/nginx.conf" -s stop 2>/dev/null || true
+  rm -rf "$work"
+}

@@ -576,3 +576,17 @@ pub fn body_lines(r: &crate::common::fcgi::Reply) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// A hostile-input answer: a 200 (what the header alone allows) or a 4xx, never a 5xx or a
+/// crash, and never a server path in the body.
+pub fn assert_refused_cleanly(query: &str, r: &crate::common::fcgi::Reply) {
+    let status = r.status();
+    assert!(
+        status == 200 || (400..500).contains(&status),
+        "{query}: {status}"
+    );
+    assert!(
+        !String::from_utf8_lossy(r.body()).contains(&fixtures_dir_prefix()),
+        "{query}: path leaked"
+    );
+}
