@@ -6,7 +6,7 @@ use iipsrv::config::Config;
 use iipsrv::encode::{EncodeOptions, OutputFormat};
 use iipsrv::pipeline::{self, Settings};
 use iipsrv::render;
-use iipsrv::server::App;
+use iipsrv::shared::Shared;
 use iipsrv::view::View;
 
 fn main() {
@@ -18,20 +18,20 @@ fn main() {
     let (mut config, _) = Config::from_lookup(|_| None);
     config.filesystem_prefix = format!("{}/", dir.display());
     config.max_image_cache_mb = 100.0;
-    let app = App::new(config);
-    let image = iipsrv::protocols::iip::open_image(&app, key.as_bytes()).unwrap();
+    let shared = Shared::new(config);
+    let image = iipsrv::protocols::iip::open_image(&shared, key.as_bytes()).unwrap();
     let view = View {
         width: Some(wid),
         ..View::default()
     };
-    let options = render::RegionOptions::from_app(&app);
+    let options = render::RegionOptions::from_app(&shared);
     for round in 0..3 {
         let t = Instant::now();
-        let plan = render::region_plan(&app, &image, &view, &options).unwrap();
+        let plan = render::region_plan(&shared, &image, &view, &options).unwrap();
         let t_plan = t.elapsed();
         let t = Instant::now();
         let raw = render::read_region(
-            &app,
+            &shared,
             &image,
             &view,
             plan.resolution,
@@ -58,7 +58,7 @@ fn main() {
         let t_resize = t.elapsed();
         println!("resize alone (with a clone of the input) {t_resize:?}");
         let t = Instant::now();
-        let bytes = app
+        let bytes = shared
             .encoders()
             .get(OutputFormat::Jpeg)
             .encode(

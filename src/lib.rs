@@ -16,6 +16,7 @@
 //! The result is a [`http::Response`] (a CGI-style response with ordered headers), which the
 //! transport writes back. `docs/architecture.md` shows the same path with more detail.
 
+pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
@@ -28,7 +29,9 @@ pub mod pipeline;
 pub mod protocols;
 pub mod render;
 pub mod server;
+pub mod shared;
 pub mod source;
+mod text;
 pub mod transport;
 pub mod view;
 

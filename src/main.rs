@@ -4,11 +4,12 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use iipsrv::app::App;
 use iipsrv::cli::{self, Command};
 use iipsrv::config::Config;
+use iipsrv::server;
 use iipsrv::server::listen::{self, StdListener};
-use iipsrv::server::{self, App};
-use iipsrv::transport::{self, Limits};
+use iipsrv::transport::Limits;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
     };
     let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
     let app = App::new(config);
-    if let Some(mc) = app.memcached() {
+    if let Some(mc) = app.shared().memcached() {
         tracing::info!(
             "Memcached support enabled. Connected to servers: '{}' with timeout {}\n",
             app.config().memcached_servers,
@@ -156,7 +157,7 @@ fn main() -> ExitCode {
             tasks.push(tokio::spawn(async move {
                 match (listener, is_http) {
                     (listen::Listener::Tcp(l), true) => {
-                        transport::http::serve(l, app, limits, rx).await
+                        server::serve_http(l, app, limits, rx).await
                     }
                     (l, _) => server::serve_fastcgi(l, app, limits, rx).await,
                 }
@@ -207,7 +208,7 @@ impl Signals {
                 _ = self.int.recv() => return "Interrupt",
                 _ = self.usr1.recv() => return "User defined signal 1",
                 _ = self.hup.recv() => {
-                    app.clear_caches();
+                    app.shared().clear_caches();
                     logging.reopen();
                     logging.hangup_message();
                 }

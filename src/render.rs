@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
 use crate::pipeline::{self, Histogram, Settings, WatermarkPass, geometry};
 use crate::protocols::iip::{OpenImage, ViewSource};
-use crate::server::App;
+use crate::shared::Shared;
 use crate::source::{ImageInfo, RawCodec};
 use crate::view::{ColourConversion, Contrast, View};
 
@@ -23,8 +23,8 @@ use crate::view::{ColourConversion, Contrast, View};
 pub const MAX_EXPORT_BYTES: u64 = 1 << 31;
 
 /// The quality an encoder uses: `QLT` if given, else the configured default.
-pub fn quality(app: &App, view: &View, format: OutputFormat) -> i32 {
-    let c = app.config();
+pub fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32 {
+    let c = shared.config();
     match view.quality {
         None => match format {
             OutputFormat::Jpeg => c.jpeg_quality,
@@ -60,7 +60,7 @@ pub fn quality(app: &App, view: &View, format: OutputFormat) -> i32 {
 /// Also bitonal output of a 1-channel image: upstream passes such a stored tile through
 /// unchanged; here every tile whose pixels the pipeline changes is decoded, so that the
 /// encoded-tile cache only ever holds unprocessed tiles.
-pub fn forces_raw(app: &App, info: &ImageInfo, view: &View) -> bool {
+pub fn forces_raw(shared: &Shared, info: &ImageInfo, view: &View) -> bool {
     info.bits_per_sample > 8
         || info.colour == ColourSpace::CieLab
         || info.channels == 2
@@ -71,12 +71,12 @@ pub fn forces_raw(app: &App, info: &ImageInfo, view: &View) -> bool {
         || view.contrast == Some(Contrast::Equalize)
         || view.rotation != 0.0
         || view.flip
-        || app.watermark().is_some()
+        || shared.watermark().is_some()
 }
 
 /// Whether the ICC profile may be embedded (§5.1).
-fn icc_for<'a>(app: &App, info: &'a ImageInfo, view: &View) -> Option<&'a [u8]> {
-    let max = app.config().max_icc;
+fn icc_for<'a>(shared: &Shared, info: &'a ImageInfo, view: &View) -> Option<&'a [u8]> {
+    let max = shared.config().max_icc;
     let icc = info.metadata.get("icc")?;
     let colour_changed = view.colour_map.is_some()
         || view.shade.is_some()
@@ -107,19 +107,19 @@ fn resolution_for(info: &ImageInfo, level_width: u32, level_height: u32) -> Opti
 /// A decoded tile of the view's angles (stack page or sequence view), through the cache (RAW
 /// entries).
 pub fn raw_tile(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     resolution: u32,
     tile: u32,
 ) -> Result<Arc<RawImage>> {
-    let source = image.source_for(app, view)?;
-    raw_tile_from(app, image, &source, view, resolution, tile)
+    let source = image.source_for(shared, view)?;
+    raw_tile_from(shared, image, &source, view, resolution, tile)
 }
 
 /// [`raw_tile`] with the view's source already chosen.
 fn raw_tile_from(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     source: &ViewSource,
     view: &View,
@@ -128,7 +128,7 @@ fn raw_tile_from(
 ) -> Result<Arc<RawImage>> {
     let key = tile_key(image, view, resolution, tile, Encoding::Raw, 0);
     let mtime = source.mtime;
-    if let Some(TileData::Raw(r)) = app.tiles().get(&key, mtime) {
+    if let Some(TileData::Raw(r)) = shared.tiles().get(&key, mtime) {
         return Ok(r);
     }
     let raw = Arc::new(
@@ -136,7 +136,9 @@ fn raw_tile_from(
             .source
             .tile(resolution, tile, source.page, view.layers)?,
     );
-    app.tiles().insert(key, mtime, TileData::Raw(raw.clone()));
+    shared
+        .tiles()
+        .insert(key, mtime, TileData::Raw(raw.clone()));
     Ok(raw)
 }
 
@@ -164,7 +166,7 @@ fn tile_key(
 /// viewer protocols' tiles). Errors: out-of-range resolution → [`Error::invalid`] (banner),
 /// out-of-range tile → 404.
 pub fn tile(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     resolution: u32,
@@ -190,26 +192,26 @@ pub fn tile(
             "TPTImage :: Asked for non-existent tile: {tile}"
         )));
     }
-    let q = quality(app, view, format);
-    let raw_needed = forces_raw(app, info, view);
+    let q = quality(shared, view, format);
+    let raw_needed = forces_raw(shared, info, view);
     // The file of the view's angles; its mtime guards the cached tiles.
-    let source = image.source_for(app, view)?;
+    let source = image.source_for(shared, view)?;
     let mtime = source.mtime;
     let encoded_key = tile_key(image, view, resolution, tile, format.into(), q);
     if !raw_needed {
-        if let Some(TileData::Encoded(b)) = app.tiles().get(&encoded_key, mtime) {
+        if let Some(TileData::Encoded(b)) = shared.tiles().get(&encoded_key, mtime) {
             return Ok(b);
         }
     }
-    let icc = icc_for(app, info, view);
+    let icc = icc_for(shared, info, view);
 
     // Codec pass-through (cache.md §4).
     let raw_key = tile_key(image, view, resolution, tile, Encoding::Raw, 0);
     if !raw_needed
         && view.quality.is_none()
-        && app.config().codec_passthrough
+        && shared.config().codec_passthrough
         && matches!(format, OutputFormat::Jpeg | OutputFormat::Webp)
-        && app.tiles().get(&raw_key, mtime).is_none()
+        && shared.tiles().get(&raw_key, mtime).is_none()
     {
         if let Some(stored) = source.source.raw_tile(resolution, tile, source.page)? {
             let bytes = match (stored.codec, format, icc) {
@@ -225,36 +227,38 @@ pub fn tile(
             };
             if let Some(bytes) = bytes {
                 let bytes = Bytes::from(bytes.map_err(Error::from)?);
-                app.tiles()
+                shared
+                    .tiles()
                     .insert(encoded_key, mtime, TileData::Encoded(bytes.clone()));
                 return Ok(bytes);
             }
         }
     }
 
-    let raw = raw_tile_from(app, image, &source, view, resolution, tile)?;
-    let pixels = process_tile(app, image, view, &raw, format)?;
-    let encoder = app.encoders().get(format);
+    let raw = raw_tile_from(shared, image, &source, view, resolution, tile)?;
+    let pixels = process_tile(shared, image, view, &raw, format)?;
+    let encoder = shared.encoders().get(format);
     let options = EncodeOptions {
         quality: q,
         tiff_compression: view
             .tiff_compression
-            .unwrap_or(app.config().tiff_compression),
+            .unwrap_or(shared.config().tiff_compression),
         icc,
         resolution: resolution_for(info, level.width, level.height),
-        text: text_metadata(app, info),
+        text: text_metadata(shared, info),
         ..EncodeOptions::default()
     };
     let bytes = Bytes::from(encoder.encode(&pixels, &options)?);
     if !raw_needed {
-        app.tiles()
+        shared
+            .tiles()
             .insert(encoded_key, mtime, TileData::Encoded(bytes.clone()));
     }
     Ok(bytes)
 }
 
 /// The text metadata the encoders write (§5.3): PNG and TIFF use them, the others ignore them.
-fn text_metadata(app: &App, info: &ImageInfo) -> Vec<(&'static str, String)> {
+fn text_metadata(shared: &Shared, info: &ImageInfo) -> Vec<(&'static str, String)> {
     const KEYS: [&str; 8] = [
         "title",
         "creator",
@@ -269,8 +273,8 @@ fn text_metadata(app: &App, info: &ImageInfo) -> Vec<(&'static str, String)> {
     for key in KEYS {
         match info.metadata.get(key) {
             Some(v) if !v.is_empty() => out.push((key, String::from_utf8_lossy(v).into_owned())),
-            _ if key == "rights" && !app.config().copyright.is_empty() => {
-                out.push((key, app.config().copyright.clone()))
+            _ if key == "rights" && !shared.config().copyright.is_empty() => {
+                out.push((key, shared.config().copyright.clone()))
             }
             _ => {}
         }
@@ -280,14 +284,14 @@ fn text_metadata(app: &App, info: &ImageInfo) -> Vec<(&'static str, String)> {
 
 /// The image histogram (§4.1 step 4): from the raw tile 0 of the smallest resolution, page 0,
 /// through the tile cache.
-pub fn histogram(app: &App, image: &OpenImage, view: &View) -> Result<Histogram> {
+pub fn histogram(shared: &Shared, image: &OpenImage, view: &View) -> Result<Histogram> {
     let page0 = View {
         horizontal: 0,
         vertical: view.vertical,
         layers: view.layers,
         ..View::default()
     };
-    let raw = raw_tile(app, image, &page0, 0, 0)?;
+    let raw = raw_tile(shared, image, &page0, 0, 0)?;
     Ok(Histogram::compute(&raw, &image.info().min_max))
 }
 
@@ -295,21 +299,21 @@ pub fn histogram(app: &App, image: &OpenImage, view: &View) -> Result<Histogram>
 /// 8-bit reduction, flattening, greyscale, bitonal, equalisation, flip, rotation and the
 /// watermark (one per tile at most). No resize.
 pub fn process_tile(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     raw: &RawImage,
     format: OutputFormat,
 ) -> Result<RawImage> {
     let histogram = if pipeline::needs_histogram(view) {
-        Some(histogram(app, image, view)?)
+        Some(histogram(shared, image, view)?)
     } else {
         None
     };
-    let watermark = app.watermark().map(|mark| WatermarkPass {
+    let watermark = shared.watermark().map(|mark| WatermarkPass {
         mark,
         block: 0,
-        probability: app.config().watermark_probability,
+        probability: shared.config().watermark_probability,
     });
     Ok(pipeline::process(
         std::borrow::Cow::Borrowed(raw),
@@ -319,7 +323,7 @@ pub fn process_tile(
             format,
             histogram: histogram.as_ref(),
             resize: None,
-            interpolation: app.config().interpolation,
+            interpolation: shared.config().interpolation,
             watermark,
         },
     ))
@@ -358,7 +362,7 @@ fn blit<T: Copy>(
 /// or sequence view, [`OpenImage::source_for`]), stitched from the cached raw tiles at their native depth. The tiles are
 /// decoded in parallel when there is more than one.
 pub fn read_region(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     resolution: u32,
@@ -381,9 +385,9 @@ pub fn read_region(
     let cells: Vec<(u32, u32)> = (y / th..=(y + h - 1) / th)
         .flat_map(|ty| (x / tw..=(x + w - 1) / tw).map(move |tx| (tx, ty)))
         .collect();
-    let source = image.source_for(app, view)?;
+    let source = image.source_for(shared, view)?;
     let fetch = |&(tx, ty): &(u32, u32)| {
-        raw_tile_from(app, image, &source, view, resolution, ty * ntx + tx)
+        raw_tile_from(shared, image, &source, view, resolution, ty * ntx + tx)
     };
     let tiles: Vec<Arc<RawImage>> = if cells.len() > 1 {
         cells.par_iter().map(fetch).collect::<Result<_>>()?
@@ -453,10 +457,10 @@ pub struct RegionOptions {
 
 impl RegionOptions {
     /// IIP's settings: keep the aspect ratio, upscaling as configured.
-    pub fn from_app(app: &App) -> RegionOptions {
+    pub fn from_app(shared: &Shared) -> RegionOptions {
         RegionOptions {
             maintain_aspect: true,
-            allow_upscaling: app.config().allow_upscaling,
+            allow_upscaling: shared.config().allow_upscaling,
         }
     }
 }
@@ -474,7 +478,7 @@ pub struct Rendered {
 
 /// Level, region and output size for a region export (§2), without decoding anything.
 pub fn region_plan(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     options: &RegionOptions,
@@ -490,14 +494,25 @@ pub fn region_plan(
         out_height: view.height,
         maintain_aspect: options.maintain_aspect,
         allow_upscaling: options.allow_upscaling,
-        max_size: app.config().max_cvt,
+        max_size: shared.config().max_cvt,
     })
     .ok_or_else(|| Error::not_found("Image has no resolution levels"))
 }
 
 /// A region export (CVT, IIIF region requests) with IIP's options: see [`region_with`].
-pub fn region(app: &App, image: &OpenImage, view: &View, format: OutputFormat) -> Result<Rendered> {
-    region_with(app, image, view, format, &RegionOptions::from_app(app))
+pub fn region(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+) -> Result<Rendered> {
+    region_with(
+        shared,
+        image,
+        view,
+        format,
+        &RegionOptions::from_app(shared),
+    )
 }
 
 /// A region export (§4.1): choose the level, stitch the region from its raw tiles, run the
@@ -505,13 +520,13 @@ pub fn region(app: &App, image: &OpenImage, view: &View, format: OutputFormat) -
 /// `block_in_place` on a multi-thread runtime. Sizes above [`MAX_EXPORT_BYTES`] are refused
 /// with 400.
 pub fn region_with(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     format: OutputFormat,
     options: &RegionOptions,
 ) -> Result<Rendered> {
-    let plan = region_plan(app, image, view, options)?;
+    let plan = region_plan(shared, image, view, options)?;
     let info = image.info();
     let channels = info.channels.max(3) as u64;
     let float = pipeline::needs_float(view)
@@ -535,14 +550,14 @@ pub fn region_with(
     }
     blocking(|| {
         let raw = read_region(
-            app,
+            shared,
             image,
             view,
             plan.resolution,
             (plan.x, plan.y, plan.w, plan.h),
         )?;
         let histogram = if pipeline::needs_histogram(view) {
-            Some(histogram(app, image, view)?)
+            Some(histogram(shared, image, view)?)
         } else {
             None
         };
@@ -550,10 +565,10 @@ pub fn region_with(
         let block = full
             .map(|l| 2 * l.tile_width.max(l.tile_height))
             .unwrap_or(0);
-        let watermark = app.watermark().map(|mark| WatermarkPass {
+        let watermark = shared.watermark().map(|mark| WatermarkPass {
             mark,
             block,
-            probability: app.config().watermark_probability,
+            probability: shared.config().watermark_probability,
         });
         let pixels = pipeline::process(
             std::borrow::Cow::Owned(raw),
@@ -563,7 +578,7 @@ pub fn region_with(
                 format,
                 histogram: histogram.as_ref(),
                 resize: Some((plan.out_width, plan.out_height)),
-                interpolation: app.config().interpolation,
+                interpolation: shared.config().interpolation,
                 watermark,
             },
         );
@@ -579,17 +594,17 @@ pub fn region_with(
                 .filter(|v| !v.is_empty())
         };
         let options = EncodeOptions {
-            quality: quality(app, view, format),
+            quality: quality(shared, view, format),
             tiff_compression: view
                 .tiff_compression
-                .unwrap_or(app.config().tiff_compression),
-            icc: icc_for(app, info, view),
+                .unwrap_or(shared.config().tiff_compression),
+            icc: icc_for(shared, info, view),
             xmp: meta("xmp"),
             exif: meta("exif"),
             resolution: resolution_for(info, lw, lh),
-            text: text_metadata(app, info),
+            text: text_metadata(shared, info),
         };
-        let bytes = Bytes::from(app.encoders().get(format).encode(&pixels, &options)?);
+        let bytes = Bytes::from(shared.encoders().get(format).encode(&pixels, &options)?);
         Ok(Rendered {
             bytes,
             width: plan.out_width,

@@ -15,10 +15,11 @@ use crate::http::Request;
 use crate::http::{Response, date};
 use crate::image::Samples;
 use crate::render;
-use crate::server::App;
+use crate::shared::Shared;
 use crate::source::resolve::{self, Located};
 use crate::source::sequence::Sequence;
 use crate::source::{ImageInfo, ImageSource};
+use crate::text::{fmt_g, json_escape, xml_escape};
 use crate::view::{ColourConversion, ColourMap, Contrast, Gamma, View};
 
 /// An image opened by `FIF` (or by IIIF, Zoomify, DeepZoom).
@@ -73,7 +74,7 @@ impl OpenImage {
     /// horizontal angle is its stack page). For a sequence, view (h, v) is the file
     /// `<prefix><key><pattern><h:03>_<v:03>.<ext>`: the default source for (0, 90), otherwise
     /// that file through the metadata cache (one `stat`), 404 when it does not exist.
-    pub fn source_for(&self, app: &App, view: &View) -> Result<ViewSource> {
+    pub fn source_for(&self, shared: &Shared, view: &View) -> Result<ViewSource> {
         let (h, v) = (view.horizontal, view.vertical.unwrap_or(90));
         let Some(seq) = &self.sequence else {
             return Ok(ViewSource {
@@ -94,7 +95,7 @@ impl OpenImage {
         let shown = format!(
             "{}{}{h:03}_{v:03}.{}",
             String::from_utf8_lossy(&self.key),
-            app.config().filename_pattern,
+            shared.config().filename_pattern,
             seq.extension
         );
         let mtime = match std::fs::metadata(&path) {
@@ -104,7 +105,7 @@ impl OpenImage {
                     .with_detail(format!("{}: no such view", path.display())));
             }
         };
-        if let Some(source) = app.meta().get(&path, mtime) {
+        if let Some(source) = shared.meta().get(&path, mtime) {
             return Ok(ViewSource {
                 source,
                 mtime,
@@ -118,8 +119,8 @@ impl OpenImage {
             mtime,
             format: self.located.format,
         };
-        let source = crate::source::open(&located, app.config().max_layers)?;
-        app.meta().insert(located.path, mtime, source.clone());
+        let source = crate::source::open(&located, shared.config().max_layers)?;
+        shared.meta().insert(located.path, mtime, source.clone());
         Ok(ViewSource {
             source,
             mtime,
@@ -130,7 +131,7 @@ impl OpenImage {
 
 /// The state of one IIP request.
 pub struct Session<'a> {
-    pub app: &'a App,
+    pub shared: &'a Shared,
     pub req: &'a Request,
     /// The raw request string.
     pub request_string: &'a [u8],
@@ -163,45 +164,10 @@ pub fn error_line(out: &mut Vec<u8>, code: &str, arg: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Format like C's `%.<precision>g`.
-pub fn fmt_g(v: f64, precision: usize) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    if !v.is_finite() {
-        return if v.is_nan() {
-            "nan".into()
-        } else if v > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    let p = precision.max(1);
-    let sci = format!("{:.*e}", p - 1, v);
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if exp < -4 || exp >= p as i32 {
-        let m = trim_zeros(mantissa);
-        format!("{m}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
-    } else {
-        let decimals = (p as i32 - 1 - exp).max(0) as usize;
-        trim_zeros(&format!("{v:.decimals$}")).to_string()
-    }
-}
-
-fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        s
-    }
-}
-
 /// Run an IIP command string.
-pub fn run(app: &App, req: &Request, request_string: &[u8], post: bool) -> Response {
+pub fn run(shared: &Shared, req: &Request, request_string: &[u8], post: bool) -> Response {
     let mut s = Session {
-        app,
+        shared,
         req,
         request_string,
         post,
@@ -228,7 +194,7 @@ pub fn run(app: &App, req: &Request, request_string: &[u8], post: bool) -> Respo
             Ok(Step::Continue) => {}
             Ok(Step::Answer(r)) => return r,
             Ok(Step::Stop) => break,
-            Err(e) => return super::error_response(&app.shared().headers, &e),
+            Err(e) => return super::error::error_response(&shared.headers(), &e),
         }
     }
     s.finish()
@@ -253,7 +219,7 @@ fn text(arg: &[u8]) -> String {
 
 impl<'a> Session<'a> {
     fn headers(&self) -> &crate::http::HeaderDefaults {
-        &self.app.shared().headers
+        &self.shared.headers()
     }
 
     /// Run one command.
@@ -453,7 +419,7 @@ impl<'a> Session<'a> {
             )));
         };
         let image = self.image.clone().expect("checked by the caller");
-        let bytes = render::tile(self.app, &image, &self.view, r, t, format)?;
+        let bytes = render::tile(self.shared, &image, &self.view, r, t, format)?;
         Ok(Step::Answer(Response::content(
             self.headers(),
             format.mime(),
@@ -479,7 +445,7 @@ impl<'a> Session<'a> {
             }
         };
         let image = self.image.clone().expect("checked by the caller");
-        let r = render::region(self.app, &image, &self.view, format)?;
+        let r = render::region(self.shared, &image, &self.view, format)?;
         tracing::debug!(
             "CVT :: {}x{} from resolution {} region {},{} {}x{}",
             r.width,
@@ -552,7 +518,7 @@ impl<'a> Session<'a> {
                 horizontal: page,
                 ..self.view.clone()
             };
-            let tile = render::raw_tile(self.app, &image, &view, r, t)?;
+            let tile = render::raw_tile(self.shared, &image, &view, r, t)?;
             // An edge tile is narrower than the nominal size: the point may lie outside it.
             if x >= tile.width as usize || y >= tile.height as usize {
                 break;
@@ -636,7 +602,7 @@ impl<'a> Session<'a> {
                 horizontal: *page,
                 ..self.view.clone()
             };
-            let region = render::read_region(self.app, &image, &view, r as u32, rect)?;
+            let region = render::read_region(self.shared, &image, &view, r as u32, rect)?;
             let scale = *scale;
             let int = |v: f64| fmt_g(v * scale, 6);
             let values: Vec<String> = match &region.samples {
@@ -731,7 +697,7 @@ impl<'a> Session<'a> {
             for y in y0..=y1 {
                 let n = (y * ntlx + x) as u32;
                 let jpeg = render::tile(
-                    self.app,
+                    self.shared,
                     &image,
                     &self.view,
                     r as u32,
@@ -760,7 +726,7 @@ impl<'a> Session<'a> {
             String::from_utf8_lossy(arg),
             String::from_utf8_lossy(&key)
         );
-        let image = open_image(self.app, &key)?;
+        let image = open_image(self.shared, &key)?;
         if let Some(ims) = self.req.param("HTTP_IF_MODIFIED_SINCE") {
             let ims = String::from_utf8_lossy(ims);
             match date::parse_http_date(&ims) {
@@ -781,8 +747,8 @@ impl<'a> Session<'a> {
         let info = self.image.as_ref()?.info();
         match info.metadata.get(key) {
             Some(v) if !v.is_empty() => Some(v.clone()),
-            _ if key == "rights" && !self.app.config().copyright.is_empty() => {
-                Some(self.app.config().copyright.as_bytes().to_vec())
+            _ if key == "rights" && !self.shared.config().copyright.is_empty() => {
+                Some(self.shared.config().copyright.as_bytes().to_vec())
             }
             _ => None,
         }
@@ -943,7 +909,8 @@ impl<'a> Session<'a> {
             }
             "metadata" => {
                 let mut keys: Vec<String> = info.metadata.keys().cloned().collect();
-                if !self.app.config().copyright.is_empty() && !keys.iter().any(|k| k == "rights") {
+                if !self.shared.config().copyright.is_empty() && !keys.iter().any(|k| k == "rights")
+                {
                     keys.push("rights".into());
                     keys.sort();
                 }
@@ -1003,7 +970,7 @@ impl<'a> Session<'a> {
         if self.text.is_empty() && self.errors.is_empty() && !self.iip_line {
             error_line(&mut self.errors, "2 1", self.request_string);
         }
-        let d = self.app.shared().headers.clone();
+        let d = self.shared.headers().clone();
         if !self.errors.is_empty() {
             return Response::iip_error(&d, self.mime, &self.errors);
         }
@@ -1026,8 +993,8 @@ impl<'a> Session<'a> {
 /// [`resolve::find`]); its format comes from the extension of the default view `000_090`, as
 /// upstream (an unsupported extension, JPEG included, gives the banner), and its
 /// `Last-Modified` is the default view's mtime.
-pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
-    let (path, mtime, format, sequence) = match resolve::find(app.config(), key)? {
+pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
+    let (path, mtime, format, sequence) = match resolve::find(shared.config(), key)? {
         resolve::Found::File { path, mtime } => (path, mtime, None, None),
         resolve::Found::Sequence(seq) => {
             tracing::debug!(
@@ -1051,7 +1018,7 @@ pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
         }
     };
     let last_modified = date::http_date(mtime);
-    if let Some(source) = app.meta().get(&path, mtime) {
+    if let Some(source) = shared.meta().get(&path, mtime) {
         tracing::debug!("FIF :: Image cache hit");
         let format = source.info().format;
         let located = Located {
@@ -1079,8 +1046,9 @@ pub fn open_image(app: &App, key: &[u8]) -> Result<OpenImage> {
         },
         None => resolve::detect(key, path, mtime)?,
     };
-    let source = crate::source::open(&located, app.config().max_layers)?;
-    app.meta()
+    let source = crate::source::open(&located, shared.config().max_layers)?;
+    shared
+        .meta()
         .insert(located.path.clone(), mtime, source.clone());
     Ok(OpenImage {
         key: Arc::from(key),
@@ -1134,39 +1102,15 @@ fn colour_twist(s: &str) -> Option<Vec<Vec<f32>>> {
     (!rows.is_empty()).then_some(rows)
 }
 
-/// Escape text for XML character data.
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// Escape a string for a JSON string literal (upstream does not, a bug).
-pub fn json_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
 
     fn run_str(q: &str) -> Response {
-        let app = App::new(Config::default());
+        let shared = Shared::new(Config::default());
         let req = Request::from_pairs([("QUERY_STRING", q), ("REQUEST_METHOD", "GET")]);
-        run(&app, &req, q.as_bytes(), false)
+        run(&shared, &req, q.as_bytes(), false)
     }
 
     #[test]
@@ -1232,17 +1176,6 @@ mod tests {
             r.body.as_ref(),
             b"/definitely/not/here.tif is neither a file nor part of an image sequence"
         );
-    }
-
-    #[test]
-    fn g_format() {
-        assert_eq!(fmt_g(0.0, 9), "0");
-        assert_eq!(fmt_g(255.0, 9), "255");
-        assert_eq!(fmt_g(65535.0, 9), "65535");
-        assert_eq!(fmt_g(0.5, 9), "0.5");
-        assert_eq!(fmt_g(1e-5, 6), "1e-05");
-        assert_eq!(fmt_g(3.4028234663852886e38, 9), "3.40282347e+38");
-        assert_eq!(fmt_g(-1.25, 6), "-1.25");
     }
 
     #[test]

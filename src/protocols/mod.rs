@@ -6,14 +6,18 @@
 //! fills the protocol-neutral [`crate::view::View`] and asks the layers below for the work.
 
 pub mod deepzoom;
+mod error;
 pub mod iiif;
 pub mod iip;
+mod uri_map;
 pub mod zoomify;
 
-use crate::config::UriMap;
-use crate::error::{Error, ErrorKind};
+pub use error::error_response;
+use uri_map::map_uri;
+
+use crate::error::Error;
 use crate::http::{HeaderDefaults, Request, Response};
-use crate::server::App;
+use crate::shared::Shared;
 
 /// Where the request string came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,41 +30,10 @@ pub enum RequestString {
     Answered(Response),
 }
 
-/// Match `REQUEST_URI` against the URI map: the prefix must occur right after the leading `/`
-/// (no segment check, as upstream). Returns the command string, or an error for a URI that is
-/// exactly the prefix (upstream: banner).
-pub fn map_uri(map: &UriMap, uri: &[u8]) -> Option<Result<Vec<u8>, Error>> {
-    let prefix = map.prefix.as_bytes();
-    let matches = prefix.is_empty() || (uri.len() > 1 && uri[1..].starts_with(prefix));
-    if !matches {
-        return None;
-    }
-    let skip = if prefix.is_empty() {
-        1
-    } else {
-        prefix.len() + 2
-    };
-    if uri.len() < skip {
-        return Some(Err(Error::invalid(
-            "Request URI is shorter than the URI map prefix",
-        )));
-    }
-    let rest = &uri[skip..];
-    let rest = match rest.iter().position(|&b| b == b'?') {
-        Some(q) => &rest[..q],
-        None => rest,
-    };
-    let mut s = Vec::with_capacity(map.command.len() + 1 + rest.len());
-    s.extend_from_slice(map.command.as_bytes());
-    s.push(b'=');
-    s.extend_from_slice(rest);
-    Some(Ok(s))
-}
-
 /// Obtain the request string (`server-and-config.md` §1.7).
-pub fn request_string(app: &App, req: &Request) -> RequestString {
-    let d = &app.shared().headers;
-    if let Some(map) = &app.config().uri_map {
+pub fn request_string(shared: &Shared, req: &Request) -> RequestString {
+    let d = &shared.headers();
+    if let Some(map) = &shared.config().uri_map {
         let uri = req.param("REQUEST_URI").unwrap_or(b"");
         match map_uri(map, uri) {
             Some(Ok(text)) => {
@@ -111,23 +84,23 @@ pub fn request_string(app: &App, req: &Request) -> RequestString {
 }
 
 /// Answer one request. Runs on a worker thread.
-pub fn respond(app: &App, req: &Request) -> Response {
-    match request_string(app, req) {
+pub fn respond(shared: &Shared, req: &Request) -> Response {
+    match request_string(shared, req) {
         RequestString::Empty => Response::banner(200),
         RequestString::Answered(r) => r,
         RequestString::Commands { text, mapped } => {
             tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
-            let memcached = app.memcached();
+            let memcached = shared.memcached();
             // As iipsrv: no lookup when the client asks If-Modified-Since.
             if let Some(mc) = memcached.filter(|_| req.param("HTTP_IF_MODIFIED_SINCE").is_none()) {
-                let hit = mc.get_fresh(&text, || image_mtime(app, &text));
+                let hit = mc.get_fresh(&text, || image_mtime(shared, &text));
                 if let Some(response) = hit.as_deref().and_then(Response::from_cgi_bytes) {
                     tracing::debug!("Memcached hit");
                     return response;
                 }
             }
             let post = !mapped && req.method() == b"POST";
-            let response = iip::run(app, req, &text, post);
+            let response = iip::run(shared, req, &text, post);
             if let Some(mc) = memcached {
                 if cachable(&response) {
                     mc.set_owned(&text, response.to_cgi_bytes());
@@ -155,7 +128,7 @@ fn cachable(r: &Response) -> bool {
 /// The current mtime of the image a request string names (its first `FIF`, `IIIF`, `Zoomify`
 /// or `DeepZoom` identifier; for a sequence, its default view), so that a memcached entry for a
 /// changed image is not served.
-fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
+fn image_mtime(shared: &Shared, text: &[u8]) -> Option<std::time::SystemTime> {
     use crate::source::resolve::{filter_traversal, image_key, url_decode};
     let key =
         iip::tokenise(text).find_map(|(name, arg)| match name.to_ascii_lowercase().as_slice() {
@@ -167,7 +140,7 @@ fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
                     | iiif::Target::NoParameters(id)
                     | iiif::Target::Image { id, .. } => id,
                 };
-                let (id, _) = iiif::split_page(&id, app.config().iiif_delimiter.as_bytes());
+                let (id, _) = iiif::split_page(&id, shared.config().iiif_delimiter.as_bytes());
                 Some(filter_traversal(id.to_vec()))
             }
             b"zoomify" => match zoomify::split(arg) {
@@ -185,7 +158,7 @@ fn image_mtime(app: &App, text: &[u8]) -> Option<std::time::SystemTime> {
             _ => None,
         })?;
     // A file, or a sequence's default view (the file whose mtime is `Last-Modified`).
-    crate::source::resolve::find(app.config(), &key)
+    crate::source::resolve::find(shared.config(), &key)
         .ok()
         .map(|found| found.mtime())
 }
@@ -199,9 +172,9 @@ pub(crate) fn open_for_viewer(
     id: &[u8],
     document: impl FnOnce(&crate::source::ImageInfo) -> Option<String>,
 ) -> Result<Result<(iip::OpenImage, HeaderDefaults), Response>, Error> {
-    let image = iip::open_image(s.app, &crate::source::resolve::image_key(id))?;
+    let image = iip::open_image(s.shared, &crate::source::resolve::image_key(id))?;
     s.image = Some(image.clone());
-    let headers = s.app.shared().headers.clone();
+    let headers = s.shared.headers().clone();
     if iiif::unmodified(s, &image) {
         return Ok(Err(iiif::not_modified(&headers)));
     }
@@ -246,7 +219,7 @@ pub(crate) fn grid_tile(
             // off: those are made to size like unstored levels.
             if stored.tile_size(t) == Some((out_w, out_h)) {
                 return iiif::tile_response(
-                    s.app,
+                    s.shared,
                     image,
                     &s.view,
                     r,
@@ -271,30 +244,7 @@ pub(crate) fn grid_tile(
     });
     view.width = Some(out_w);
     view.height = Some(out_h);
-    iiif::export_region(s.app, image, &view, OutputFormat::Jpeg, headers)
-}
-
-/// The one place where an [`Error`] becomes a response (bodies are client-safe; details are
-/// logged).
-pub fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
-    match e.kind {
-        ErrorKind::NotFound
-        | ErrorKind::BadRequest
-        | ErrorKind::TooLarge
-        | ErrorKind::NotImplemented => {
-            tracing::debug!("{e}");
-            tracing::debug!("Sending HTTP {}", e.kind.status());
-            Response::plain_error(d, e.kind.status(), &e.message)
-        }
-        ErrorKind::Invalid => {
-            tracing::info!("\n{e}\n");
-            Response::banner(400)
-        }
-        ErrorKind::Internal => {
-            tracing::error!("\n{e}\n");
-            Response::banner(500)
-        }
-    }
+    iiif::export_region(s.shared, image, &view, OutputFormat::Jpeg, headers)
 }
 
 #[cfg(test)]
@@ -302,46 +252,19 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn app(pairs: &[(&str, &str)]) -> App {
+    fn shared(pairs: &[(&str, &str)]) -> Shared {
         let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let (c, _) =
             Config::from_lookup(|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()));
-        App::new(c)
-    }
-
-    #[test]
-    fn uri_map_rules() {
-        let m = UriMap {
-            prefix: "iiif".into(),
-            command: "iiif",
-        };
-        assert_eq!(
-            map_uri(&m, b"/iiif/a/b.tif/info.json").unwrap().unwrap(),
-            b"iiif=a/b.tif/info.json"
-        );
-        assert_eq!(
-            map_uri(&m, b"/iiifx/foo?x=1").unwrap().unwrap(),
-            b"iiif=/foo"
-        );
-        assert!(map_uri(&m, b"/iiif").unwrap().is_err());
-        assert_eq!(map_uri(&m, b"/iiif/").unwrap().unwrap(), b"iiif=");
-        assert!(map_uri(&m, b"/other/x").is_none());
-        let m = UriMap {
-            prefix: "".into(),
-            command: "iiif",
-        };
-        assert_eq!(
-            map_uri(&m, b"/x.tif/info.json").unwrap().unwrap(),
-            b"iiif=x.tif/info.json"
-        );
+        Shared::new(c)
     }
 
     #[test]
     fn methods() {
-        let a = app(&[]);
+        let a = shared(&[]);
         let r = respond(
             &a,
             &Request::from_pairs([("REQUEST_METHOD", "OPTIONS"), ("QUERY_STRING", "x")]),
@@ -359,7 +282,7 @@ mod tests {
 
     #[test]
     fn post_body_is_the_request_string() {
-        let a = app(&[]);
+        let a = shared(&[]);
         let mut req = Request::from_pairs([("REQUEST_METHOD", "POST"), ("CONTENT_LENGTH", "12")]);
         req.body = b"OBJ=IIP,1.0&junk".to_vec();
         match request_string(&a, &req) {
@@ -373,7 +296,7 @@ mod tests {
 
     #[test]
     fn mapped_requests_skip_method_checks() {
-        let a = app(&[("URI_MAP", "iiif=>IIIF")]);
+        let a = shared(&[("URI_MAP", "iiif=>IIIF")]);
         let req = Request::from_pairs([
             ("REQUEST_METHOD", "PUT"),
             ("REQUEST_URI", "/iiif/x/info.json"),

@@ -14,12 +14,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
 
-use super::Limits;
+use super::{Limits, Responder, shutdown_signalled};
 use crate::http::{Request, Response};
-use crate::server::{App, shutdown_signalled};
 
 /// Convert an HTTP request into CGI parameters and a body.
 pub async fn to_request(
@@ -79,62 +78,37 @@ pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
     })
 }
 
-/// Accept HTTP connections until shutdown.
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
+/// Serve HTTP/1.1 requests on one accepted connection (keep-alive) until the peer closes it
+/// or shutdown is signalled; a request in progress then finishes first.
+pub async fn serve_connection<R: Responder>(
+    stream: TcpStream,
+    responder: Arc<R>,
     limits: Limits,
+    (local, peer): (SocketAddr, SocketAddr),
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let connections = Arc::new(Semaphore::new(app.config().max_connections));
-    let local = listener
-        .local_addr()
-        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown_signalled(&mut shutdown) => return,
-        };
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("HTTP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown_signalled(&mut shutdown) => return,
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let mut rx = shutdown.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let service = service_fn(move |req: hyper::Request<Incoming>| {
-                let app = app.clone();
-                async move {
-                    let response = match to_request(req, local, peer, &limits).await {
-                        Ok(request) => app.respond(request).await,
-                        Err(refusal) => refusal,
-                    };
-                    Ok::<_, Infallible>(to_http(response))
-                }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .title_case_headers(true)
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(60))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => { if let Err(e) = r { tracing::debug!("HTTP connection: {e}"); } }
-                _ = shutdown_signalled(&mut rx) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+    let service = service_fn(move |req: hyper::Request<Incoming>| {
+        let responder = responder.clone();
+        async move {
+            let response = match to_request(req, local, peer, &limits).await {
+                Ok(request) => responder.respond(request).await,
+                Err(refusal) => refusal,
+            };
+            Ok::<_, Infallible>(to_http(response))
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .keep_alive(true)
+        .title_case_headers(true)
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => { if let Err(e) = r { tracing::debug!("HTTP connection: {e}"); } }
+        _ = shutdown_signalled(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }

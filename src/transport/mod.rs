@@ -1,10 +1,16 @@
 //! Transports: FastCGI (the product's main interface) and plain HTTP/1.1 (`--http`).
 //!
-//! Both turn bytes from a socket into a [`crate::http::Request`], hand it to
-//! [`crate::server::App::respond`], and write the [`crate::http::Response`] back. Connections
-//! are tokio tasks, so an idle keep-alive connection costs a few kilobytes and no thread.
+//! Both turn bytes from a socket into a [`Request`], hand it to a [`Responder`] (the
+//! application, [`crate::app::App`]), and write the [`Response`] back. Connections are tokio
+//! tasks, so an idle keep-alive connection costs a few kilobytes and no thread. The accept
+//! loops that start them live in [`crate::server`].
 
+use std::future::Future;
 use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::http::{Request, Response};
 
 pub mod fastcgi;
 pub mod http;
@@ -34,6 +40,22 @@ impl Default for Limits {
             max_record_content: 65528,
             max_conns: 1024,
             request_read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The application behind the transports: turns one request into one response.
+pub trait Responder: Send + Sync + 'static {
+    /// Answer `request`. The future may be dropped unfinished when the web server aborts the
+    /// request.
+    fn respond(&self, request: Request) -> impl Future<Output = Response> + Send;
+}
+
+/// Resolve when shutdown has been signalled (or when its sender is gone).
+pub async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -3,8 +3,8 @@
 //! round up, the real tile height, an `id` and `type` on the physical-dimensions service).
 
 use crate::config::Config;
-use crate::protocols::iip::{fmt_g, json_escape};
 use crate::source::ImageInfo;
+use crate::text::{fmt_g, json_escape};
 
 /// The IIIF scale factor of each stored level (index 0 = full size): the power of two whose
 /// halving (rounded either way) gives the level's size, so that a pyramid whose levels were

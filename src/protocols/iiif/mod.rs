@@ -14,14 +14,15 @@
 pub mod info;
 pub mod parse;
 
-use super::iip::{OpenImage, Session, json_escape, open_image};
+use super::iip::{OpenImage, Session, open_image};
 use crate::config::env::atoi;
 use crate::encode::OutputFormat;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HeaderDefaults, Response, date};
 use crate::render;
-use crate::server::App;
+use crate::shared::Shared;
 use crate::source::{ImageInfo, resolve};
+use crate::text::{header_text, json_escape};
 use crate::view::{ColourConversion, Contrast, Gamma, Region, View};
 use parse::{ImageRequest, Limits, Quality};
 
@@ -96,8 +97,8 @@ fn info_content_type(version: u32) -> String {
 }
 
 /// The response header defaults, `Cache-Control: private` after negotiation.
-fn header_defaults(app: &App, negotiated: bool) -> HeaderDefaults {
-    let mut d = app.shared().headers.clone();
+fn header_defaults(shared: &Shared, negotiated: bool) -> HeaderDefaults {
+    let mut d = shared.headers().clone();
     if negotiated {
         d.cache_control = "private".into();
     }
@@ -143,10 +144,10 @@ pub fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>)
 /// Open the image named by a decoded identifier, with its page (stack layer) if
 /// `IIIF_DELIMITER` selects one.
 fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
-    let delimiter = s.app.config().iiif_delimiter.clone();
+    let delimiter = s.shared.config().iiif_delimiter.clone();
     let (id, page) = split_page(id, delimiter.as_bytes());
     let key = resolve::filter_traversal(id.to_vec());
-    let image = open_image(s.app, &key)?;
+    let image = open_image(s.shared, &key)?;
     if let Some(p) = page {
         // A stack page, or a sequence's horizontal angle (protocols-iiif.md §1.2 step 4).
         if !image.horizontal_views().contains(&p) {
@@ -163,9 +164,9 @@ fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
 
 /// Whether a decoded argument as a whole names an image file or sequence (a base URI whose
 /// identifier contains slashes).
-fn names_image(app: &App, decoded: &[u8]) -> bool {
+fn names_image(shared: &Shared, decoded: &[u8]) -> bool {
     let whole = resolve::filter_traversal(decoded.to_vec());
-    let delimiter = app.config().iiif_delimiter.as_bytes();
+    let delimiter = shared.config().iiif_delimiter.as_bytes();
     // A page selector only at the very end (`id;2`), not inside a longer path
     // (`id;45/full/max/0/default.jpg` names no image: a missing page is a 404, not a 303).
     let key = match split_page(&whole, delimiter) {
@@ -178,25 +179,17 @@ fn names_image(app: &App, decoded: &[u8]) -> bool {
         }
         _ => &whole[..],
     };
-    resolve::find(app.config(), key).is_ok()
-}
-
-/// Text for a header value: control characters dropped.
-fn header_text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect()
+    resolve::find(shared.config(), key).is_ok()
 }
 
 /// Whether this request came through `URI_MAP` (its `REQUEST_URI` matches the mapping).
 fn mapped(s: &Session<'_>) -> bool {
     let uri = s.req.param("REQUEST_URI").unwrap_or(b"");
-    s.app
+    s.shared
         .config()
         .uri_map
         .as_ref()
-        .is_some_and(|m| super::map_uri(m, uri).is_some_and(|r| r.is_ok()))
+        .is_some_and(|m| super::uri_map::map_uri(m, uri).is_some_and(|r| r.is_ok()))
 }
 
 /// §2: `303 See Other` to `<base URI>/info.json`. With `BASE_URL`: `BASE_URL` + the raw
@@ -204,7 +197,7 @@ fn mapped(s: &Session<'_>) -> bool {
 /// string for a URI_MAP path). CORS is added (upstream sends none, which stops browsers from
 /// following the redirect of a cross-origin request).
 fn redirect(s: &Session<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
-    let base_url = &s.app.config().base_url;
+    let base_url = &s.shared.config().base_url;
     let location = if !base_url.is_empty() {
         format!("{base_url}{}/info.json", header_text(arg))
     } else {
@@ -238,7 +231,7 @@ fn service_id(s: &Session<'_>, arg: &[u8]) -> Result<String> {
     if let Some(id) = s.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
         return Ok(json_escape(&String::from_utf8_lossy(id)));
     }
-    let base_url = &s.app.config().base_url;
+    let base_url = &s.shared.config().base_url;
     if !base_url.is_empty() {
         return Ok(json_escape(&format!(
             "{base_url}{}",
@@ -263,7 +256,7 @@ fn service_id(s: &Session<'_>, arg: &[u8]) -> Result<String> {
 
 /// Handle `IIIF=<arg>`.
 pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
-    let app = s.app;
+    let shared = s.shared;
     let (decoded, null) = resolve::url_decode(arg);
     if null {
         tracing::warn!(
@@ -271,11 +264,11 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
             String::from_utf8_lossy(arg)
         );
     }
-    let (version, negotiated) = negotiate(app.config().iiif_version, s.req.param("HTTP_ACCEPT"));
-    let headers = header_defaults(app, negotiated);
+    let (version, negotiated) = negotiate(shared.config().iiif_version, s.req.param("HTTP_ACCEPT"));
+    let headers = header_defaults(shared, negotiated);
     let target = match split(&decoded) {
         Ok(t) => t,
-        Err(_) if names_image(app, &decoded) => return Ok(redirect(s, arg, &headers)),
+        Err(_) if names_image(shared, &decoded) => return Ok(redirect(s, arg, &headers)),
         Err(e) => return Err(e),
     };
     match target {
@@ -286,7 +279,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
                 return Ok(not_modified(&headers));
             }
             let ident = service_id(s, arg)?;
-            let body = info::info_json(image.info(), &ident, version, app.config());
+            let body = info::info_json(image.info(), &ident, version, shared.config());
             Ok(Response::content(
                 &headers,
                 &info_content_type(version),
@@ -308,7 +301,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
         Target::Image { id, params } => {
             let image = match open(s, &id) {
                 Ok((image, _)) => image,
-                Err(e) if e.kind == ErrorKind::NotFound && names_image(app, &decoded) => {
+                Err(e) if e.kind == ErrorKind::NotFound && names_image(shared, &decoded) => {
                     return Ok(redirect(s, arg, &headers));
                 }
                 Err(e) => return Err(e),
@@ -316,7 +309,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
             if unmodified(s, &image) {
                 return Ok(not_modified(&headers));
             }
-            let limits = Limits::new(app.config(), version);
+            let limits = Limits::new(shared.config(), version);
             let info = image.info();
             let req = parse::parse(
                 &String::from_utf8_lossy(&params),
@@ -408,7 +401,7 @@ fn image_response(
     let mut view = request_view(&s.view, req);
     if tile_pipeline_suffices(&view) {
         if let Some((r, t)) = tile_for(image.info(), req) {
-            return iiif_tile_response(s.app, image, &view, r, t, req.format, headers);
+            return iiif_tile_response(s.shared, image, &view, r, t, req.format, headers);
         }
     }
     let g = req.region;
@@ -420,14 +413,14 @@ fn image_response(
     });
     view.width = Some(req.width);
     view.height = Some(req.height);
-    export_region(s.app, image, &view, req.format, headers)
+    export_region(s.shared, image, &view, req.format, headers)
 }
 
 /// One stored tile through [`render::tile`] (tile cache, pass-through) with `Content-Length`,
 /// as JTL sends it: with IIP's `ROT=180` the tile index is turned around so that the rotated
 /// tiles of a mosaic land in place (Zoomify and DeepZoom keep that).
 pub fn tile_response(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     resolution: u32,
@@ -435,7 +428,7 @@ pub fn tile_response(
     format: OutputFormat,
     headers: &HeaderDefaults,
 ) -> Result<Response> {
-    let bytes = render::tile(app, image, view, resolution, tile, format)?;
+    let bytes = render::tile(shared, image, view, resolution, tile, format)?;
     Ok(Response::content(
         headers,
         format.mime(),
@@ -450,7 +443,7 @@ pub fn tile_response(
 /// for a 180° rotation (JTL's mosaic rule, upstream's IIIF bug), so it is turned around here
 /// first to cancel that.
 fn iiif_tile_response(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     resolution: u32,
@@ -464,7 +457,7 @@ fn iiif_tile_response(
             t = (level.tile_count() - 1 - tile as u64) as u32;
         }
     }
-    tile_response(app, image, view, resolution, t, format, headers)
+    tile_response(shared, image, view, resolution, t, format, headers)
 }
 
 /// `Content-Disposition` of a region export: `inline; filename="<base>_<w>x<h>.<ext>"`, with
@@ -489,7 +482,7 @@ pub fn disposition(image: &OpenImage, view: &View, format: OutputFormat) -> Stri
 /// full-resolution pixels ([`Region::Pixels`]) and the exact output size (`width`, `height`;
 /// no fitting: the protocol has applied the IIIF rules), plus rotation, mirror and quality.
 pub fn export_region(
-    app: &App,
+    shared: &Shared,
     image: &OpenImage,
     view: &View,
     format: OutputFormat,
@@ -499,7 +492,7 @@ pub fn export_region(
         maintain_aspect: false,
         allow_upscaling: true,
     };
-    let rendered = render::region_with(app, image, view, format, &options)?;
+    let rendered = render::region_with(shared, image, view, format, &options)?;
     Ok(Response::content(
         headers,
         format.mime(),

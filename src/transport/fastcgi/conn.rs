@@ -22,14 +22,13 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
-use super::Responder;
 use super::params::{self, ParamsDecoder};
 use super::record::{
     BeginRequestBody, EndRequestBody, Header, MAX_CONTENT_LEN, NULL_REQUEST_ID, PADDING,
     ProtocolStatus, Record, RecordError, RecordType, unknown_type_body,
 };
 use crate::http::{Request, Response};
-use crate::transport::Limits;
+use crate::transport::{Limits, Responder};
 
 /// Output is gathered up to this size; bigger records bypass the buffer (vectored writes).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;

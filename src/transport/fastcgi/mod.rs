@@ -18,22 +18,11 @@
 //! Why not a crate: every published FastCGI server crate failed a basic case (split PARAMS,
 //! non-UTF-8 parameters, keep-alive, multiplexing under backpressure); see the crate research.
 
-use std::future::Future;
-
-use crate::http::{Request, Response};
-
 mod conn;
 pub mod params;
 pub mod record;
 
 pub use conn::serve_connection;
-
-/// The application behind the transport: turns one request into one response.
-pub trait Responder: Send + Sync + 'static {
-    /// Answer `request`. The future may be dropped unfinished when the web server aborts the
-    /// request.
-    fn respond(&self, request: Request) -> impl Future<Output = Response> + Send;
-}
 
 /// The raw-record client that integration tests use, compiled here too so the in-process
 /// tests talk to the server through an implementation that shares no code with it.

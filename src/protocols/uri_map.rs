@@ -1,0 +1,68 @@
+//! `URI_MAP`: a request path such as `/iiif/x.tif/info.json` becomes the command string
+//! `IIIF=x.tif/info.json`, as upstream maps it.
+
+use crate::config::UriMap;
+use crate::error::Error;
+
+/// Match `REQUEST_URI` against the URI map: the prefix must occur right after the leading `/`
+/// (no segment check, as upstream). Returns the command string, or an error for a URI that is
+/// exactly the prefix (upstream: banner).
+pub(crate) fn map_uri(map: &UriMap, uri: &[u8]) -> Option<Result<Vec<u8>, Error>> {
+    let prefix = map.prefix.as_bytes();
+    let matches = prefix.is_empty() || (uri.len() > 1 && uri[1..].starts_with(prefix));
+    if !matches {
+        return None;
+    }
+    let skip = if prefix.is_empty() {
+        1
+    } else {
+        prefix.len() + 2
+    };
+    if uri.len() < skip {
+        return Some(Err(Error::invalid(
+            "Request URI is shorter than the URI map prefix",
+        )));
+    }
+    let rest = &uri[skip..];
+    let rest = match rest.iter().position(|&b| b == b'?') {
+        Some(q) => &rest[..q],
+        None => rest,
+    };
+    let mut s = Vec::with_capacity(map.command.len() + 1 + rest.len());
+    s.extend_from_slice(map.command.as_bytes());
+    s.push(b'=');
+    s.extend_from_slice(rest);
+    Some(Ok(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_map_rules() {
+        let m = UriMap {
+            prefix: "iiif".into(),
+            command: "iiif",
+        };
+        assert_eq!(
+            map_uri(&m, b"/iiif/a/b.tif/info.json").unwrap().unwrap(),
+            b"iiif=a/b.tif/info.json"
+        );
+        assert_eq!(
+            map_uri(&m, b"/iiifx/foo?x=1").unwrap().unwrap(),
+            b"iiif=/foo"
+        );
+        assert!(map_uri(&m, b"/iiif").unwrap().is_err());
+        assert_eq!(map_uri(&m, b"/iiif/").unwrap().unwrap(), b"iiif=");
+        assert!(map_uri(&m, b"/other/x").is_none());
+        let m = UriMap {
+            prefix: "".into(),
+            command: "iiif",
+        };
+        assert_eq!(
+            map_uri(&m, b"/x.tif/info.json").unwrap().unwrap(),
+            b"iiif=x.tif/info.json"
+        );
+    }
+}
