@@ -19,7 +19,7 @@ fn main() {
     config.filesystem_prefix = format!("{}/", dir.display());
     config.max_image_cache_mb = 100.0;
     let shared = Shared::new(config);
-    let image = iipsrv::protocols::iip::open_image(&shared, key.as_bytes()).unwrap();
+    let image = iipsrv::open_image::open_image(&shared, key.as_bytes()).unwrap();
     let view = View {
         width: Some(wid),
         ..View::default()

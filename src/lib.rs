@@ -25,6 +25,7 @@ pub mod error;
 pub mod http;
 pub mod image;
 pub mod logging;
+pub mod open_image;
 pub mod pipeline;
 pub mod protocols;
 pub mod render;

@@ -17,6 +17,7 @@ use uri_map::map_uri;
 
 use crate::error::Error;
 use crate::http::{HeaderDefaults, Request, Response};
+use crate::open_image::{OpenImage, open_image};
 use crate::shared::Shared;
 
 /// Where the request string came from.
@@ -171,8 +172,8 @@ pub(crate) fn open_for_viewer(
     s: &mut iip::Session<'_>,
     id: &[u8],
     document: impl FnOnce(&crate::source::ImageInfo) -> Option<String>,
-) -> Result<Result<(iip::OpenImage, HeaderDefaults), Response>, Error> {
-    let image = iip::open_image(s.shared, &crate::source::resolve::image_key(id))?;
+) -> Result<Result<(OpenImage, HeaderDefaults), Response>, Error> {
+    let image = open_image(s.shared, &crate::source::resolve::image_key(id))?;
     s.image = Some(image.clone());
     let headers = s.shared.headers().clone();
     if iiif::unmodified(s, &image) {
@@ -199,7 +200,7 @@ pub(crate) fn open_for_viewer(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn grid_tile(
     s: &iip::Session<'_>,
-    image: &iip::OpenImage,
+    image: &OpenImage,
     headers: &HeaderDefaults,
     level: Option<usize>,
     factor: u64,

@@ -14,11 +14,12 @@
 pub mod info;
 pub mod parse;
 
-use super::iip::{OpenImage, Session, open_image};
+use super::iip::Session;
 use crate::config::env::atoi;
 use crate::encode::OutputFormat;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HeaderDefaults, Response, date};
+use crate::open_image::{OpenImage, open_image};
 use crate::render;
 use crate::shared::Shared;
 use crate::source::{ImageInfo, resolve};
