@@ -24,7 +24,7 @@ fn main() {
         width: Some(wid),
         ..View::default()
     };
-    let options = render::RegionOptions::from_app(&shared);
+    let options = render::RegionOptions::iip(shared.config());
     for round in 0..3 {
         let t = Instant::now();
         let plan = render::region_plan(&shared, &image, &view, &options).unwrap();

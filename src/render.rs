@@ -8,6 +8,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 
 use crate::cache::tile::{Encoding, TileData, TileKey};
+use crate::config::Config;
 use crate::encode::{EncodeOptions, OutputFormat, Resolution, ResolutionUnit};
 use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
@@ -162,8 +163,9 @@ fn tile_key(
     }
 }
 
-/// One tile of IIP resolution `resolution`, encoded as `format` (JTL and friends, and the
-/// viewer protocols' tiles). Errors: out-of-range resolution → [`Error::invalid`] (banner),
+/// Stored tile `tile` of IIP resolution `resolution`, encoded as `format` (JTL and friends,
+/// and the viewer protocols' tiles); the tile is the one stored at that index, whatever the
+/// view's rotation. Errors: out-of-range resolution → [`Error::invalid`] (banner),
 /// out-of-range tile → 404.
 pub fn tile(
     shared: &Shared,
@@ -179,15 +181,7 @@ pub fn tile(
             "JTL :: Invalid resolution/tile number: {resolution},{tile}"
         ))
     })?;
-    let count = level.tile_count();
-    // ROT=180 remaps the tile index so that the rotated tiles land in place.
-    let tile = if pipeline::rotate::quarter_turns(view.rotation) == Some(2) && (tile as u64) < count
-    {
-        (count - 1 - tile as u64) as u32
-    } else {
-        tile
-    };
-    if tile as u64 >= count {
+    if tile as u64 >= level.tile_count() {
         return Err(Error::not_found(format!(
             "TPTImage :: Asked for non-existent tile: {tile}"
         )));
@@ -457,12 +451,19 @@ pub struct RegionOptions {
 
 impl RegionOptions {
     /// IIP's settings: keep the aspect ratio, upscaling as configured.
-    pub fn from_app(shared: &Shared) -> RegionOptions {
+    pub fn iip(config: &Config) -> RegionOptions {
         RegionOptions {
             maintain_aspect: true,
-            allow_upscaling: shared.config().allow_upscaling,
+            allow_upscaling: config.allow_upscaling,
         }
     }
+
+    /// The settings of a protocol that computed the exact output size itself (IIIF, and the
+    /// viewer grids): stretch to it, whatever `ALLOW_UPSCALING` says.
+    pub const EXACT: RegionOptions = RegionOptions {
+        maintain_aspect: false,
+        allow_upscaling: true,
+    };
 }
 
 /// An encoded region export.
@@ -497,22 +498,6 @@ pub fn region_plan(
         max_size: shared.config().max_cvt,
     })
     .ok_or_else(|| Error::not_found("Image has no resolution levels"))
-}
-
-/// A region export (CVT, IIIF region requests) with IIP's options: see [`region_with`].
-pub fn region(
-    shared: &Shared,
-    image: &OpenImage,
-    view: &View,
-    format: OutputFormat,
-) -> Result<Rendered> {
-    region_with(
-        shared,
-        image,
-        view,
-        format,
-        &RegionOptions::from_app(shared),
-    )
 }
 
 /// A region export (§4.1): choose the level, stitch the region from its raw tiles, run the
@@ -612,59 +597,4 @@ pub fn region_with(
             plan,
         })
     })
-}
-
-/// The `Content-Disposition` value of a region export (`protocols-iip.md` §6.1):
-/// `inline; filename="<base>_<w>x<h>.<ext>"` (`attachment` for POST), where base is the image
-/// key after its last `/`, up to its last `.`.
-pub fn disposition(key: &[u8], format: OutputFormat, w: u32, h: u32, attachment: bool) -> String {
-    let name = match key.iter().rposition(|&b| b == b'/') {
-        Some(p) => &key[p + 1..],
-        None => key,
-    };
-    let base = match name.iter().rposition(|&b| b == b'.') {
-        Some(p) => &name[..p],
-        None => name,
-    };
-    // Keep the header value a valid quoted string.
-    let base: String = String::from_utf8_lossy(base)
-        .chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
-    format!(
-        "{}; filename=\"{base}_{w}x{h}.{}\"",
-        if attachment { "attachment" } else { "inline" },
-        format.extension()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disposition_names() {
-        assert_eq!(
-            disposition(b"images/x.tif", OutputFormat::Jpeg, 200, 150, false),
-            "inline; filename=\"x_200x150.jpg\""
-        );
-        assert_eq!(
-            disposition(b"a.b/noext", OutputFormat::Tiff, 1, 2, true),
-            "attachment; filename=\"noext_1x2.tif\""
-        );
-        assert_eq!(
-            disposition(b"my.image.v2.tif", OutputFormat::Png, 3, 4, false),
-            "inline; filename=\"my.image.v2_3x4.png\""
-        );
-        assert_eq!(
-            disposition(b"q\"x.tif", OutputFormat::Webp, 3, 4, false),
-            "inline; filename=\"q_x_3x4.webp\""
-        );
-    }
 }

@@ -10,16 +10,16 @@
 //! pyramids that stop early; and it wraps an out-of-range column into the next row. Both are
 //! fixed here (docs/compatibility.md).
 
-use super::iiif::{self, info::scale_factors};
-use super::iip::Session;
+use super::grid::{Grid, GridLevel, Target, stored_level, tile_size};
 use crate::config::env::atoi;
-use crate::error::{Error, Result};
-use crate::http::Response;
 use crate::source::ImageInfo;
+
+/// The Zoomify protocol (`Zoomify=`).
+pub(crate) struct Zoomify;
 
 /// One Zoomify tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tier {
+pub(crate) struct Tier {
     /// The tier's size: the stored level's size when stored, else the client's floor-halved
     /// size.
     pub width: u32,
@@ -30,19 +30,13 @@ pub struct Tier {
     pub level: Option<usize>,
 }
 
-/// The Zoomify tile size: the full-resolution level's tile width.
-pub fn tile_size(info: &ImageInfo) -> u32 {
-    iiif::info::tile_size(info).0.max(1)
-}
-
 /// The tiers, smallest (tier 0) first.
-pub fn tiers(info: &ImageInfo) -> Vec<Tier> {
+pub(crate) fn tiers(info: &ImageInfo) -> Vec<Tier> {
     let ts = tile_size(info);
-    let factors = scale_factors(info);
     let (mut w, mut h, mut factor) = (info.width, info.height, 1u64);
     let mut out = Vec::new();
     loop {
-        let level = factors.iter().position(|&f| f as u64 == factor);
+        let level = stored_level(info, factor);
         let (tw, th) = match level {
             Some(i) => (info.levels[i].width, info.levels[i].height),
             None => (w, h),
@@ -64,162 +58,83 @@ pub fn tiers(info: &ImageInfo) -> Vec<Tier> {
     out
 }
 
-/// `ImageProperties.xml` (§1.3), with NUMTILES the total of every tier's tiles.
-pub fn image_properties(info: &ImageInfo) -> String {
-    let ts = tile_size(info);
-    let total: u64 = tiers(info)
-        .iter()
-        .map(|t| t.width.div_ceil(ts) as u64 * t.height.div_ceil(ts) as u64)
-        .sum();
-    format!(
-        "<IMAGE_PROPERTIES WIDTH=\"{}\" HEIGHT=\"{}\" NUMTILES=\"{total}\" NUMIMAGES=\"1\" VERSION=\"1.8\" TILESIZE=\"{ts}\"/>",
-        info.width, info.height
-    )
-}
+impl Grid for Zoomify {
+    const NAME: &'static str = "Zoomify";
+    const USAGE: &'static str =
+        "Zoomify: expected <id>/ImageProperties.xml or <id>/TileGroup<n>/<z>-<x>-<y>.jpg";
 
-/// What a Zoomify argument asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target<'a> {
-    Properties(&'a [u8]),
-    /// `<id>/TileGroup<g>/<z>-<x>-<y>.<ext>` (the group is ignored, as upstream).
-    Tile {
-        id: &'a [u8],
-        z: i64,
-        x: i64,
-        y: i64,
-    },
-    /// Neither form: the whole argument is the identifier (upstream), answered with a 400
-    /// once the image is found.
-    Malformed(&'a [u8]),
-}
-
-/// Split a raw Zoomify argument (§1.1; the identifier is decoded afterwards, as FIF does).
-pub fn split(arg: &[u8]) -> Target<'_> {
-    let Some(last) = arg.iter().rposition(|&b| b == b'/') else {
-        return Target::Malformed(arg);
-    };
-    let suffix = &arg[last + 1..];
-    if suffix == b"ImageProperties.xml" {
-        return Target::Properties(&arg[..last]);
-    }
-    let group = arg[..last]
-        .iter()
-        .rposition(|&b| b == b'/')
-        .map(|p| p + 1)
-        .unwrap_or(0);
-    if !arg[group..last].starts_with(b"TileGroup") || group == 0 {
-        return Target::Malformed(arg);
-    }
-    let text = String::from_utf8_lossy(suffix);
-    let mut v = text
-        .split('-')
-        .filter(|t| !t.is_empty())
-        .map(|t| atoi(t).value);
-    let (z, x, y) = (
-        v.next().unwrap_or(0),
-        v.next().unwrap_or(0),
-        v.next().unwrap_or(0),
-    );
-    Target::Tile {
-        id: &arg[..group - 1],
-        z,
-        x,
-        y,
-    }
-}
-
-/// Handle `Zoomify=<arg>`.
-pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
-    let target = split(arg);
-    let id = match target {
-        Target::Properties(id) | Target::Tile { id, .. } | Target::Malformed(id) => id,
-    };
-    let properties = matches!(target, Target::Properties(_));
-    let (image, headers) =
-        match super::open_for_viewer(s, id, |info| properties.then(|| image_properties(info)))? {
-            Ok(opened) => opened,
-            Err(answer) => return Ok(answer),
+    /// `<id>/ImageProperties.xml` or `<id>/TileGroup<g>/<z>-<x>-<y>.<ext>` (§1.1; the group is
+    /// ignored, as upstream).
+    fn split(arg: &[u8]) -> Target<'_> {
+        let Some(last) = arg.iter().rposition(|&b| b == b'/') else {
+            return Target::Malformed(arg);
         };
-    let info = image.info();
-    let (z, x, y) = match target {
-        Target::Properties(_) | Target::Malformed(_) => {
-            return Err(Error::bad_request(
-                "Zoomify: expected <id>/ImageProperties.xml or <id>/TileGroup<n>/<z>-<x>-<y>.jpg",
-            ));
+        let suffix = &arg[last + 1..];
+        if suffix == b"ImageProperties.xml" {
+            return Target::Document(&arg[..last]);
         }
-        Target::Tile { z, x, y, .. } => (z, x, y),
-    };
-    let ts = tile_size(info);
-    let tiers = tiers(info);
-    let missing = || {
-        Error::not_found(format!(
-            "Zoomify :: Asked for non-existent tile: {z}-{x}-{y}"
-        ))
-    };
-    let tier = usize::try_from(z)
-        .ok()
-        .and_then(|z| tiers.get(z))
-        .copied()
-        .ok_or_else(missing)?;
-    // The client's grid: its own floor-halved tier size.
-    let k = tier.factor.trailing_zeros();
-    let (cw, ch) = (info.width >> k, info.height >> k);
-    let (cw, ch) = (cw.max(1), ch.max(1));
-    let (ntx, nty) = (cw.div_ceil(ts) as i64, ch.div_ceil(ts) as i64);
-    if x < 0 || y < 0 || x >= ntx || y >= nty {
-        return Err(missing());
+        let group = arg[..last]
+            .iter()
+            .rposition(|&b| b == b'/')
+            .map(|p| p + 1)
+            .unwrap_or(0);
+        if !arg[group..last].starts_with(b"TileGroup") || group == 0 {
+            return Target::Malformed(arg);
+        }
+        let text = String::from_utf8_lossy(suffix);
+        let mut v = text
+            .split('-')
+            .filter(|t| !t.is_empty())
+            .map(|t| atoi(t).value);
+        let mut next = || v.next().unwrap_or(0);
+        let (level, col, row) = (next(), next(), next());
+        Target::Tile {
+            id: &arg[..group - 1],
+            level,
+            col,
+            row,
+        }
     }
-    let (x, y) = (x as u32, y as u32);
-    let (out_w, out_h) = (ts.min(cw - x * ts), ts.min(ch - y * ts));
-    super::grid_tile(
-        s,
-        &image,
-        &headers,
-        tier.level,
-        tier.factor,
-        (x, y),
-        ts,
-        (out_w, out_h),
-    )
+
+    /// `ImageProperties.xml` (§1.3), with NUMTILES the total of every tier's tiles.
+    fn document(info: &ImageInfo) -> String {
+        let ts = tile_size(info);
+        let total: u64 = tiers(info)
+            .iter()
+            .map(|t| t.width.div_ceil(ts) as u64 * t.height.div_ceil(ts) as u64)
+            .sum();
+        format!(
+            "<IMAGE_PROPERTIES WIDTH=\"{}\" HEIGHT=\"{}\" NUMTILES=\"{total}\" NUMIMAGES=\"1\" VERSION=\"1.8\" TILESIZE=\"{ts}\"/>",
+            info.width, info.height
+        )
+    }
+
+    /// Tier `z`, on the client's grid: the full size floor-halved.
+    fn level(info: &ImageInfo, z: i64) -> Option<GridLevel> {
+        let tier = *tiers(info).get(usize::try_from(z).ok()?)?;
+        let k = tier.factor.trailing_zeros();
+        Some(GridLevel {
+            factor: tier.factor,
+            width: (info.width >> k).max(1),
+            height: (info.height >> k).max(1),
+        })
+    }
+
+    fn tile_name(z: i64, x: i64, y: i64) -> String {
+        format!("{z}-{x}-{y}")
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::ColourSpace;
-    use crate::source::{ImageFormat, Level, SampleFormat};
-
-    fn info(levels: &[(u32, u32)], tile: u32) -> ImageInfo {
-        ImageInfo {
-            format: ImageFormat::Tiff,
-            width: levels[0].0,
-            height: levels[0].1,
-            levels: levels
-                .iter()
-                .map(|&(width, height)| Level {
-                    width,
-                    height,
-                    tile_width: tile,
-                    tile_height: tile,
-                })
-                .collect(),
-            channels: 3,
-            bits_per_sample: 8,
-            sample_format: SampleFormat::Unsigned,
-            colour: ColourSpace::Srgb,
-            min_max: vec![],
-            metadata: Default::default(),
-            dpi: None,
-            stack: vec![],
-            quality_layers: 0,
-        }
-    }
+    use crate::protocols::test_util::image_info as info;
 
     #[test]
     fn properties_match_upstream_where_upstream_is_right() {
         let x = info(&[(1000, 750), (500, 375), (250, 187)], 256);
         assert_eq!(
-            image_properties(&x),
+            Zoomify::document(&x),
             "<IMAGE_PROPERTIES WIDTH=\"1000\" HEIGHT=\"750\" NUMTILES=\"17\" NUMIMAGES=\"1\" VERSION=\"1.8\" TILESIZE=\"256\"/>"
         );
         let six = info(
@@ -233,10 +148,10 @@ mod tests {
             ],
             256,
         );
-        assert!(image_properties(&six).contains("NUMTILES=\"409\""));
-        assert!(image_properties(&info(&[(200, 150)], 256)).contains("NUMTILES=\"1\""));
+        assert!(Zoomify::document(&six).contains("NUMTILES=\"409\""));
+        assert!(Zoomify::document(&info(&[(200, 150)], 256)).contains("NUMTILES=\"1\""));
         // A single-level 5003×3701: every client tier counts (upstream: 301).
-        assert!(image_properties(&info(&[(5003, 3701)], 256)).contains("NUMTILES=\"409\""));
+        assert!(Zoomify::document(&info(&[(5003, 3701)], 256)).contains("NUMTILES=\"409\""));
     }
 
     #[test]
@@ -256,19 +171,22 @@ mod tests {
     #[test]
     fn splitting() {
         assert_eq!(
-            split(b"/images/x.tif/ImageProperties.xml"),
-            Target::Properties(b"/images/x.tif")
+            Zoomify::split(b"/images/x.tif/ImageProperties.xml"),
+            Target::Document(b"/images/x.tif")
         );
         assert_eq!(
-            split(b"/images/x.tif/TileGroup5/2-3-2.jpg"),
+            Zoomify::split(b"/images/x.tif/TileGroup5/2-3-2.jpg"),
             Target::Tile {
                 id: b"/images/x.tif",
-                z: 2,
-                x: 3,
-                y: 2
+                level: 2,
+                col: 3,
+                row: 2
             }
         );
-        assert_eq!(split(b"x.tif"), Target::Malformed(b"x.tif"));
-        assert_eq!(split(b"a/b/2-3-2.jpg"), Target::Malformed(b"a/b/2-3-2.jpg"));
+        assert_eq!(Zoomify::split(b"x.tif"), Target::Malformed(b"x.tif"));
+        assert_eq!(
+            Zoomify::split(b"a/b/2-3-2.jpg"),
+            Target::Malformed(b"a/b/2-3-2.jpg")
+        );
     }
 }

@@ -167,45 +167,17 @@ pub fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Config) -> S
 mod tests {
     use super::*;
     use crate::image::ColourSpace;
-    use crate::source::{Dpi, ImageFormat, Level, SampleFormat};
-    use std::collections::BTreeMap;
+    use crate::protocols::test_util::{config_with as config, image_info};
+    use crate::source::Dpi;
 
     fn image(levels: &[(u32, u32)], channels: u16, dpi: Option<Dpi>) -> ImageInfo {
-        ImageInfo {
-            format: ImageFormat::Tiff,
-            width: levels[0].0,
-            height: levels[0].1,
-            levels: levels
-                .iter()
-                .map(|&(width, height)| Level {
-                    width,
-                    height,
-                    tile_width: 256,
-                    tile_height: 256,
-                })
-                .collect(),
-            channels,
-            bits_per_sample: 8,
-            sample_format: SampleFormat::Unsigned,
-            colour: if channels >= 3 {
-                ColourSpace::Srgb
-            } else {
-                ColourSpace::Grey
-            },
-            min_max: vec![],
-            metadata: BTreeMap::new(),
-            dpi,
-            stack: vec![],
-            quality_layers: 0,
+        let mut info = image_info(levels, 256);
+        info.channels = channels;
+        if channels < 3 {
+            info.colour = ColourSpace::Grey;
         }
-    }
-
-    fn config(pairs: &[(&str, &str)]) -> Config {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).0
+        info.dpi = dpi;
+        info
     }
 
     #[test]

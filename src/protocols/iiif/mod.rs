@@ -5,22 +5,22 @@
 //! - the base URI → 303 (§2), also for identifiers that contain slashes;
 //! - [`info`]: info.json (§3);
 //! - [`parse`]: the image parameters, resolved with the IIIF specification's arithmetic (§4);
-//! - [`tile_for`]: a request that is exactly one stored tile is served by [`render::tile`]
-//!   (tile cache, codec pass-through, `Content-Length`); everything else is a region export
-//!   ([`export_region`], with `Content-Disposition`).
+//! - [`tile_for`]: a request that is exactly one stored tile is served by
+//!   [`responses::tile`] (tile cache, codec pass-through, `Content-Length`); everything else
+//!   is a region export ([`responses::export`], with `Content-Disposition`).
 //!
 //! The differences from iipsrv 1.3 are listed in docs/compatibility.md.
 
 pub mod info;
 pub mod parse;
 
-use super::iip::Session;
+use super::context::Context;
+use super::responses;
 use crate::config::env::atoi;
-use crate::encode::OutputFormat;
 use crate::error::{Error, ErrorKind, Result};
-use crate::http::{HeaderDefaults, Response, date};
+use crate::http::{HeaderDefaults, Response};
 use crate::open_image::{OpenImage, open_image};
-use crate::render;
+use crate::render::RegionOptions;
 use crate::shared::Shared;
 use crate::source::{ImageInfo, resolve};
 use crate::text::{header_text, json_escape};
@@ -106,27 +106,6 @@ fn header_defaults(shared: &Shared, negotiated: bool) -> HeaderDefaults {
     d
 }
 
-/// Whether `If-Modified-Since` equals the image's mtime (`http-responses.md` §5); shared with
-/// Zoomify and DeepZoom.
-pub fn unmodified(s: &Session<'_>, image: &OpenImage) -> bool {
-    let Some(ims) = s.req.param("HTTP_IF_MODIFIED_SINCE") else {
-        return false;
-    };
-    let ims = String::from_utf8_lossy(ims);
-    match date::parse_http_date(&ims) {
-        Some(t) => t == date::whole_seconds(image.located.mtime),
-        None => false,
-    }
-}
-
-/// The 304 for an unmodified image: iipsrv's header-only response, plus the CORS lines
-/// (upstream sends none on a 304).
-pub fn not_modified(headers: &HeaderDefaults) -> Response {
-    let mut r = Response::header_only(headers, 304);
-    r.add_cors(headers);
-    r
-}
-
 /// Split `<id><IIIF_DELIMITER><page>` at the delimiter's last occurrence (§1.2 step 4; the
 /// page number is read after the whole delimiter, also for delimiters longer than 1 byte).
 pub fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>) {
@@ -142,13 +121,13 @@ pub fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>)
     }
 }
 
-/// Open the image named by a decoded identifier, with its page (stack layer) if
-/// `IIIF_DELIMITER` selects one.
-fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
-    let delimiter = s.shared.config().iiif_delimiter.clone();
-    let (id, page) = split_page(id, delimiter.as_bytes());
+/// Open the image named by a decoded identifier; the view is the context's, on the page
+/// (stack layer) `IIIF_DELIMITER` selects, if any.
+fn open(ctx: &Context<'_>, id: &[u8]) -> Result<(OpenImage, View)> {
+    let (id, page) = split_page(id, ctx.config().iiif_delimiter.as_bytes());
     let key = resolve::filter_traversal(id.to_vec());
-    let image = open_image(s.shared, &key)?;
+    let image = open_image(ctx.shared, &key)?;
+    let mut view = ctx.view.clone();
     if let Some(p) = page {
         // A stack page, or a sequence's horizontal angle (protocols-iiif.md §1.2 step 4).
         if !image.horizontal_views().contains(&p) {
@@ -157,10 +136,9 @@ fn open(s: &mut Session<'_>, id: &[u8]) -> Result<(OpenImage, Option<u32>)> {
                 String::from_utf8_lossy(&key)
             )));
         }
-        s.view.horizontal = p;
+        view.horizontal = p;
     }
-    s.image = Some(image.clone());
-    Ok((image, page))
+    Ok((image, view))
 }
 
 /// Whether a decoded argument as a whole names an image file or sequence (a base URI whose
@@ -184,9 +162,9 @@ fn names_image(shared: &Shared, decoded: &[u8]) -> bool {
 }
 
 /// Whether this request came through `URI_MAP` (its `REQUEST_URI` matches the mapping).
-fn mapped(s: &Session<'_>) -> bool {
-    let uri = s.req.param("REQUEST_URI").unwrap_or(b"");
-    s.shared
+fn mapped(ctx: &Context<'_>) -> bool {
+    let uri = ctx.req.param("REQUEST_URI").unwrap_or(b"");
+    ctx.shared
         .config()
         .uri_map
         .as_ref()
@@ -197,14 +175,14 @@ fn mapped(s: &Session<'_>) -> bool {
 /// argument; otherwise the protocol-relative `//HTTP_HOST` + `REQUEST_URI` (without the query
 /// string for a URI_MAP path). CORS is added (upstream sends none, which stops browsers from
 /// following the redirect of a cross-origin request).
-fn redirect(s: &Session<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
-    let base_url = &s.shared.config().base_url;
+fn redirect(ctx: &Context<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
+    let base_url = &ctx.config().base_url;
     let location = if !base_url.is_empty() {
         format!("{base_url}{}/info.json", header_text(arg))
     } else {
-        let host = header_text(s.req.param("HTTP_HOST").unwrap_or(b""));
-        let mut uri = s.req.param("REQUEST_URI").unwrap_or(b"");
-        if mapped(s) {
+        let host = header_text(ctx.req.param("HTTP_HOST").unwrap_or(b""));
+        let mut uri = ctx.req.param("REQUEST_URI").unwrap_or(b"");
+        if mapped(ctx) {
             if let Some(q) = uri.iter().position(|&b| b == b'?') {
                 uri = &uri[..q];
             }
@@ -221,7 +199,7 @@ fn redirect(s: &Session<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
 /// argument; else `http[s]://HTTP_HOST` + the raw `REQUEST_URI`, each without the
 /// `/info.json` and what follows it. The id is kept URL-encoded (upstream decodes it, which
 /// breaks identifiers with spaces, `+` or `%`), and a query string is dropped.
-fn service_id(s: &Session<'_>, arg: &[u8]) -> Result<String> {
+fn service_id(ctx: &Context<'_>, arg: &[u8]) -> Result<String> {
     fn cut(text: &[u8]) -> &[u8] {
         const SUFFIX: &[u8] = b"/info.json";
         match text.windows(SUFFIX.len()).rposition(|w| w == SUFFIX) {
@@ -229,26 +207,26 @@ fn service_id(s: &Session<'_>, arg: &[u8]) -> Result<String> {
             None => &text[..text.len().saturating_sub(SUFFIX.len())],
         }
     }
-    if let Some(id) = s.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
+    if let Some(id) = ctx.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
         return Ok(json_escape(&String::from_utf8_lossy(id)));
     }
-    let base_url = &s.shared.config().base_url;
+    let base_url = &ctx.config().base_url;
     if !base_url.is_empty() {
         return Ok(json_escape(&format!(
             "{base_url}{}",
             String::from_utf8_lossy(cut(arg))
         )));
     }
-    let Some(uri) = s.req.param("REQUEST_URI") else {
+    let Some(uri) = ctx.req.param("REQUEST_URI") else {
         return Err(Error::bad_request(
             "IIIF: REQUEST_URI was not set in FastCGI request, so the ID parameter cannot be set",
         ));
     };
-    let scheme = match s.req.param("HTTPS") {
+    let scheme = match ctx.req.param("HTTPS") {
         Some(v) if !v.is_empty() => "https",
         _ => "http",
     };
-    let host = String::from_utf8_lossy(s.req.param("HTTP_HOST").unwrap_or(b"")).into_owned();
+    let host = String::from_utf8_lossy(ctx.req.param("HTTP_HOST").unwrap_or(b"")).into_owned();
     Ok(json_escape(&format!(
         "{scheme}://{host}{}",
         String::from_utf8_lossy(cut(uri))
@@ -256,8 +234,8 @@ fn service_id(s: &Session<'_>, arg: &[u8]) -> Result<String> {
 }
 
 /// Handle `IIIF=<arg>`.
-pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
-    let shared = s.shared;
+pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
+    let shared = ctx.shared;
     let (decoded, null) = resolve::url_decode(arg);
     if null {
         tracing::warn!(
@@ -265,21 +243,22 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
             String::from_utf8_lossy(arg)
         );
     }
-    let (version, negotiated) = negotiate(shared.config().iiif_version, s.req.param("HTTP_ACCEPT"));
+    let (version, negotiated) =
+        negotiate(shared.config().iiif_version, ctx.req.param("HTTP_ACCEPT"));
     let headers = header_defaults(shared, negotiated);
     let target = match split(&decoded) {
         Ok(t) => t,
-        Err(_) if names_image(shared, &decoded) => return Ok(redirect(s, arg, &headers)),
+        Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers)),
         Err(e) => return Err(e),
     };
     match target {
-        Target::Base(_) => Ok(redirect(s, arg, &headers)),
+        Target::Base(_) => Ok(redirect(ctx, arg, &headers)),
         Target::Info(id) => {
-            let (image, _) = open(s, &id)?;
-            if unmodified(s, &image) {
-                return Ok(not_modified(&headers));
+            let (image, _) = open(ctx, &id)?;
+            if ctx.unmodified(&image) {
+                return Ok(responses::not_modified(&headers));
             }
-            let ident = service_id(s, arg)?;
+            let ident = service_id(ctx, arg)?;
             let body = info::info_json(image.info(), &ident, version, shared.config());
             Ok(Response::content(
                 &headers,
@@ -291,24 +270,24 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
             ))
         }
         Target::NoParameters(id) => {
-            let (image, _) = open(s, &id)?;
-            if unmodified(s, &image) {
-                return Ok(not_modified(&headers));
+            let (image, _) = open(ctx, &id)?;
+            if ctx.unmodified(&image) {
+                return Ok(responses::not_modified(&headers));
             }
             Err(Error::bad_request(
                 "IIIF: Query has too few parameters. IIIF syntax is {identifier}/{region}/{size}/{rotation}/{quality}{.format}",
             ))
         }
         Target::Image { id, params } => {
-            let image = match open(s, &id) {
-                Ok((image, _)) => image,
+            let (image, view) = match open(ctx, &id) {
+                Ok(opened) => opened,
                 Err(e) if e.kind == ErrorKind::NotFound && names_image(shared, &decoded) => {
-                    return Ok(redirect(s, arg, &headers));
+                    return Ok(redirect(ctx, arg, &headers));
                 }
                 Err(e) => return Err(e),
             };
-            if unmodified(s, &image) {
-                return Ok(not_modified(&headers));
+            if ctx.unmodified(&image) {
+                return Ok(responses::not_modified(&headers));
             }
             let limits = Limits::new(shared.config(), version);
             let info = image.info();
@@ -318,7 +297,7 @@ pub fn handle(s: &mut Session<'_>, arg: &[u8]) -> Result<Response> {
                 info.height,
                 &limits,
             )?;
-            image_response(s, &image, &req, &headers)
+            image_response(ctx, &image, &view, &req, &headers)
         }
     }
 }
@@ -392,17 +371,19 @@ pub fn tile_for(info: &ImageInfo, req: &ImageRequest) -> Option<(u32, u32)> {
 }
 
 /// An image request: the tile path when the request is exactly one stored tile, otherwise a
-/// region export.
+/// region export. `base` is the view of the IIP parameters and the page.
 fn image_response(
-    s: &Session<'_>,
+    ctx: &Context<'_>,
     image: &OpenImage,
+    base: &View,
     req: &ImageRequest,
     headers: &HeaderDefaults,
 ) -> Result<Response> {
-    let mut view = request_view(&s.view, req);
+    let mut view = request_view(base, req);
     if tile_pipeline_suffices(&view) {
-        if let Some((r, t)) = tile_for(image.info(), req) {
-            return iiif_tile_response(s.shared, image, &view, r, t, req.format, headers);
+        if let Some(tile) = tile_for(image.info(), req) {
+            // The tile the request names, rotated (IIP's mosaic rule does not apply).
+            return responses::tile(ctx.shared, image, &view, tile, req.format, headers);
         }
     }
     let g = req.region;
@@ -414,99 +395,22 @@ fn image_response(
     });
     view.width = Some(req.width);
     view.height = Some(req.height);
-    export_region(s.shared, image, &view, req.format, headers)
-}
-
-/// One stored tile through [`render::tile`] (tile cache, pass-through) with `Content-Length`,
-/// as JTL sends it: with IIP's `ROT=180` the tile index is turned around so that the rotated
-/// tiles of a mosaic land in place (Zoomify and DeepZoom keep that).
-pub fn tile_response(
-    shared: &Shared,
-    image: &OpenImage,
-    view: &View,
-    resolution: u32,
-    tile: u32,
-    format: OutputFormat,
-    headers: &HeaderDefaults,
-) -> Result<Response> {
-    let bytes = render::tile(shared, image, view, resolution, tile, format)?;
-    Ok(Response::content(
+    // The view carries the region in full-resolution pixels and the exact output size (the
+    // IIIF rules are applied): no fitting.
+    responses::export(
+        ctx.shared,
+        image,
+        &view,
+        req.format,
+        (&RegionOptions::EXACT, false),
         headers,
-        format.mime(),
-        &image.last_modified,
-        true,
-        None,
-        bytes,
-    ))
-}
-
-/// A IIIF tile: the tile the request names, rotated. [`render::tile`] turns the index around
-/// for a 180° rotation (JTL's mosaic rule, upstream's IIIF bug), so it is turned around here
-/// first to cancel that.
-fn iiif_tile_response(
-    shared: &Shared,
-    image: &OpenImage,
-    view: &View,
-    resolution: u32,
-    tile: u32,
-    format: OutputFormat,
-    headers: &HeaderDefaults,
-) -> Result<Response> {
-    let mut t = tile;
-    if crate::pipeline::rotate::quarter_turns(view.rotation) == Some(2) {
-        if let Some(level) = image.info().level(resolution) {
-            t = (level.tile_count() - 1 - tile as u64) as u32;
-        }
-    }
-    tile_response(shared, image, view, resolution, t, format, headers)
-}
-
-/// `Content-Disposition` of a region export: `inline; filename="<base>_<w>x<h>.<ext>"`, with
-/// the pre-rotation output size.
-pub fn disposition(image: &OpenImage, view: &View, format: OutputFormat) -> String {
-    let stem = image
-        .located
-        .path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(
-        "inline; filename=\"{stem}_{}x{}.{}\"",
-        view.width.unwrap_or(0),
-        view.height.unwrap_or(0),
-        format.extension()
     )
-}
-
-/// A region export: every IIIF request that is not exactly one stored tile, and the
-/// DeepZoom/Zoomify tiles of levels the file does not store. The view carries the region in
-/// full-resolution pixels ([`Region::Pixels`]) and the exact output size (`width`, `height`;
-/// no fitting: the protocol has applied the IIIF rules), plus rotation, mirror and quality.
-pub fn export_region(
-    shared: &Shared,
-    image: &OpenImage,
-    view: &View,
-    format: OutputFormat,
-    headers: &HeaderDefaults,
-) -> Result<Response> {
-    let options = render::RegionOptions {
-        maintain_aspect: false,
-        allow_upscaling: true,
-    };
-    let rendered = render::region_with(shared, image, view, format, &options)?;
-    Ok(Response::content(
-        headers,
-        format.mime(),
-        &image.last_modified,
-        false,
-        Some(disposition(image, view, format)),
-        rendered.bytes,
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::test_util::image_info;
 
     #[test]
     fn splitting() {
@@ -574,28 +478,7 @@ mod tests {
     }
 
     fn sample_info() -> ImageInfo {
-        use crate::source::{ImageFormat, Level, SampleFormat};
-        let level = |width, height| Level {
-            width,
-            height,
-            tile_width: 256,
-            tile_height: 256,
-        };
-        ImageInfo {
-            format: ImageFormat::Tiff,
-            width: 1000,
-            height: 750,
-            levels: vec![level(1000, 750), level(500, 375), level(250, 187)],
-            channels: 3,
-            bits_per_sample: 8,
-            sample_format: SampleFormat::Unsigned,
-            colour: crate::image::ColourSpace::Srgb,
-            min_max: vec![],
-            metadata: Default::default(),
-            dpi: None,
-            stack: vec![],
-            quality_layers: 0,
-        }
+        image_info(&[(1000, 750), (500, 375), (250, 187)], 256)
     }
 
     fn tile(info: &ImageInfo, params: &str) -> Option<(u32, u32)> {

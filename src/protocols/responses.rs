@@ -1,0 +1,160 @@
+//! The image responses every protocol shares: one stored tile (with `Content-Length`), a
+//! region export (with `Content-Disposition`), the 304 of the viewer protocols, and IIP's
+//! mosaic rule for tile indices under `ROT=180`. IIP, IIIF, Zoomify and DeepZoom all answer
+//! through these, so a tile or an export has the same headers whichever protocol asked.
+
+use crate::encode::OutputFormat;
+use crate::error::Result;
+use crate::http::{HeaderDefaults, Response};
+use crate::open_image::OpenImage;
+use crate::pipeline::rotate::quarter_turns;
+use crate::render::{self, RegionOptions};
+use crate::shared::Shared;
+use crate::source::ImageInfo;
+use crate::view::View;
+
+/// The 304 for an unmodified image of the viewer protocols (IIIF, Zoomify, DeepZoom):
+/// iipsrv's header-only response, plus the CORS lines (upstream sends none on a 304).
+pub(crate) fn not_modified(headers: &HeaderDefaults) -> Response {
+    let mut r = Response::header_only(headers, 304);
+    r.add_cors(headers);
+    r
+}
+
+/// The stored tile to send for tile `tile` of IIP resolution `resolution` (JTL, TIL, Zoomify,
+/// DeepZoom): with `ROT=180` the index is turned around so that the rotated tiles of a mosaic
+/// land in place. Out-of-range indices are left for [`render::tile`] to refuse. (IIIF names
+/// its tiles by region, so it does not apply this.)
+pub(crate) fn mosaic_tile(info: &ImageInfo, view: &View, resolution: u32, tile: u32) -> u32 {
+    match info.level(resolution) {
+        Some(level) if quarter_turns(view.rotation) == Some(2) => {
+            let count = level.tile_count();
+            if (tile as u64) < count {
+                (count - 1 - tile as u64) as u32
+            } else {
+                tile
+            }
+        }
+        _ => tile,
+    }
+}
+
+/// One stored tile through [`render::tile`] (tile cache, codec pass-through) with
+/// `Content-Length`.
+pub(crate) fn tile(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    (resolution, tile): (u32, u32),
+    format: OutputFormat,
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let bytes = render::tile(shared, image, view, resolution, tile, format)?;
+    Ok(Response::content(
+        headers,
+        format.mime(),
+        &image.last_modified,
+        true,
+        None,
+        bytes,
+    ))
+}
+
+/// A region export through [`render::region_with`], with `Content-Disposition` naming the
+/// output size (`attachment` for IIP's POST form, else `inline`).
+pub(crate) fn export(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    (options, attachment): (&RegionOptions, bool),
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let r = render::region_with(shared, image, view, format, options)?;
+    tracing::debug!(
+        "CVT :: {}x{} from resolution {} region {},{} {}x{}",
+        r.width,
+        r.height,
+        r.plan.resolution,
+        r.plan.x,
+        r.plan.y,
+        r.plan.w,
+        r.plan.h
+    );
+    let disposition = disposition(&image.key, format, (r.width, r.height), attachment);
+    Ok(Response::content(
+        headers,
+        format.mime(),
+        &image.last_modified,
+        false,
+        Some(disposition),
+        r.bytes,
+    ))
+}
+
+/// The `Content-Disposition` value of a region export (`protocols-iip.md` §6.1), as iipsrv 1.3
+/// sends it for IIP and IIIF alike: `inline; filename="<base>_<w>x<h>.<ext>"` (`attachment`
+/// for POST), where base is the image key (the identifier without prefix, suffix or IIIF
+/// page) after its last `/`, up to its last `.`, and `w`×`h` the output size before rotation.
+/// A `"`, `\` or control character in the base becomes `_`, so that the value stays a valid
+/// quoted string (upstream copies them).
+pub(crate) fn disposition(
+    key: &[u8],
+    format: OutputFormat,
+    (w, h): (u32, u32),
+    attachment: bool,
+) -> String {
+    let name = match key.iter().rposition(|&b| b == b'/') {
+        Some(p) => &key[p + 1..],
+        None => key,
+    };
+    let base = match name.iter().rposition(|&b| b == b'.') {
+        Some(p) => &name[..p],
+        None => name,
+    };
+    let base: String = String::from_utf8_lossy(base)
+        .chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    format!(
+        "{}; filename=\"{base}_{w}x{h}.{}\"",
+        if attachment { "attachment" } else { "inline" },
+        format.extension()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disposition_names() {
+        assert_eq!(
+            disposition(b"images/x.tif", OutputFormat::Jpeg, (200, 150), false),
+            "inline; filename=\"x_200x150.jpg\""
+        );
+        assert_eq!(
+            disposition(b"a.b/noext", OutputFormat::Tiff, (1, 2), true),
+            "attachment; filename=\"noext_1x2.tif\""
+        );
+        assert_eq!(
+            disposition(b"my.image.v2.tif", OutputFormat::Png, (3, 4), false),
+            "inline; filename=\"my.image.v2_3x4.png\""
+        );
+        assert_eq!(
+            disposition(b"q\"x.tif", OutputFormat::Webp, (3, 4), false),
+            "inline; filename=\"q_x_3x4.webp\""
+        );
+        // A sequence's key names no file: its base is the key's last segment, as iipsrv 1.3.
+        assert_eq!(
+            disposition(b"sequence/obj", OutputFormat::Jpeg, (50, 38), false),
+            "inline; filename=\"obj_50x38.jpg\""
+        );
+    }
+}
