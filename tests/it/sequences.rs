@@ -454,6 +454,12 @@ fn iiif_delimiter_selects_a_horizontal_view() {
         let q = format!("IIIF=sequence/obj;{h}/full/max/0/default.jpg");
         let r = fcgi_get(&s.addr, &q);
         assert_eq!(r.status(), 200, "{q}: {}", text(&r));
+        // Named after the identifier, not the view's file, as iipsrv 1.3.
+        assert_eq!(
+            r.header("Content-Disposition").as_deref(),
+            Some("inline; filename=\"obj_64x48.jpg\""),
+            "{q}"
+        );
         let img = decode_jpeg_rgb(r.body());
         assert_eq!((img.width, img.height), (64, 48));
         assert_view(&img.pixels, (h, 90), &q);
