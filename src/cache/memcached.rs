@@ -87,6 +87,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use crate::http::{Response, date};
+
 /// memcached's default port, used when an entry of `MEMCACHED_SERVERS` names none.
 pub const DEFAULT_PORT: u16 = 11211;
 
@@ -252,45 +254,6 @@ pub fn expiry_field(timeout_secs: u32, now: SystemTime) -> u32 {
     (now + u64::from(timeout_secs)).min(u64::from(u32::MAX)) as u32
 }
 
-/// A stored CGI response split into its parts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgiParts<'a> {
-    /// Header lines (name, value without surrounding blanks), in order.
-    pub headers: Vec<(&'a [u8], &'a [u8])>,
-    /// Everything after the blank line.
-    pub body: &'a [u8],
-}
-
-/// Split a stored CGI response into header lines and body; `None` when the bytes do not start
-/// with a well-formed header block (such a value is never served).
-pub fn split_cgi(value: &[u8]) -> Option<CgiParts<'_>> {
-    let end = value.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let mut headers = Vec::new();
-    for line in value[..end].split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let colon = line.iter().position(|&b| b == b':')?;
-        let name = &line[..colon];
-        if name.is_empty() || name.iter().any(|b| !b.is_ascii_graphic()) {
-            return None;
-        }
-        headers.push((name, line[colon + 1..].trim_ascii()));
-    }
-    Some(CgiParts {
-        headers,
-        body: &value[end + 4..],
-    })
-}
-
-/// The `Last-Modified` time of a stored response, if it has one that parses.
-pub fn stored_last_modified(value: &[u8]) -> Option<SystemTime> {
-    let parts = split_cgi(value)?;
-    let (_, v) = parts
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(b"Last-Modified"))?;
-    httpdate::parse_http_date(std::str::from_utf8(v).ok()?).ok()
-}
-
 /// Counters since start-up (for logs and tests).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -378,45 +341,50 @@ impl Memcached {
             .collect()
     }
 
-    /// The stored response for a request string, or `None` (a miss, or any failure).
+    /// The stored response for a request string, as stored, or `None` (a miss, any failure,
+    /// or a value that is not a CGI response).
     pub fn get(&self, request_string: &[u8]) -> Option<Vec<u8>> {
-        let value = self.inner.get(&key_for(request_string));
-        let counter = if value.is_some() {
-            &self.inner.hits
-        } else {
-            &self.inner.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let value = self
+            .inner
+            .get(&key_for(request_string))
+            .filter(|v| Response::from_cgi_bytes(v).is_some());
+        self.count(value.is_some());
         value
     }
 
-    /// Like [`Memcached::get`], but an entry with a `Last-Modified` header is only returned when
-    /// `current_mtime()` (the image's modification time now; `None` if it is gone) is that same
-    /// second. Otherwise the entry is stale: `None`, and the caller answers and stores afresh.
+    /// The stored response for a request string, parsed; an entry with a `Last-Modified` header
+    /// only when `current_mtime()` (the image's modification time now; `None` if it is gone) is
+    /// that same second. Otherwise the entry is stale: `None`, and the caller answers and
+    /// stores afresh.
     pub fn get_fresh(
         &self,
         request_string: &[u8],
         current_mtime: impl FnOnce() -> Option<SystemTime>,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Response> {
         let value = self.inner.get(&key_for(request_string));
-        let fresh = value.filter(|v| match stored_last_modified(v) {
-            None => true,
-            Some(stored) => {
-                let ok = current_mtime().map(crate::http::date::whole_seconds) == Some(stored);
-                if !ok {
-                    self.inner.stale.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!("Memcached :: stale entry (the image changed) ignored");
-                }
-                ok
+        let response = value.as_deref().and_then(Response::from_cgi_bytes);
+        let fresh = response.filter(|r| {
+            let Some(stored) = r.header("Last-Modified").and_then(date::parse_http_date) else {
+                return true;
+            };
+            let ok = current_mtime().map(date::whole_seconds) == Some(stored);
+            if !ok {
+                self.inner.stale.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("Memcached :: stale entry (the image changed) ignored");
             }
+            ok
         });
-        let counter = if fresh.is_some() {
+        self.count(fresh.is_some());
+        fresh
+    }
+
+    fn count(&self, hit: bool) {
+        let counter = if hit {
             &self.inner.hits
         } else {
             &self.inner.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        fresh
     }
 
     /// Store a response for a request string, in the background: returns at once. Dropped
@@ -512,11 +480,9 @@ impl Inner {
         }
         let request = wire::request(wire::OP_GET, key, &[], &[]);
         match server.call(&request, wire::OP_GET) {
-            Ok(reply) if reply.status == wire::STATUS_OK => {
-                let value = reply.value().to_vec();
-                // Whatever another process put there, only a CGI response is ever served.
-                split_cgi(&value).is_some().then_some(value)
-            }
+            // Whatever another process put there, only a CGI response is ever served (the
+            // callers parse it).
+            Ok(reply) if reply.status == wire::STATUS_OK => Some(reply.value().to_vec()),
             Ok(_) => None,
             Err(e) => {
                 server.mark_down(&e);
@@ -976,22 +942,6 @@ mod tests {
         assert_eq!(expiry_field(2_592_000, now), 2_592_000);
         assert_eq!(expiry_field(2_592_001, now), 1_802_592_001);
         assert_eq!(expiry_field(u32::MAX, now), u32::MAX);
-    }
-
-    #[test]
-    fn stored_responses_split_and_date() {
-        let v = b"Server: iipsrv/1.3\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\n\r\nbody";
-        let parts = split_cgi(v).unwrap();
-        assert_eq!(parts.headers.len(), 2);
-        assert_eq!(parts.headers[0], (&b"Server"[..], &b"iipsrv/1.3"[..]));
-        assert_eq!(parts.body, b"body");
-        assert_eq!(
-            stored_last_modified(v),
-            Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        );
-        assert_eq!(stored_last_modified(b"Status: 303 See Other\r\n\r\n"), None);
-        assert!(split_cgi(b"no header block").is_none());
-        assert!(split_cgi(b"not a header\r\n\r\n").is_none());
     }
 
     #[test]

@@ -136,16 +136,24 @@ impl Response {
             .unwrap_or(200)
     }
 
-    /// A response from stored CGI bytes (a memcached hit): header lines up to the blank line,
-    /// then the body. `None` when the bytes are not a CGI response.
+    /// A response from stored CGI bytes (a memcached hit, ours or iipsrv's): header lines
+    /// `Name: value` up to the blank line, then the body. `None` when the bytes do not start
+    /// with a well-formed header block (a name of visible ASCII characters, a colon, a UTF-8
+    /// value), so that nothing else stored under a key is ever served. This is the one CGI
+    /// parser of the crate.
     pub fn from_cgi_bytes(bytes: &[u8]) -> Option<Response> {
         let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
         let mut r = Response::empty();
         for line in bytes[..end].split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let text = std::str::from_utf8(line).ok()?;
-            let (name, value) = text.split_once(':')?;
-            r.push(name.trim().to_string(), value.trim_start().to_string());
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = &line[..colon];
+            if name.is_empty() || name.iter().any(|b| !b.is_ascii_graphic()) {
+                return None;
+            }
+            let name = std::str::from_utf8(name).ok()?;
+            let value = std::str::from_utf8(line[colon + 1..].trim_ascii()).ok()?;
+            r.push(name.to_string(), value.to_string());
         }
         r.body = Bytes::copy_from_slice(&bytes[end + 4..]);
         Some(r)
@@ -390,6 +398,24 @@ mod tests {
         let back = Response::from_cgi_bytes(&r.to_cgi_bytes()).unwrap();
         assert_eq!(back, r);
         assert!(Response::from_cgi_bytes(b"garbage").is_none());
+    }
+
+    #[test]
+    fn stored_responses_parse_strictly() {
+        let v = b"Server: iipsrv/1.3\r\nLast-Modified: Tue, 14 Nov 2023 22:13:20 GMT\r\n\r\nbody";
+        let r = Response::from_cgi_bytes(v).unwrap();
+        assert_eq!(r.headers().len(), 2);
+        assert_eq!(r.headers()[0].0, "Server");
+        assert_eq!(r.headers()[0].1, "iipsrv/1.3");
+        assert_eq!(
+            r.header("Last-Modified"),
+            Some("Tue, 14 Nov 2023 22:13:20 GMT")
+        );
+        assert_eq!(r.body.as_ref(), b"body");
+        assert!(Response::from_cgi_bytes(b"no header block").is_none());
+        assert!(Response::from_cgi_bytes(b"not a header\r\n\r\n").is_none());
+        assert!(Response::from_cgi_bytes(b"Bad name: x\r\n\r\n").is_none());
+        assert!(Response::from_cgi_bytes(b": no name\r\n\r\n").is_none());
     }
 
     #[test]

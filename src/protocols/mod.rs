@@ -42,8 +42,7 @@ pub fn respond(shared: &Shared, req: &Request) -> Response {
             let memcached = shared.memcached();
             // As iipsrv: no lookup when the client asks If-Modified-Since.
             if let Some(mc) = memcached.filter(|_| req.param("HTTP_IF_MODIFIED_SINCE").is_none()) {
-                let hit = mc.get_fresh(&text, || image_mtime(shared, &text));
-                if let Some(response) = hit.as_deref().and_then(Response::from_cgi_bytes) {
+                if let Some(response) = mc.get_fresh(&text, || image_mtime(shared, &text)) {
                     tracing::debug!("Memcached hit");
                     return response;
                 }
