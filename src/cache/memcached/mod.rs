@@ -1,0 +1,420 @@
+//! The memcached response cache (`cache.md` §5): whole CGI responses (headers and body) stored
+//! under `iipsrv::` + the raw request string, shared by every process that points at the same
+//! memcached servers.
+//!
+//! # Brief overview
+//!
+//! [`Memcached::get`] runs on the request path: it picks the server for the key, sends one
+//! binary-protocol `GET` on a pooled connection and treats every failure as a miss.
+//! [`Memcached::set`] never touches the network: it queues the response for a background thread
+//! (a bounded queue; a full queue drops the store) that sends the `SET`. The same thread brings
+//! servers that failed back into service.
+//!
+//! `docs/deployment.md` ("memcached") describes the same for operators.
+//!
+//! # Keys: shared with iipsrv
+//!
+//! A fleet that mixes iipsrv and this server can share one set of memcached servers: both read
+//! and write the same entries.
+//! - The key is `iipsrv::` followed by the request string, byte for byte, exactly as iipsrv
+//!   builds it (the query string as received, the URI_MAP-rewritten string, or the POST body).
+//! - The server for a key is chosen as libmemcached's defaults choose it: Bob Jenkins'
+//!   one-at-a-time hash of the whole key, modulo the number of servers, servers in the order of
+//!   `MEMCACHED_SERVERS` (a single server takes every key). Checked against Debian's iipsrv 1.1
+//!   and libmemcached 1.1.4 (`tests/it/memcached.rs`). Like libmemcached on the same machine,
+//!   the hash reads bytes as C `char` (signed on x86-64), which matters only for raw bytes ≥ 0x80.
+//! - Values are stored with flags 0, as iipsrv does, so either server can answer from the
+//!   other's entries. (Their bytes differ where this server deliberately differs from iipsrv,
+//!   `docs/compatibility.md`; a mixed fleet serves whichever process stored first.)
+//! - The binary protocol carries keys as counted bytes, so keys with spaces or control bytes
+//!   (possible in POST bodies and raw query strings) are stored as they are, as iipsrv stores
+//!   them; they would break the text protocol but are legal here.
+//! - A key longer than memcached's 250-byte limit cannot be stored by iipsrv at all (it fails
+//!   silently). Here it becomes `iipsrv#sha256:` + the hex SHA-256 of the request string: no
+//!   other process looks it up, and it can never equal an iipsrv key (those all start with
+//!   `iipsrv::`). A cryptographic hash, so that nobody can craft a request whose cached error
+//!   would be served for someone else's request.
+//!
+//! # Differences from iipsrv
+//!
+//! - iipsrv serves an entry until it expires even when the image file changed (`cache.md` §5,
+//!   **[QUIRK]**). [`Memcached::get_fresh`] checks the `Last-Modified` header of a stored
+//!   response against the image's current modification time (one `stat`), so a replaced image
+//!   is never served stale. Entries without `Last-Modified` (IIP errors, IIIF redirects) are
+//!   served as stored.
+//! - `MEMCACHED_TIMEOUT` above 30 days: memcached reads such a number as an absolute Unix time,
+//!   so iipsrv's entries expire at once (a date in 1970). Here it is converted to now + timeout.
+//! - Keys over 250 bytes are hashed (above) instead of never being cached.
+//! - Values over memcached's 1 MB item limit are not sent at all (iipsrv sends them and the
+//!   server refuses them).
+//!
+//! # Failure handling
+//!
+//! A memcached server that is missing, dead, or dies mid-run must never hold a request:
+//! - connect, read and write time out after [`IO_TIMEOUT`]; only a server that stops answering
+//!   without closing its connections makes a request wait, for a few timeouts at most, once;
+//! - a server that fails is marked down and skipped (every key it holds is a miss) until the
+//!   background thread reconnects to it, retrying after a back-off that doubles from
+//!   [`FIRST_RETRY`] to [`MAX_RETRY`]. Its keys are not moved to other servers, as libmemcached
+//!   does not move them by default, so every process keeps agreeing on where a key lives;
+//! - host names are resolved on the background thread, never on the request path;
+//! - servers start "down, retry now": the background thread makes the first connection, so the
+//!   first requests after start-up may miss. Later, a request that finds no idle connection to
+//!   a server that is up opens one (bounded by the same timeout).
+//!
+//! # Why an own client
+//!
+//! The `memcache` crate (0.21, measured in `research/crates.md` §6) speaks the binary protocol,
+//! but its keys are `&str` (request strings are bytes and need not be UTF-8), it picks servers
+//! with `DefaultHasher` unless given another hash function, building a client fails when any
+//! listed server is down, and its r2d2 pools block for 30 s on a dead server. Wrapping all of
+//! that would be more code than the commands needed here: `GET` and `SET` of the binary
+//! protocol, plus `NOOP` as a health check, over `std` sockets with timeouts (the `wire` module,
+//! under 100 lines; the rest is the failure handling any client would need around it). The
+//! binary protocol is what iipsrv uses; memcached 1.4 to 1.6 support it (1.6 calls it deprecated
+//! in favour of the meta protocol, which stores the same items, so a later switch would not
+//! change what is shared).
+
+mod endpoint;
+mod keys;
+mod server;
+mod wire;
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::http::{Response, date};
+pub use endpoint::{DEFAULT_PORT, Endpoint, parse_servers};
+pub use keys::{
+    HASHED_KEY_PREFIX, KEY_PREFIX, MAX_KEY_BYTES, key_for, one_at_a_time, server_index,
+};
+use server::Server;
+pub use server::{FIRST_RETRY, IO_TIMEOUT, MAX_RETRY};
+
+/// memcached's default item size limit (`-I 1m`): key, value and item header together.
+pub const MAX_ITEM_BYTES: usize = 1024 * 1024;
+
+/// Room for memcached's item header within [`MAX_ITEM_BYTES`].
+const ITEM_OVERHEAD_BYTES: usize = 64;
+
+/// Stores waiting for the background thread, at most.
+const QUEUE_ITEMS: usize = 1024;
+
+/// Bytes waiting for the background thread, at most (further stores are dropped).
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
+
+/// memcached reads an expiry above this many seconds as an absolute Unix time.
+const RELATIVE_EXPIRY_MAX: u32 = 60 * 60 * 24 * 30;
+
+/// The expiry field of a `SET` for `MEMCACHED_TIMEOUT` seconds (0 = never expires).
+pub fn expiry_field(timeout_secs: u32, now: SystemTime) -> u32 {
+    if timeout_secs <= RELATIVE_EXPIRY_MAX {
+        return timeout_secs;
+    }
+    let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    (now + u64::from(timeout_secs)).min(u64::from(u32::MAX)) as u32
+}
+
+/// Counters since start-up (for logs and tests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Lookups answered from memcached.
+    pub hits: u64,
+    /// Lookups that found nothing, or failed.
+    pub misses: u64,
+    /// Entries found but not served because the image changed since they were stored.
+    pub stale: u64,
+    /// Responses stored.
+    pub stored: u64,
+    /// Responses not stored: too large, queue full, server down or refusing.
+    pub dropped: u64,
+}
+
+/// The memcached response cache: cheap to share (`Send + Sync`), never blocks a request for
+/// longer than [`IO_TIMEOUT`].
+pub struct Memcached {
+    inner: Arc<Inner>,
+    queue: SyncSender<Store>,
+}
+
+struct Inner {
+    servers: Vec<Server>,
+    expiry_secs: u32,
+    queued_bytes: AtomicUsize,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    stale: AtomicU64,
+    stored: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct Store {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl fmt::Debug for Memcached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Memcached")
+            .field("servers", &self.servers())
+            .field("expiry_secs", &self.inner.expiry_secs)
+            .finish()
+    }
+}
+
+impl Memcached {
+    /// A client for `MEMCACHED_SERVERS` storing entries for `expiry_secs` (`MEMCACHED_TIMEOUT`);
+    /// `None` when the list names no server. Connects nothing on the caller's thread: a
+    /// background thread starts connecting at once.
+    pub fn new(servers: &str, expiry_secs: u32) -> Option<Memcached> {
+        let endpoints = parse_servers(servers);
+        if endpoints.is_empty() {
+            return None;
+        }
+        let inner = Arc::new(Inner {
+            servers: endpoints.into_iter().map(Server::new).collect(),
+            expiry_secs,
+            queued_bytes: AtomicUsize::new(0),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stale: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let (queue, rx) = mpsc::sync_channel(QUEUE_ITEMS);
+        let worker = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("memcached".into())
+            .spawn(move || background(&worker, &rx));
+        if let Err(e) = spawned {
+            tracing::error!("Memcached :: cannot start the background thread: {e}");
+            return None;
+        }
+        Some(Memcached { inner, queue })
+    }
+
+    /// The servers, in `MEMCACHED_SERVERS` order (as logged at start-up).
+    pub fn servers(&self) -> Vec<String> {
+        self.inner
+            .servers
+            .iter()
+            .map(|s| s.endpoint.to_string())
+            .collect()
+    }
+
+    /// The stored response for a request string, as stored, or `None` (a miss, any failure,
+    /// or a value that is not a CGI response).
+    pub fn get(&self, request_string: &[u8]) -> Option<Vec<u8>> {
+        let value = self
+            .inner
+            .get(&key_for(request_string))
+            .filter(|v| Response::from_cgi_bytes(v).is_some());
+        self.count(value.is_some());
+        value
+    }
+
+    /// The stored response for a request string, parsed; an entry with a `Last-Modified` header
+    /// only when `current_mtime()` (the image's modification time now; `None` if it is gone) is
+    /// that same second. Otherwise the entry is stale: `None`, and the caller answers and
+    /// stores afresh.
+    pub fn get_fresh(
+        &self,
+        request_string: &[u8],
+        current_mtime: impl FnOnce() -> Option<SystemTime>,
+    ) -> Option<Response> {
+        let value = self.inner.get(&key_for(request_string));
+        let response = value.as_deref().and_then(Response::from_cgi_bytes);
+        let fresh = response.filter(|r| {
+            let Some(stored) = r.header("Last-Modified").and_then(date::parse_http_date) else {
+                return true;
+            };
+            let ok = current_mtime().map(date::whole_seconds) == Some(stored);
+            if !ok {
+                self.inner.stale.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("Memcached :: stale entry (the image changed) ignored");
+            }
+            ok
+        });
+        self.count(fresh.is_some());
+        fresh
+    }
+
+    fn count(&self, hit: bool) {
+        let counter = if hit {
+            &self.inner.hits
+        } else {
+            &self.inner.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Store a response for a request string, in the background: returns at once. Dropped
+    /// (silently, as iipsrv's failed stores are) when too large for memcached, when its server
+    /// is down, or when the queue is full.
+    pub fn set(&self, request_string: &[u8], response_bytes: &[u8]) {
+        let key = key_for(request_string);
+        if self.accept(&key, response_bytes.len()) {
+            self.enqueue(key, response_bytes.to_vec());
+        }
+    }
+
+    /// [`Memcached::set`] for a response the caller no longer needs (saves a copy).
+    pub fn set_owned(&self, request_string: &[u8], response_bytes: Vec<u8>) {
+        let key = key_for(request_string);
+        if self.accept(&key, response_bytes.len()) {
+            self.enqueue(key, response_bytes);
+        }
+    }
+
+    fn accept(&self, key: &[u8], len: usize) -> bool {
+        let inner = &*self.inner;
+        if key.len() + len + ITEM_OVERHEAD_BYTES > MAX_ITEM_BYTES {
+            tracing::trace!("Memcached :: {len} bytes are too large to store");
+        } else if !inner.servers[server_index(key, inner.servers.len())].is_up() {
+            tracing::trace!("Memcached :: not stored: server down");
+        } else if inner.queued_bytes.load(Ordering::Relaxed) + len > QUEUE_BYTES {
+            tracing::debug!("Memcached :: not stored: store queue full");
+        } else {
+            return true;
+        }
+        inner.dropped.fetch_add(1, Ordering::Relaxed);
+        false
+    }
+
+    fn enqueue(&self, key: Vec<u8>, value: Vec<u8>) {
+        let len = value.len();
+        self.inner.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        match self.queue.try_send(Store { key, value }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.inner.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("Memcached :: not stored: store queue full");
+            }
+        }
+    }
+
+    /// Wait (at most `timeout`) until every server has been reached once. Called at start-up,
+    /// before the server accepts requests, so that the first responses can be stored; a server
+    /// that is down is simply retried in the background afterwards.
+    pub fn wait_connected(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if self.inner.servers.iter().all(|s| s.is_up()) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Counters since start-up.
+    pub fn stats(&self) -> Stats {
+        let i = &*self.inner;
+        Stats {
+            hits: i.hits.load(Ordering::Relaxed),
+            misses: i.misses.load(Ordering::Relaxed),
+            stale: i.stale.load(Ordering::Relaxed),
+            stored: i.stored.load(Ordering::Relaxed),
+            dropped: i.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Whether the server for this request string is currently reachable.
+    pub fn is_up(&self, request_string: &[u8]) -> bool {
+        let key = key_for(request_string);
+        self.inner.servers[server_index(&key, self.inner.servers.len())].is_up()
+    }
+}
+
+impl Inner {
+    fn server_for(&self, key: &[u8]) -> &Server {
+        &self.servers[server_index(key, self.servers.len())]
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let server = self.server_for(key);
+        if !server.is_up() {
+            return None;
+        }
+        let request = wire::request(wire::OP_GET, key, &[], &[]);
+        match server.call(&request, wire::OP_GET) {
+            // Whatever another process put there, only a CGI response is ever served (the
+            // callers parse it).
+            Ok(reply) if reply.status == wire::STATUS_OK => Some(reply.value().to_vec()),
+            Ok(_) => None,
+            Err(e) => {
+                server.mark_down(&e);
+                None
+            }
+        }
+    }
+
+    fn store(&self, key: &[u8], value: &[u8]) {
+        let server = self.server_for(key);
+        if !server.is_up() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let start = Instant::now();
+        let mut extras = [0u8; 8];
+        let expiry = expiry_field(self.expiry_secs, SystemTime::now());
+        extras[4..].copy_from_slice(&expiry.to_be_bytes());
+        let request = wire::request(wire::OP_SET, key, &extras, value);
+        match server.call(&request, wire::OP_SET) {
+            Ok(reply) if reply.status == wire::STATUS_OK => {
+                self.stored.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(
+                    "Memcached :: stored {} bytes in {} microseconds",
+                    value.len(),
+                    start.elapsed().as_micros()
+                );
+            }
+            Ok(reply) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(
+                    "Memcached :: {} refused {} bytes (status {:#x})",
+                    server.endpoint,
+                    value.len(),
+                    reply.status
+                );
+            }
+            Err(e) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                server.mark_down(&e);
+            }
+        }
+    }
+}
+
+/// The background thread: sends queued stores and reconnects failed servers when their
+/// back-off has passed. Ends when the [`Memcached`] is dropped.
+fn background(inner: &Inner, rx: &Receiver<Store>) {
+    loop {
+        let now = Instant::now();
+        let mut wait = Duration::from_millis(500);
+        for server in &inner.servers {
+            if let Some(due) = server.revive_if_due(now) {
+                wait = wait.min(due.saturating_duration_since(Instant::now()));
+            }
+        }
+        match rx.recv_timeout(wait) {
+            Ok(store) => {
+                inner
+                    .queued_bytes
+                    .fetch_sub(store.value.len(), Ordering::Relaxed);
+                inner.store(&store.key, &store.value);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
