@@ -3,7 +3,7 @@
 //!
 //! Both in-process caches are `quick_cache` caches (measured 2.4–3.8× the throughput of a
 //! mutex-wrapped `lru`, with a better hit ratio: `../shared/research/crates.md` §6), shared by
-//! reference from [`crate::server::App`], emptied on SIGHUP.
+//! reference from [`crate::shared::Shared`], emptied on SIGHUP.
 
 pub mod memcached;
 pub mod meta;

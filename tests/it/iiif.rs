@@ -509,7 +509,7 @@ fn errors_and_unsupported_features() {
     assert_eq!(st, 404);
 }
 
-/// Whether this build answers region exports (render::region) or 501.
+/// Whether this build answers region exports (render::region_with) or 501.
 pub fn region_export_available(base: &str) -> bool {
     let (status, _, _) = fetch(
         &format!("{base}/iiif/sample.tif/full/max/0/default.jpg"),

@@ -1,7 +1,7 @@
 //! memcached with a real memcached on loopback: the client library on its own, entries shared
 //! with Debian's iipsrv (libmemcached), and the built binary using the response cache.
 //!
-//! Tests marked `// needs the App hook` expect `App::respond` to look responses up and store
+//! Tests marked `// needs the App hook` expect `protocols::respond` to look responses up and store
 //! them (`cache.md` §5); they fail until that hook exists.
 
 use std::collections::HashMap;
