@@ -90,7 +90,7 @@ impl Grid for DeepZoom {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocols::test_util::image_info;
+    use crate::protocols::test_util::{image_info, tile_target};
 
     fn info(w: u32, h: u32) -> ImageInfo {
         image_info(&[(w, h)], 256)
@@ -114,19 +114,11 @@ mod tests {
 
     #[test]
     fn splitting() {
-        assert_eq!(
-            DeepZoom::split(b"/images/x.tif.dzi"),
-            Target::Document(b"/images/x.tif")
-        );
-        assert_eq!(
-            DeepZoom::split(b"/images/x.tif_files/10/3_2.jpg"),
-            Target::Tile {
-                id: b"/images/x.tif",
-                level: 10,
-                col: 3,
-                row: 2
-            }
-        );
-        assert_eq!(DeepZoom::split(b"x.tif"), Target::Malformed(b"x.tif"));
+        let split = DeepZoom::split;
+        let id = b"/images/x.tif";
+        assert_eq!(split(b"/images/x.tif.dzi"), Target::Document(id));
+        let tile = split(b"/images/x.tif_files/10/3_2.jpg");
+        assert_eq!(tile, tile_target(id, (10, 3, 2)));
+        assert_eq!(split(b"x.tif"), Target::Malformed(b"x.tif"));
     }
 }

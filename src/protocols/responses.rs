@@ -135,26 +135,42 @@ mod tests {
 
     #[test]
     fn disposition_names() {
-        assert_eq!(
-            disposition(b"images/x.tif", OutputFormat::Jpeg, (200, 150), false),
-            "inline; filename=\"x_200x150.jpg\""
-        );
-        assert_eq!(
-            disposition(b"a.b/noext", OutputFormat::Tiff, (1, 2), true),
-            "attachment; filename=\"noext_1x2.tif\""
-        );
-        assert_eq!(
-            disposition(b"my.image.v2.tif", OutputFormat::Png, (3, 4), false),
-            "inline; filename=\"my.image.v2_3x4.png\""
-        );
-        assert_eq!(
-            disposition(b"q\"x.tif", OutputFormat::Webp, (3, 4), false),
-            "inline; filename=\"q_x_3x4.webp\""
-        );
-        // A sequence's key names no file: its base is the key's last segment, as iipsrv 1.3.
-        assert_eq!(
-            disposition(b"sequence/obj", OutputFormat::Jpeg, (50, 38), false),
-            "inline; filename=\"obj_50x38.jpg\""
-        );
+        use OutputFormat::*;
+        let cases: [(&[u8], OutputFormat, bool, &str); 5] = [
+            (
+                b"images/x.tif",
+                Jpeg,
+                false,
+                "inline; filename=\"x_200x150.jpg\"",
+            ),
+            (
+                b"a.b/noext",
+                Tiff,
+                true,
+                "attachment; filename=\"noext_200x150.tif\"",
+            ),
+            (
+                b"my.image.v2.tif",
+                Png,
+                false,
+                "inline; filename=\"my.image.v2_200x150.png\"",
+            ),
+            (
+                b"q\"x.tif",
+                Webp,
+                false,
+                "inline; filename=\"q_x_200x150.webp\"",
+            ),
+            // A sequence's key names no file: its base is the key's last segment, as 1.3.
+            (
+                b"sequence/obj",
+                Jpeg,
+                false,
+                "inline; filename=\"obj_200x150.jpg\"",
+            ),
+        ];
+        for (key, format, attachment, expected) in cases {
+            assert_eq!(disposition(key, format, (200, 150), attachment), expected);
+        }
     }
 }

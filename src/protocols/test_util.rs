@@ -1,6 +1,7 @@
 //! Helpers for the protocols' unit tests: configurations and image descriptions built in a
 //! line.
 
+use super::grid::Target;
 use crate::config::Config;
 use crate::image::ColourSpace;
 use crate::shared::Shared;
@@ -44,5 +45,15 @@ pub(crate) fn image_info(levels: &[(u32, u32)], tile: u32) -> ImageInfo {
         dpi: None,
         stack: vec![],
         quality_layers: 0,
+    }
+}
+
+/// A grid protocol's tile (level, column, row) of the image `id`.
+pub(crate) fn tile_target(id: &[u8], (level, col, row): (i64, i64, i64)) -> Target<'_> {
+    Target::Tile {
+        id,
+        level,
+        col,
+        row,
     }
 }

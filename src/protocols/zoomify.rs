@@ -128,7 +128,7 @@ impl Grid for Zoomify {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocols::test_util::image_info as info;
+    use crate::protocols::test_util::{image_info as info, tile_target};
 
     #[test]
     fn properties_match_upstream_where_upstream_is_right() {
@@ -170,23 +170,16 @@ mod tests {
 
     #[test]
     fn splitting() {
+        let split = Zoomify::split;
+        let id = b"/images/x.tif";
         assert_eq!(
-            Zoomify::split(b"/images/x.tif/ImageProperties.xml"),
-            Target::Document(b"/images/x.tif")
+            split(b"/images/x.tif/ImageProperties.xml"),
+            Target::Document(id)
         );
-        assert_eq!(
-            Zoomify::split(b"/images/x.tif/TileGroup5/2-3-2.jpg"),
-            Target::Tile {
-                id: b"/images/x.tif",
-                level: 2,
-                col: 3,
-                row: 2
-            }
-        );
-        assert_eq!(Zoomify::split(b"x.tif"), Target::Malformed(b"x.tif"));
-        assert_eq!(
-            Zoomify::split(b"a/b/2-3-2.jpg"),
-            Target::Malformed(b"a/b/2-3-2.jpg")
-        );
+        let tile = split(b"/images/x.tif/TileGroup5/2-3-2.jpg");
+        assert_eq!(tile, tile_target(id, (2, 3, 2)));
+        assert_eq!(split(b"x.tif"), Target::Malformed(b"x.tif"));
+        let no_group = b"a/b/2-3-2.jpg";
+        assert_eq!(split(no_group), Target::Malformed(no_group));
     }
 }

@@ -16,64 +16,90 @@
 
 pub mod listen;
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::App;
 use crate::transport::{self, Limits, shutdown_signalled};
 use listen::Listener;
 
-/// Accept FastCGI connections until shutdown.
-pub async fn serve_fastcgi(
-    listener: Listener,
-    app: App,
-    limits: Limits,
+/// The first pause after a failed `accept`; it doubles up to [`MAX_ACCEPT_BACKOFF`].
+const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
+
+/// The longest pause after failed `accept`s.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Accept connections until shutdown: at most `max_connections` at once (a permit is taken
+/// before `accept`), a failed `accept` (EMFILE and friends) backs off instead of spinning, and
+/// each accepted stream goes to `serve` with its permit.
+async fn accept_loop<S, F>(
+    max_connections: usize,
     mut shutdown: watch::Receiver<bool>,
-) {
-    let app = Arc::new(app);
-    let connections = Arc::new(Semaphore::new(app.config().max_connections));
-    let allowed = app.config().fcgi_web_server_addrs.clone();
-    let mut backoff = Duration::from_millis(5);
+    what: &str,
+    mut accept: impl FnMut() -> F,
+    mut serve: impl FnMut(S, OwnedSemaphorePermit, watch::Receiver<bool>),
+) where
+    F: Future<Output = io::Result<S>>,
+{
+    let connections = Arc::new(Semaphore::new(max_connections));
+    let mut backoff = FIRST_ACCEPT_BACKOFF;
     loop {
         let permit = tokio::select! {
             p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
             _ = shutdown_signalled(&mut shutdown) => return,
         };
         let accepted = tokio::select! {
-            a = accept(&listener) => a,
+            a = accept() => a,
             _ = shutdown_signalled(&mut shutdown) => return,
         };
         match accepted {
-            Ok(Stream::Tcp(stream, peer)) => {
-                backoff = Duration::from_millis(5);
-                if let Some(allowed) = &allowed {
-                    if !allowed.contains(&peer.ip()) {
-                        tracing::warn!(
-                            "Connection from {} refused (FCGI_WEB_SERVER_ADDRS)",
-                            peer.ip()
-                        );
-                        continue;
-                    }
-                }
-                let _ = stream.set_nodelay(true);
-                spawn_connection(stream, app.clone(), limits, shutdown.clone(), permit);
-            }
-            Ok(Stream::Unix(stream)) => {
-                backoff = Duration::from_millis(5);
-                spawn_connection(stream, app.clone(), limits, shutdown.clone(), permit);
+            Ok(stream) => {
+                backoff = FIRST_ACCEPT_BACKOFF;
+                serve(stream, permit, shutdown.clone());
             }
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning, keep serving.
-                tracing::warn!("accept failed: {e}");
+                tracing::warn!("{what} accept failed: {e}");
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
             }
         }
     }
+}
+
+/// Accept FastCGI connections until shutdown. A TCP peer not in `FCGI_WEB_SERVER_ADDRS` (when
+/// set) is refused.
+pub async fn serve_fastcgi(
+    listener: Listener,
+    app: App,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) {
+    let app = Arc::new(app);
+    let allowed = app.config().fcgi_web_server_addrs.clone();
+    let serve = |stream, permit, shutdown| match stream {
+        Stream::Tcp(stream, peer) => {
+            if let Some(allowed) = &allowed {
+                if !allowed.contains(&peer.ip()) {
+                    tracing::warn!(
+                        "Connection from {} refused (FCGI_WEB_SERVER_ADDRS)",
+                        peer.ip()
+                    );
+                    return;
+                }
+            }
+            let _ = stream.set_nodelay(true);
+            spawn_connection(stream, app.clone(), limits, shutdown, permit);
+        }
+        Stream::Unix(stream) => spawn_connection(stream, app.clone(), limits, shutdown, permit),
+    };
+    let max = app.config().max_connections;
+    accept_loop(max, shutdown, "FastCGI", || accept(&listener), serve).await;
 }
 
 /// Serve one FastCGI connection in its own task, holding its connection permit.
@@ -82,7 +108,7 @@ fn spawn_connection<S>(
     app: Arc<App>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -95,11 +121,11 @@ fn spawn_connection<S>(
 }
 
 enum Stream {
-    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
+    Tcp(tokio::net::TcpStream, SocketAddr),
     Unix(tokio::net::UnixStream),
 }
 
-async fn accept(listener: &Listener) -> std::io::Result<Stream> {
+async fn accept(listener: &Listener) -> io::Result<Stream> {
     match listener {
         Listener::Tcp(l) => l.accept().await.map(|(s, a)| Stream::Tcp(s, a)),
         Listener::Unix(l) => l.accept().await.map(|(s, _)| Stream::Unix(s)),
@@ -111,34 +137,20 @@ pub async fn serve_http(
     listener: TcpListener,
     app: App,
     limits: Limits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let app = Arc::new(app);
-    let connections = Arc::new(Semaphore::new(app.config().max_connections));
     let local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    loop {
-        let permit = tokio::select! {
-            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown_signalled(&mut shutdown) => return,
-        };
-        let (stream, peer) = tokio::select! {
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!("HTTP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = shutdown_signalled(&mut shutdown) => return,
-        };
+    let serve = |(stream, peer): (tokio::net::TcpStream, SocketAddr), permit, shutdown| {
         let _ = stream.set_nodelay(true);
-        let (app, rx) = (app.clone(), shutdown.clone());
+        let app = app.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            transport::http::serve_connection(stream, app, limits, (local, peer), rx).await;
+            transport::http::serve_connection(stream, app, limits, (local, peer), shutdown).await;
         });
-    }
+    };
+    let max = app.config().max_connections;
+    accept_loop(max, shutdown, "HTTP", || listener.accept(), serve).await;
 }

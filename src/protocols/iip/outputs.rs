@@ -2,6 +2,7 @@
 //! and the view built so far. They run only once `FIF` has opened an image (the session
 //! answers `Error/…:1 3` otherwise), so each takes the [`OpenImage`] itself.
 
+use super::parameters::numbers;
 use crate::config::env::atoi;
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
@@ -289,12 +290,7 @@ fn pfl(ctx: &Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Response> {
 /// `JTLS=x,r,t,y` (§6.3): set the sequence angles, then as JTL.
 fn jtls(ctx: &mut Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Option<Response>> {
     let a = String::from_utf8_lossy(arg);
-    let v: Vec<i64> = a
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .take(4)
-        .map(|t| atoi(t).value)
-        .collect();
+    let v = numbers(&a, 4, |t| atoi(t).value);
     if v.len() < 4 {
         return Ok(None);
     }

@@ -83,12 +83,7 @@ fn positive(a: &str) -> Option<u32> {
 /// `RGN=x,y,w,h` in fractions of the image, clamped to 0–1; `None` unless four numbers with a
 /// positive width and height.
 fn region(a: &str) -> Option<Region> {
-    let vals: Vec<f64> = a
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .take(4)
-        .map(|t| atof(t).value)
-        .collect();
+    let vals = numbers(a, 4, |t| atof(t).value);
     if vals.len() == 4 && vals[2] > 0.0 && vals[3] > 0.0 {
         let c = |x: f64| x.clamp(0.0, 1.0);
         Some(Region::Fraction {
@@ -183,12 +178,18 @@ fn colour(a: &str) -> Option<ColourConversion> {
 
 /// `SHD=h,v`: the hill-shading angles; `None` with fewer than two numbers.
 fn shade(a: &str) -> Option<(i32, i32)> {
-    let vals: Vec<i64> = a
-        .split(',')
-        .filter(|t| !t.is_empty())
-        .map(|t| atoi(t).value)
-        .collect();
+    let vals = numbers(a, 2, |t| atoi(t).value);
     (vals.len() >= 2).then(|| (vals[0] as i32, vals[1] as i32))
+}
+
+/// The first `max` comma-separated numbers of an argument (empty items skipped), each read
+/// with `read` (C's `atoi` or `atof`).
+pub(super) fn numbers<T>(a: &str, max: usize, read: impl Fn(&str) -> T) -> Vec<T> {
+    a.split(',')
+        .filter(|t| !t.is_empty())
+        .take(max)
+        .map(read)
+        .collect()
 }
 
 /// A URL-decoded argument as text (`CTW`, `CNV` carry brackets and `;`).
