@@ -30,7 +30,7 @@ pub struct OpenImage {
 
 /// The file to read the pixels of one view from (see [`OpenImage::source_for`]).
 #[derive(Debug, Clone)]
-pub struct ViewSource {
+pub(crate) struct ViewSource {
     pub source: Arc<dyn ImageSource>,
     /// That file's mtime (stored with its cached tiles).
     pub mtime: SystemTime,
@@ -66,7 +66,7 @@ impl OpenImage {
     /// horizontal angle is its stack page). For a sequence, view (h, v) is the file
     /// `<prefix><key><pattern><h:03>_<v:03>.<ext>`: the default source for (0, 90), otherwise
     /// that file through the metadata cache (one `stat`), 404 when it does not exist.
-    pub fn source_for(&self, shared: &Shared, view: &View) -> Result<ViewSource> {
+    pub(crate) fn source_for(&self, shared: &Shared, view: &View) -> Result<ViewSource> {
         let (h, v) = (view.horizontal, view.vertical.unwrap_or(90));
         let Some(seq) = &self.sequence else {
             return Ok(ViewSource {

@@ -21,10 +21,10 @@ use crate::view::{ColourConversion, Contrast, View};
 /// The most memory one region export may work on: the decoded region (as float when the float
 /// path runs) and the output, each at most this many bytes. Larger requests (possible with
 /// `MAX_CVT=-1`) are refused with 400 instead of overflowing (server-and-config.md §7.2).
-pub const MAX_EXPORT_BYTES: u64 = 1 << 31;
+pub(crate) const MAX_EXPORT_BYTES: u64 = 1 << 31;
 
 /// The quality an encoder uses: `QLT` if given, else the configured default.
-pub fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32 {
+pub(crate) fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32 {
     let c = shared.config();
     match view.quality {
         None => match format {
@@ -61,7 +61,7 @@ pub fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32 {
 /// Also bitonal output of a 1-channel image: upstream passes such a stored tile through
 /// unchanged; here every tile whose pixels the pipeline changes is decoded, so that the
 /// encoded-tile cache only ever holds unprocessed tiles.
-pub fn forces_raw(shared: &Shared, info: &ImageInfo, view: &View) -> bool {
+pub(crate) fn forces_raw(shared: &Shared, info: &ImageInfo, view: &View) -> bool {
     info.bits_per_sample > 8
         || info.colour == ColourSpace::CieLab
         || info.channels == 2
@@ -107,7 +107,7 @@ fn resolution_for(info: &ImageInfo, level_width: u32, level_height: u32) -> Opti
 
 /// A decoded tile of the view's angles (stack page or sequence view), through the cache (RAW
 /// entries).
-pub fn raw_tile(
+pub(crate) fn raw_tile(
     shared: &Shared,
     image: &OpenImage,
     view: &View,
@@ -167,7 +167,7 @@ fn tile_key(
 /// and the viewer protocols' tiles); the tile is the one stored at that index, whatever the
 /// view's rotation. Errors: out-of-range resolution → [`Error::invalid`] (banner),
 /// out-of-range tile → 404.
-pub fn tile(
+pub(crate) fn tile(
     shared: &Shared,
     image: &OpenImage,
     view: &View,
@@ -278,7 +278,7 @@ fn text_metadata(shared: &Shared, info: &ImageInfo) -> Vec<(&'static str, String
 
 /// The image histogram (§4.1 step 4): from the raw tile 0 of the smallest resolution, page 0,
 /// through the tile cache.
-pub fn histogram(shared: &Shared, image: &OpenImage, view: &View) -> Result<Histogram> {
+pub(crate) fn histogram(shared: &Shared, image: &OpenImage, view: &View) -> Result<Histogram> {
     let page0 = View {
         horizontal: 0,
         vertical: view.vertical,
@@ -292,7 +292,7 @@ pub fn histogram(shared: &Shared, image: &OpenImage, view: &View) -> Result<Hist
 /// The tile pipeline on decoded pixels (§4.2 step 7–8): CIELAB, the float path or the fast
 /// 8-bit reduction, flattening, greyscale, bitonal, equalisation, flip, rotation and the
 /// watermark (one per tile at most). No resize.
-pub fn process_tile(
+pub(crate) fn process_tile(
     shared: &Shared,
     image: &OpenImage,
     view: &View,
@@ -468,7 +468,7 @@ impl RegionOptions {
 
 /// An encoded region export.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub bytes: Bytes,
     /// Output size before rotation (as in the Content-Disposition file name).
     pub width: u32,
@@ -504,7 +504,7 @@ pub fn region_plan(
 /// pipeline with the resize, and encode with XMP, EXIF, ICC (§5.1) and DPI (§5.4). Runs under
 /// `block_in_place` on a multi-thread runtime. Sizes above [`MAX_EXPORT_BYTES`] are refused
 /// with 400.
-pub fn region_with(
+pub(crate) fn region_with(
     shared: &Shared,
     image: &OpenImage,
     view: &View,

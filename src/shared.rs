@@ -58,12 +58,12 @@ impl Shared {
     }
 
     /// The shared tile cache.
-    pub fn tiles(&self) -> &TileCache {
+    pub(crate) fn tiles(&self) -> &TileCache {
         &self.tiles
     }
 
     /// The shared metadata cache (opened sources by path).
-    pub fn meta(&self) -> &MetaCache {
+    pub(crate) fn meta(&self) -> &MetaCache {
         &self.meta
     }
 
@@ -78,7 +78,7 @@ impl Shared {
     }
 
     /// The watermark (`WATERMARK`), loaded once; failures are logged and disable it.
-    pub fn watermark(&self) -> Option<&Watermark> {
+    pub(crate) fn watermark(&self) -> Option<&Watermark> {
         self.watermark
             .get_or_init(|| {
                 let c = &self.config;

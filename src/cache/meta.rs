@@ -12,20 +12,20 @@ use crate::source::ImageSource;
 
 /// What the cache holds per file.
 #[derive(Debug, Clone)]
-pub struct CachedSource {
+pub(crate) struct CachedSource {
     pub mtime: SystemTime,
     pub source: Arc<dyn ImageSource>,
 }
 
 /// The shared metadata cache.
 #[derive(Debug)]
-pub struct MetaCache {
+pub(crate) struct MetaCache {
     cache: Option<Cache<PathBuf, CachedSource>>,
 }
 
 impl MetaCache {
     /// `entries` as MAX_METADATA_CACHE_SIZE: negative unlimited, 0 off.
-    pub fn new(entries: i64) -> MetaCache {
+    pub(crate) fn new(entries: i64) -> MetaCache {
         let cache = match entries {
             0 => None,
             n if n < 0 => Some(Cache::new(1 << 20)),
@@ -35,28 +35,20 @@ impl MetaCache {
     }
 
     /// The source for `path` if cached for this mtime.
-    pub fn get(&self, path: &PathBuf, mtime: SystemTime) -> Option<Arc<dyn ImageSource>> {
+    pub(crate) fn get(&self, path: &PathBuf, mtime: SystemTime) -> Option<Arc<dyn ImageSource>> {
         let e = self.cache.as_ref()?.get(path)?;
         (e.mtime == mtime).then_some(e.source)
     }
 
-    pub fn insert(&self, path: PathBuf, mtime: SystemTime, source: Arc<dyn ImageSource>) {
+    pub(crate) fn insert(&self, path: PathBuf, mtime: SystemTime, source: Arc<dyn ImageSource>) {
         if let Some(c) = &self.cache {
             c.insert(path, CachedSource { mtime, source });
         }
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(c) = &self.cache {
             c.clear();
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.cache.as_ref().map(|c| c.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

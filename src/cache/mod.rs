@@ -6,5 +6,5 @@
 //! reference from [`crate::shared::Shared`], emptied on SIGHUP.
 
 pub mod memcached;
-pub mod meta;
-pub mod tile;
+pub(crate) mod meta;
+pub(crate) mod tile;

@@ -18,7 +18,7 @@ use crate::image::RawImage;
 
 /// The encoding of a cached tile (iipsrv's enum values, kept for log compatibility).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Encoding {
+pub(crate) enum Encoding {
     Raw = 1,
     Tiff = 2,
     Jpeg = 4,
@@ -41,7 +41,7 @@ impl From<OutputFormat> for Encoding {
 
 /// Which tile, in which form.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TileKey {
+pub(crate) struct TileKey {
     /// The decoded, filtered identifier (without FILESYSTEM_PREFIX/SUFFIX).
     pub image: Arc<[u8]>,
     pub resolution: u32,
@@ -59,7 +59,7 @@ pub struct TileKey {
 
 /// A cached tile.
 #[derive(Debug, Clone)]
-pub enum TileData {
+pub(crate) enum TileData {
     /// A complete encoded file (JPEG, WebP, …).
     Encoded(Bytes),
     /// Decoded pixels.
@@ -102,13 +102,13 @@ impl Weighter<TileKey, Entry> for ByBytes {
 
 /// The shared tile cache; `None` inside when `MAX_IMAGE_CACHE_SIZE` is 0.
 #[derive(Debug)]
-pub struct TileCache {
+pub(crate) struct TileCache {
     cache: Option<Cache<TileKey, Entry, ByBytes>>,
 }
 
 impl TileCache {
     /// A cache holding at most `capacity_bytes` (0 disables it).
-    pub fn new(capacity_bytes: u64) -> TileCache {
+    pub(crate) fn new(capacity_bytes: u64) -> TileCache {
         let cache = (capacity_bytes > 0).then(|| {
             // quick_cache wants an estimate of the entry count: assume ~32 KB tiles.
             let items = (capacity_bytes / 32_768).clamp(16, 1 << 22) as usize;
@@ -118,7 +118,7 @@ impl TileCache {
     }
 
     /// A tile, if cached for this exact file version.
-    pub fn get(&self, key: &TileKey, mtime: SystemTime) -> Option<TileData> {
+    pub(crate) fn get(&self, key: &TileKey, mtime: SystemTime) -> Option<TileData> {
         let e = self.cache.as_ref()?.get(key)?;
         if e.mtime == mtime {
             tracing::trace!(
@@ -134,20 +134,21 @@ impl TileCache {
     }
 
     /// Store a tile.
-    pub fn insert(&self, key: TileKey, mtime: SystemTime, data: TileData) {
+    pub(crate) fn insert(&self, key: TileKey, mtime: SystemTime, data: TileData) {
         if let Some(c) = &self.cache {
             c.insert(key, Entry { mtime, data });
         }
     }
 
     /// Empty the cache (SIGHUP).
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some(c) = &self.cache {
             c.clear();
         }
     }
 
-    /// Entries and accounted bytes, for logs and tests.
+    /// Entries and accounted bytes.
+    #[cfg(test)]
     pub fn usage(&self) -> (usize, u64) {
         self.cache
             .as_ref()

@@ -3,12 +3,12 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Format a time as iipsrv does: `strftime("%a, %d %b %Y %H:%M:%S GMT")` in UTC.
-pub fn http_date(t: SystemTime) -> String {
+pub(crate) fn http_date(t: SystemTime) -> String {
     httpdate::fmt_http_date(t)
 }
 
 /// Truncate a time to whole seconds (HTTP dates have no fraction).
-pub fn whole_seconds(t: SystemTime) -> SystemTime {
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
     match t.duration_since(UNIX_EPOCH) {
         Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
         Err(_) => UNIX_EPOCH,
@@ -16,7 +16,7 @@ pub fn whole_seconds(t: SystemTime) -> SystemTime {
 }
 
 /// Parse an `If-Modified-Since` value (`%a, %d %b %Y %H:%M:%S %Z`, UTC). `None` if malformed.
-pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+pub(crate) fn parse_http_date(s: &str) -> Option<SystemTime> {
     httpdate::parse_http_date(s.trim()).ok()
 }
 

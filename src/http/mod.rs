@@ -5,7 +5,7 @@
 //! exactly that: an ordered list of header lines and a body. The FastCGI transport writes it
 //! verbatim; the HTTP transport turns the `Status:` line into the status line.
 
-pub mod date;
+pub(crate) mod date;
 pub mod request;
 pub mod response;
 

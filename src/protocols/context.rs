@@ -32,7 +32,7 @@ pub(crate) enum IfModifiedSince {
 }
 
 impl<'a> Context<'a> {
-    pub fn new(shared: &'a Shared, req: &'a Request) -> Context<'a> {
+    pub(crate) fn new(shared: &'a Shared, req: &'a Request) -> Context<'a> {
         Context {
             shared,
             req,
@@ -43,18 +43,18 @@ impl<'a> Context<'a> {
         }
     }
 
-    pub fn config(&self) -> &'a Config {
+    pub(crate) fn config(&self) -> &'a Config {
         self.shared.config()
     }
 
     /// The configured header lines (CORS, Cache-Control).
-    pub fn headers(&self) -> &'a HeaderDefaults {
+    pub(crate) fn headers(&self) -> &'a HeaderDefaults {
         self.shared.headers()
     }
 
     /// Compare `If-Modified-Since` with the image's mtime (whole seconds; only an equal date
     /// is unmodified, as iipsrv).
-    pub fn if_modified_since(&self, image: &OpenImage) -> IfModifiedSince {
+    pub(crate) fn if_modified_since(&self, image: &OpenImage) -> IfModifiedSince {
         let Some(ims) = self.req.param("HTTP_IF_MODIFIED_SINCE") else {
             return IfModifiedSince::Absent;
         };
@@ -66,7 +66,7 @@ impl<'a> Context<'a> {
     }
 
     /// Whether the client's copy of the image is current.
-    pub fn unmodified(&self, image: &OpenImage) -> bool {
+    pub(crate) fn unmodified(&self, image: &OpenImage) -> bool {
         self.if_modified_since(image) == IfModifiedSince::Unmodified
     }
 }

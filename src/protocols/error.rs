@@ -5,7 +5,7 @@ use crate::http::{HeaderDefaults, Response};
 
 /// The one place where an [`Error`] becomes a response (bodies are client-safe; details are
 /// logged).
-pub fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
+pub(crate) fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
     match e.kind {
         ErrorKind::NotFound
         | ErrorKind::BadRequest

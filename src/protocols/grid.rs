@@ -38,7 +38,7 @@ pub(crate) enum Target<'a> {
 
 impl<'a> Target<'a> {
     /// The raw identifier (decoded later, as `FIF` does).
-    pub fn id(&self) -> &'a [u8] {
+    pub(crate) fn id(&self) -> &'a [u8] {
         match *self {
             Target::Document(id) | Target::Tile { id, .. } | Target::Malformed(id) => id,
         }

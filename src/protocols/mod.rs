@@ -6,7 +6,7 @@
 //! `DeepZoom=` commands hand over to their own modules, which see only the protocol-neutral
 //! [`context::Context`]. Each protocol fills a [`crate::view::View`] and answers through the
 //! shared image responses ([`responses`]: tiles, exports, 304) and the one error mapping
-//! ([`error_response`]).
+//! ([`error::error_response`]).
 //!
 //! Inside this module, calls go one way: `mod.rs` → `iip` → `iiif`, `zoomify`, `deepzoom` →
 //! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); no child calls back into
@@ -24,8 +24,6 @@ mod responses;
 mod test_util;
 mod uri_map;
 mod zoomify;
-
-pub use error::error_response;
 
 use crate::http::{Request, Response};
 use crate::shared::Shared;

@@ -9,7 +9,7 @@ use crate::shared::Shared;
 
 /// Where the request string came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RequestString {
+pub(crate) enum RequestString {
     /// The request asked for nothing: the banner page.
     Empty,
     /// An IIP command string (query string, POST body or a mapped path).
@@ -19,7 +19,7 @@ pub enum RequestString {
 }
 
 /// Obtain the request string (`server-and-config.md` §1.7).
-pub fn request_string(shared: &Shared, req: &Request) -> RequestString {
+pub(crate) fn request_string(shared: &Shared, req: &Request) -> RequestString {
     let d = &shared.headers();
     if let Some(map) = &shared.config().uri_map {
         let uri = req.param("REQUEST_URI").unwrap_or(b"");

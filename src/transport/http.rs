@@ -80,7 +80,7 @@ pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
 
 /// Serve HTTP/1.1 requests on one accepted connection (keep-alive) until the peer closes it
 /// or shutdown is signalled; a request in progress then finishes first.
-pub async fn serve_connection<R: Responder>(
+pub(crate) async fn serve_connection<R: Responder>(
     stream: TcpStream,
     responder: Arc<R>,
     limits: Limits,

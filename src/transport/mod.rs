@@ -52,7 +52,7 @@ pub trait Responder: Send + Sync + 'static {
 }
 
 /// Resolve when shutdown has been signalled (or when its sender is gone).
-pub async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
+pub(crate) async fn shutdown_signalled(rx: &mut watch::Receiver<bool>) {
     while !*rx.borrow_and_update() {
         if rx.changed().await.is_err() {
             return;

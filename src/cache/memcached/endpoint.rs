@@ -4,11 +4,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// memcached's default port, used when an entry of `MEMCACHED_SERVERS` names none.
-pub const DEFAULT_PORT: u16 = 11211;
+pub(crate) const DEFAULT_PORT: u16 = 11211;
 
 /// One entry of `MEMCACHED_SERVERS`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// `host[:port]` or `[ipv6]:port`.
     Tcp { host: String, port: u16 },
     /// An absolute path: a UNIX socket (libmemcached's rule for names starting with `/`).
@@ -30,7 +30,7 @@ impl fmt::Display for Endpoint {
 /// [`DEFAULT_PORT`]; weights do not matter for modulo distribution and are ignored. Empty entries
 /// are skipped; an entry with a port that is not a number from 0 to 65535 is skipped with a
 /// warning (libmemcached would truncate it to 16 bits).
-pub fn parse_servers(list: &str) -> Vec<Endpoint> {
+pub(crate) fn parse_servers(list: &str) -> Vec<Endpoint> {
     let mut out = Vec::new();
     for entry in list.split(',') {
         let entry = entry.trim();

@@ -5,13 +5,13 @@
 use sha2::{Digest, Sha256};
 
 /// The prefix iipsrv puts before the request string.
-pub const KEY_PREFIX: &[u8] = b"iipsrv::";
+pub(crate) const KEY_PREFIX: &[u8] = b"iipsrv::";
 
 /// The prefix of hashed keys (request strings too long for a memcached key).
-pub const HASHED_KEY_PREFIX: &[u8] = b"iipsrv#sha256:";
+pub(crate) const HASHED_KEY_PREFIX: &[u8] = b"iipsrv#sha256:";
 
 /// memcached's longest key.
-pub const MAX_KEY_BYTES: usize = 250;
+pub(crate) const MAX_KEY_BYTES: usize = 250;
 
 /// The memcached key for a request string (see the module doc): iipsrv's key when it fits,
 /// otherwise a SHA-256 key of our own.
@@ -33,7 +33,7 @@ pub fn key_for(request_string: &[u8]) -> Vec<u8> {
 
 /// Bob Jenkins' one-at-a-time hash as libmemcached's `hashkit_one_at_a_time` computes it: each
 /// byte is read as a C `char` and widened to 32 bits (sign-extended where `char` is signed).
-pub fn one_at_a_time(key: &[u8]) -> u32 {
+pub(crate) fn one_at_a_time(key: &[u8]) -> u32 {
     let mut h: u32 = 0;
     for &b in key {
         h = h.wrapping_add(i64::from(b as std::ffi::c_char) as u32);
@@ -46,7 +46,7 @@ pub fn one_at_a_time(key: &[u8]) -> u32 {
 }
 
 /// The server (index into the list) that holds `key`: libmemcached's modulo distribution.
-pub fn server_index(key: &[u8], servers: usize) -> usize {
+pub(crate) fn server_index(key: &[u8], servers: usize) -> usize {
     if servers <= 1 {
         0
     } else {

@@ -78,7 +78,7 @@
 mod endpoint;
 mod keys;
 mod server;
-mod wire;
+pub mod wire;
 
 use std::fmt;
 use std::sync::Arc;
@@ -87,15 +87,14 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::http::{Response, date};
-pub use endpoint::{DEFAULT_PORT, Endpoint, parse_servers};
-pub use keys::{
-    HASHED_KEY_PREFIX, KEY_PREFIX, MAX_KEY_BYTES, key_for, one_at_a_time, server_index,
-};
+use endpoint::parse_servers;
+pub use keys::key_for;
+use keys::server_index;
+pub use server::IO_TIMEOUT;
 use server::Server;
-pub use server::{FIRST_RETRY, IO_TIMEOUT, MAX_RETRY};
 
 /// memcached's default item size limit (`-I 1m`): key, value and item header together.
-pub const MAX_ITEM_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_ITEM_BYTES: usize = 1024 * 1024;
 
 /// Room for memcached's item header within [`MAX_ITEM_BYTES`].
 const ITEM_OVERHEAD_BYTES: usize = 64;
@@ -110,7 +109,7 @@ const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 const RELATIVE_EXPIRY_MAX: u32 = 60 * 60 * 24 * 30;
 
 /// The expiry field of a `SET` for `MEMCACHED_TIMEOUT` seconds (0 = never expires).
-pub fn expiry_field(timeout_secs: u32, now: SystemTime) -> u32 {
+pub(crate) fn expiry_field(timeout_secs: u32, now: SystemTime) -> u32 {
     if timeout_secs <= RELATIVE_EXPIRY_MAX {
         return timeout_secs;
     }

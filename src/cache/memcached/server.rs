@@ -16,10 +16,10 @@ use super::wire;
 pub const IO_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// The first back-off before a failed server is tried again.
-pub const FIRST_RETRY: Duration = Duration::from_millis(250);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(250);
 
 /// The longest back-off between attempts to reach a failed server.
-pub const MAX_RETRY: Duration = Duration::from_secs(5);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// Idle connections kept per server.
 const IDLE_PER_SERVER: usize = 32;
@@ -42,7 +42,7 @@ struct ServerState {
 }
 
 impl Server {
-    pub fn new(endpoint: Endpoint) -> Server {
+    pub(crate) fn new(endpoint: Endpoint) -> Server {
         Server {
             endpoint,
             up: AtomicBool::new(false),
@@ -56,7 +56,7 @@ impl Server {
         }
     }
 
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)
     }
 
@@ -70,7 +70,7 @@ impl Server {
 
     /// One request and its reply. A pooled connection the server has closed meanwhile (a
     /// restart, an idle timeout) gets one retry on a fresh connection; a timeout does not.
-    pub fn call(&self, request: &[u8], op: u8) -> io::Result<wire::Reply> {
+    pub(crate) fn call(&self, request: &[u8], op: u8) -> io::Result<wire::Reply> {
         let pooled = self.idle().pop();
         if let Some(mut conn) = pooled {
             match wire::exchange(&mut conn, request, op) {
@@ -124,7 +124,7 @@ impl Server {
     }
 
     /// Stop using the server until the background thread has reached it again.
-    pub fn mark_down(&self, e: &io::Error) {
+    pub(crate) fn mark_down(&self, e: &io::Error) {
         let was_up = self.up.swap(false, Ordering::AcqRel);
         self.idle().clear();
         if was_up {
@@ -140,7 +140,7 @@ impl Server {
 
     /// If the server is down and its retry time has come, try to reach it (resolve, connect,
     /// `NOOP`). Returns the next retry time while it stays down.
-    pub fn revive_if_due(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn revive_if_due(&self, now: Instant) -> Option<Instant> {
         if self.is_up() {
             return None;
         }

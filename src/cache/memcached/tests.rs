@@ -7,6 +7,8 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
+use super::endpoint::*;
+use super::keys::*;
 use super::*;
 
 #[test]

@@ -9,7 +9,7 @@ use crate::text::{fmt_g, json_escape};
 /// The IIIF scale factor of each stored level (index 0 = full size): the power of two whose
 /// halving (rounded either way) gives the level's size, so that a pyramid whose levels were
 /// rounded up gets 1, 2, 4 … like a floor-rounded one; otherwise the nearest integer ratio.
-pub fn scale_factors(info: &ImageInfo) -> Vec<u32> {
+pub(crate) fn scale_factors(info: &ImageInfo) -> Vec<u32> {
     let (fw, fh) = (info.width as u64, info.height as u64);
     info.levels
         .iter()
@@ -30,7 +30,7 @@ pub fn scale_factors(info: &ImageInfo) -> Vec<u32> {
 }
 
 /// The tile size advertised: the full-resolution level's tile width and height.
-pub fn tile_size(info: &ImageInfo) -> (u32, u32) {
+pub(crate) fn tile_size(info: &ImageInfo) -> (u32, u32) {
     info.levels
         .first()
         .map(|l| (l.tile_width, l.tile_height))
@@ -114,7 +114,7 @@ fn qualities(info: &ImageInfo, config: &Config) -> String {
 
 /// The info.json body for `version` (3 or more: the v3 layout; below: v2), with `id` already
 /// JSON-escaped.
-pub fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Config) -> String {
+pub(crate) fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Config) -> String {
     let mut out = String::with_capacity(2048);
     let v = version;
     out.push_str(&format!(

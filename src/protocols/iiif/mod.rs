@@ -11,7 +11,7 @@
 //!
 //! The differences from iipsrv 1.3 are listed in docs/compatibility.md.
 
-pub mod info;
+pub(crate) mod info;
 pub mod parse;
 
 use super::context::Context;
@@ -29,7 +29,7 @@ use parse::{ImageRequest, Limits, Quality};
 
 /// What a IIIF argument asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// No `/` at all: the base URI, redirected to its info.json.
     Base(Vec<u8>),
     /// `{id}/info.json`.
@@ -45,7 +45,7 @@ const NOT_ENOUGH: &str = "IIIF: Not enough parameters";
 
 /// Split a decoded IIIF argument (§1.2). Upstream's search wraps around when a slash is at
 /// position 0 (an argument starting with `/` never gets the 400); here it does not.
-pub fn split(decoded: &[u8]) -> Result<Target> {
+pub(crate) fn split(decoded: &[u8]) -> Result<Target> {
     let Some(last) = decoded.iter().rposition(|&b| b == b'/') else {
         return Ok(Target::Base(decoded.to_vec()));
     };
@@ -74,7 +74,7 @@ pub fn split(decoded: &[u8]) -> Result<Target> {
 /// The version to answer with (§1.3): `IIIF_VERSION`, or the digit in an `Accept` header
 /// naming `http://iiif.io/api/image/<d>/context.json`; `true` when the header changed it (the
 /// response is then `Cache-Control: private`).
-pub fn negotiate(default: u32, accept: Option<&[u8]>) -> (u32, bool) {
+pub(crate) fn negotiate(default: u32, accept: Option<&[u8]>) -> (u32, bool) {
     const PREFIX: &[u8] = b"http://iiif.io/api/image";
     let Some(accept) = accept else {
         return (default, false);
@@ -108,7 +108,7 @@ fn header_defaults(shared: &Shared, negotiated: bool) -> HeaderDefaults {
 
 /// Split `<id><IIIF_DELIMITER><page>` at the delimiter's last occurrence (§1.2 step 4; the
 /// page number is read after the whole delimiter, also for delimiters longer than 1 byte).
-pub fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>) {
+pub(crate) fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Option<u32>) {
     if delimiter.is_empty() || id.len() < delimiter.len() {
         return (id, None);
     }
@@ -304,7 +304,7 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
 
 /// The view for a resolved request: the session's IIP parameters (commands before `IIIF=`
 /// apply), then the IIIF rotation, mirror and quality.
-pub fn request_view(base: &View, req: &ImageRequest) -> View {
+pub(crate) fn request_view(base: &View, req: &ImageRequest) -> View {
     let mut view = base.clone();
     view.rotation = (req.turns * 90) as f64;
     view.flip = req.mirror;
@@ -338,7 +338,7 @@ fn tile_pipeline_suffices(view: &View) -> bool {
 /// The stored tile a request is exactly, as (IIP resolution, tile index): at some level with
 /// scale factor f, the region is one tile of the advertised size scaled by f (clipped at the
 /// image edge, as IIIF clients compute it) and the output size is that tile's stored size.
-pub fn tile_for(info: &ImageInfo, req: &ImageRequest) -> Option<(u32, u32)> {
+pub(crate) fn tile_for(info: &ImageInfo, req: &ImageRequest) -> Option<(u32, u32)> {
     let (tw, th) = info::tile_size(info);
     let factors = info::scale_factors(info);
     let (fw, fh) = (info.width as u64, info.height as u64);

@@ -107,7 +107,7 @@ const SERVER_LINE: &str = "IIP-server:3.65";
 
 impl Obj {
     /// The object an `OBJ` argument (lower case) names, if any.
-    pub fn from_name(name: &str) -> Option<Obj> {
+    pub(crate) fn from_name(name: &str) -> Option<Obj> {
         if name.starts_with("iip,") {
             return Some(Obj::Server(ServerObj::Iip));
         }
@@ -147,7 +147,7 @@ impl Default for ObjText {
 
 impl ObjText {
     /// Whether nothing has been asked for.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.text.is_empty() && !self.iip_line
     }
 
@@ -157,7 +157,7 @@ impl ObjText {
     }
 
     /// Answer a server object.
-    pub fn server(&mut self, obj: ServerObj) {
+    pub(crate) fn server(&mut self, obj: ServerObj) {
         match obj {
             ServerObj::Iip => self.iip_line = true,
             ServerObj::IipServer => self.line(SERVER_LINE),
@@ -168,7 +168,7 @@ impl ObjText {
 
     /// Answer an image object; `view` for the rotation of `Max-size`, `config` for the
     /// `COPYRIGHT` that stands in for missing rights.
-    pub fn image(&mut self, obj: ImageObj, image: &OpenImage, view: &View, config: &Config) {
+    pub(crate) fn image(&mut self, obj: ImageObj, image: &OpenImage, view: &View, config: &Config) {
         let info = image.info();
         let metadata = |key: &str| metadata(info, config, key);
         match obj {

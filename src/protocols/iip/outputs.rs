@@ -37,7 +37,7 @@ pub(super) enum Output {
 
 impl Output {
     /// The output command `name` (lower case) names, if any.
-    pub fn from_name(name: &[u8]) -> Option<Output> {
+    pub(crate) fn from_name(name: &[u8]) -> Option<Output> {
         Some(match name {
             b"jtl" => Output::Tile(OutputFormat::Jpeg),
             b"ptl" => Output::Tile(OutputFormat::Png),
