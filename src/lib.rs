@@ -2,19 +2,27 @@
 //!
 //! # Brief overview
 //!
-//! A request travels through the layers top to bottom, one module each:
+//! A request travels through the layers top to bottom; each module only imports from the ones
+//! below it (`tests/it/layers.rs` checks it):
 //!
-//! 1. [`transport`]: FastCGI records (or plain HTTP) become a [`http::Request`].
-//! 2. [`server`]: listeners, the worker pool, shutdown; hands the request to [`protocols`].
+//! 1. [`server`]: the accept loops; [`transport`]: FastCGI records (or plain HTTP) become a
+//!    [`http::Request`].
+//! 2. [`app`]: [`app::App::respond`] counts the request in flight and catches panics.
 //! 3. [`protocols`]: IIP, IIIF, Zoomify and DeepZoom parse the request into a
-//!    protocol-neutral [`view::View`] and ask for the work to be done.
-//! 4. [`cache`]: the shared tile cache and metadata cache answer what they can.
-//! 5. [`source`]: image formats behind one trait ([`source::ImageSource`]).
-//! 6. [`pipeline`]: processing of decoded pixels, in iipsrv's order.
-//! 7. [`encode`]: output formats behind one trait ([`encode::Encoder`]).
+//!    protocol-neutral [`view::View`] and answer through shared tile and export responses.
+//! 4. [`open_image`] opens the image, [`render`] does the work of a view, both with the state
+//!    every worker shares ([`shared::Shared`]).
+//! 5. [`cache`]: the shared tile cache and metadata cache answer what they can.
+//! 6. [`source`]: image formats behind one trait ([`source::ImageSource`]).
+//! 7. [`pipeline`]: processing of decoded pixels, in iipsrv's order.
+//! 8. [`encode`]: output formats behind one trait ([`encode::Encoder`]).
 //!
 //! The result is a [`http::Response`] (a CGI-style response with ordered headers), which the
 //! transport writes back. `docs/architecture.md` shows the same path with more detail.
+
+// The module docs are written for the people who work on the crate and link to its private
+// items (`cargo doc --document-private-items` shows them).
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod app;
 pub mod cache;

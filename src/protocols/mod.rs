@@ -1,6 +1,6 @@
 //! Protocols: from a request to a response.
 //!
-//! [`respond`] obtains the request string ([`request_string`]: `URI_MAP` paths, the method
+//! [`respond`] obtains the request string ([`request_string()`](request_string::request_string): `URI_MAP` paths, the method
 //! checks, `QUERY_STRING` or a POST body), answers from memcached when it can, and otherwise
 //! runs the string through the IIP command loop ([`iip`]). The `IIIF=`, `Zoomify=` and
 //! `DeepZoom=` commands hand over to their own modules, which see only the protocol-neutral

@@ -38,7 +38,7 @@
 //! # Differences from iipsrv
 //!
 //! - iipsrv serves an entry until it expires even when the image file changed (`cache.md` §5,
-//!   **[QUIRK]**). [`Memcached::get_fresh`] checks the `Last-Modified` header of a stored
+//!   **\[QUIRK\]**). [`Memcached::get_fresh`] checks the `Last-Modified` header of a stored
 //!   response against the image's current modification time (one `stat`), so a replaced image
 //!   is never served stale. Entries without `Last-Modified` (IIP errors, IIIF redirects) are
 //!   served as stored.
@@ -55,7 +55,7 @@
 //!   without closing its connections makes a request wait, for a few timeouts at most, once;
 //! - a server that fails is marked down and skipped (every key it holds is a miss) until the
 //!   background thread reconnects to it, retrying after a back-off that doubles from
-//!   [`FIRST_RETRY`] to [`MAX_RETRY`]. Its keys are not moved to other servers, as libmemcached
+//!   [`FIRST_RETRY`](server::FIRST_RETRY) to [`MAX_RETRY`](server::MAX_RETRY). Its keys are not moved to other servers, as libmemcached
 //!   does not move them by default, so every process keeps agreeing on where a key lives;
 //! - host names are resolved on the background thread, never on the request path;
 //! - servers start "down, retry now": the background thread makes the first connection, so the
