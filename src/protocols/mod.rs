@@ -1,9 +1,10 @@
 //! Protocols: from a request to a response.
 //!
-//! [`respond`] obtains the request string ([`request_string()`](request_string::request_string): `URI_MAP` paths, the method
-//! checks, `QUERY_STRING` or a POST body), answers from memcached when it can, and otherwise
-//! runs the string through the IIP command loop ([`iip`]). The `IIIF=`, `Zoomify=` and
-//! `DeepZoom=` commands hand over to their own modules, which see only the protocol-neutral
+//! [`respond`] obtains the request string
+//! ([`request_string()`](request_string::request_string): `URI_MAP` paths, the method checks,
+//! `QUERY_STRING` or a POST body), answers from memcached when it can, and otherwise runs the
+//! string through the IIP command loop ([`iip`]). The `IIIF=`, `Zoomify=` and `DeepZoom=`
+//! commands hand over to their own modules, which see only the protocol-neutral
 //! [`context::Context`]. Each protocol fills a [`crate::view::View`] and answers through the
 //! shared image responses ([`responses`]: tiles, exports, 304) and the one error mapping
 //! ([`error::error_response`]).
