@@ -170,7 +170,6 @@ impl ObjText {
     /// `COPYRIGHT` that stands in for missing rights.
     pub(crate) fn image(&mut self, obj: ImageObj, image: &OpenImage, view: &View, config: &Config) {
         let info = image.info();
-        let metadata = |key: &str| metadata(info, config, key);
         match obj {
             ImageObj::BasicInfo => {
                 self.line(SERVER_LINE);
@@ -198,86 +197,34 @@ impl ObjText {
                 let views = join_numbers(&image.horizontal_views());
                 self.line(format!("Horizontal-views:{views}"));
             }
-            ImageObj::MinMaxSampleValues => {
-                let mut l = String::from("Min-Max-sample-values:");
-                for (min, max) in &info.min_max {
-                    l.push_str(&format!(" {} ", fmt_g(*min, 9)));
-                    l.push_str(&format!(" {} ", fmt_g(*max, 9)));
-                }
-                if l.ends_with(' ') {
-                    l.pop();
-                }
-                self.line(l);
-            }
-            ImageObj::Resolutions => {
-                let sizes: Vec<String> = info
-                    .levels
-                    .iter()
-                    .rev()
-                    .map(|l| format!("{} {}", l.width, l.height))
-                    .collect();
-                self.line(format!("Resolutions:{}", sizes.join(",")));
-            }
+            ImageObj::MinMaxSampleValues => self.line(min_max_line(info)),
+            ImageObj::Resolutions => self.line(resolutions_line(info)),
             ImageObj::Dpi => {
-                if let Some(d) = info.dpi {
-                    let scale = match d.unit {
-                        3 => 100.0,
-                        2 => 1.0 / 0.0254,
-                        _ => 1.0,
-                    };
-                    if d.x != 0.0 && d.y != 0.0 {
-                        self.line(format!("DPI:{:.6} {:.6}", d.x * scale, d.y * scale));
-                    }
+                if let Some(l) = dpi_line(info) {
+                    self.line(l);
                 }
             }
             ImageObj::Stack => {
-                if !info.stack.is_empty() {
-                    let mut out = String::from("[ ");
-                    for (i, p) in info.stack.iter().enumerate() {
-                        out.push_str(&format!(
-                            "\n\t{{\n\t\t\"id\": {i},\n\t\t\"name\": \"{}\",\n\t\t\"scale\": {}\n\t}},",
-                            json_escape(&p.name),
-                            fmt_g(p.scale, 9)
-                        ));
-                    }
-                    out.pop();
-                    out.push_str("\n]");
-                    self.line(out);
+                if let Some(json) = stack_json(info) {
+                    self.line(json);
                     self.mime = "application/json";
                 }
             }
             ImageObj::SummaryInfo => {
                 for key in ["rights", "description", "creator", "date", "software"] {
-                    if let Some(v) = metadata(key) {
+                    if let Some(v) = metadata(info, config, key) {
                         self.line(v);
                         self.mime = "text/plain";
                     }
                 }
             }
             ImageObj::Metadata => {
-                let mut keys: Vec<String> = info.metadata.keys().cloned().collect();
-                if !config.copyright.is_empty() && !keys.iter().any(|k| k == "rights") {
-                    keys.push("rights".into());
-                    keys.sort();
-                }
-                let mut out = String::from("{ ");
-                for k in keys.iter().filter(|k| *k != "icc" && *k != "xmp") {
-                    if let Some(v) = metadata(k) {
-                        out.push_str(&format!(
-                            "\n\t\"{}\": \"{}\",",
-                            json_escape(k),
-                            json_escape(&String::from_utf8_lossy(&v))
-                        ));
-                    }
-                }
-                out.pop();
-                out.push_str("\n}");
-                self.line(out);
+                self.line(metadata_json(info, config));
                 self.mime = "application/json";
             }
             ImageObj::Colorspace => self.colorspace(info),
             ImageObj::Field(field) => {
-                if let Some(v) = metadata(field) {
+                if let Some(v) = metadata(info, config, field) {
                     self.line(v);
                     self.mime = if field == "xmp" {
                         "application/xml"
@@ -309,6 +256,82 @@ impl ObjText {
             info.num_resolutions().saturating_sub(1)
         ));
     }
+}
+
+/// `Min-Max-sample-values:` with each channel's minimum and maximum (`%g`, spaced as upstream).
+fn min_max_line(info: &ImageInfo) -> String {
+    let mut l = String::from("Min-Max-sample-values:");
+    for (min, max) in &info.min_max {
+        l.push_str(&format!(" {} ", fmt_g(*min, 9)));
+        l.push_str(&format!(" {} ", fmt_g(*max, 9)));
+    }
+    if l.ends_with(' ') {
+        l.pop();
+    }
+    l
+}
+
+/// `Resolutions:` every level's size, smallest first.
+fn resolutions_line(info: &ImageInfo) -> String {
+    let sizes: Vec<String> = info
+        .levels
+        .iter()
+        .rev()
+        .map(|l| format!("{} {}", l.width, l.height))
+        .collect();
+    format!("Resolutions:{}", sizes.join(","))
+}
+
+/// `DPI:x y` in pixels per inch (centimetre units converted), if the image has a resolution.
+fn dpi_line(info: &ImageInfo) -> Option<String> {
+    let d = info.dpi?;
+    let scale = match d.unit {
+        3 => 100.0,
+        2 => 1.0 / 0.0254,
+        _ => 1.0,
+    };
+    (d.x != 0.0 && d.y != 0.0).then(|| format!("DPI:{:.6} {:.6}", d.x * scale, d.y * scale))
+}
+
+/// The stack pages as a JSON array (id, name, scale), if the image is a stack.
+fn stack_json(info: &ImageInfo) -> Option<String> {
+    if info.stack.is_empty() {
+        return None;
+    }
+    let mut out = String::from("[ ");
+    for (i, p) in info.stack.iter().enumerate() {
+        out.push_str(&format!(
+            "\n\t{{\n\t\t\"id\": {i},\n\t\t\"name\": \"{}\",\n\t\t\"scale\": {}\n\t}},",
+            json_escape(&p.name),
+            fmt_g(p.scale, 9)
+        ));
+    }
+    out.pop();
+    out.push_str("\n]");
+    Some(out)
+}
+
+/// Every metadata field but the ICC profile and XMP, as a JSON object (with `COPYRIGHT` as
+/// the rights when the image has none).
+fn metadata_json(info: &ImageInfo, config: &Config) -> String {
+    let mut keys: Vec<String> = info.metadata.keys().cloned().collect();
+    if !config.copyright.is_empty() && !keys.iter().any(|k| k == "rights") {
+        keys.push("rights".into());
+        keys.sort();
+    }
+    let mut out = String::from("{ ");
+    for k in keys.iter().filter(|k| *k != "icc" && *k != "xmp") {
+        if let Some(v) = metadata(info, config, k) {
+            out.push_str(&format!(
+                "\n\t\"{}\": \"{}\",",
+                json_escape(k),
+                json_escape(&String::from_utf8_lossy(&v))
+            ));
+        }
+    }
+    out.pop();
+    out.push_str("\n}");
+    out
 }
 
 /// A metadata value, with `COPYRIGHT` standing in for a missing `rights`.

@@ -199,13 +199,10 @@ fn spectra(ctx: &Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Response>
     ))
 }
 
-/// `PFL=r:x1,y1[-x2,y2]` (§6.6): the values along a horizontal or vertical line (or at one
-/// point), all channels, for every band, as JSON.
-fn pfl(ctx: &Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Response> {
-    let a = String::from_utf8_lossy(arg);
+/// The resolution and the two points of a `PFL` argument (one point: both the same).
+fn pfl_line(a: &str) -> Result<(i64, (i64, i64), (i64, i64))> {
     let bad = || Error::invalid(format!("PFL :: Invalid argument: {a}"));
     let (r, points) = a.split_once(':').ok_or_else(bad)?;
-    let r = atoi(r).value;
     let point = |p: &str| -> (i64, i64) {
         let (x, y) = p.split_once(',').unwrap_or((p, ""));
         (atoi(x).value, atoi(y).value)
@@ -216,10 +213,17 @@ fn pfl(ctx: &Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Response> {
         .skip(1)
         .find(|&(i, c)| c == '-' && points.as_bytes()[i - 1].is_ascii_digit())
         .map(|(i, _)| i);
-    let ((x1, y1), (x2, y2)) = match dash {
+    let (p1, p2) = match dash {
         Some(i) => (point(&points[..i]), point(&points[i + 1..])),
         None => (point(points), point(points)),
     };
+    Ok((atoi(r).value, p1, p2))
+}
+
+/// `PFL=r:x1,y1[-x2,y2]` (§6.6): the values along a horizontal or vertical line (or at one
+/// point), all channels, for every band, as JSON.
+fn pfl(ctx: &Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Response> {
+    let (r, (x1, y1), (x2, y2)) = pfl_line(&String::from_utf8_lossy(arg))?;
     let info = image.info();
     let level = u32::try_from(r)
         .ok()
