@@ -199,11 +199,14 @@ fn spectra(ctx: &Context<'_>, image: &OpenImage, arg: &[u8]) -> Result<Response>
     ))
 }
 
+/// A point (x, y) of a level, as given.
+type Point = (i64, i64);
+
 /// The resolution and the two points of a `PFL` argument (one point: both the same).
-fn pfl_line(a: &str) -> Result<(i64, (i64, i64), (i64, i64))> {
+fn pfl_line(a: &str) -> Result<(i64, Point, Point)> {
     let bad = || Error::invalid(format!("PFL :: Invalid argument: {a}"));
     let (r, points) = a.split_once(':').ok_or_else(bad)?;
-    let point = |p: &str| -> (i64, i64) {
+    let point = |p: &str| -> Point {
         let (x, y) = p.split_once(',').unwrap_or((p, ""));
         (atoi(x).value, atoi(y).value)
     };
