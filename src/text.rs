@@ -1,5 +1,8 @@
 //! Text helpers shared by the protocols' documents and headers: C's `%g`, escaping for JSON and
-//! XML, and header-safe text. A leaf: it imports nothing from the crate.
+//! XML, and header-safe text; C-like number scanning ([`number`]). A leaf: it imports nothing
+//! from the crate.
+
+pub(crate) mod number;
 
 /// Format like C's `%.<precision>g`.
 pub(crate) fn fmt_g(v: f64, precision: usize) -> String {

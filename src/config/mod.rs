@@ -7,11 +7,9 @@
 //! logs (iipsrv would silently read `atoi`'s 0 or prefix; docs/compatibility.md). Nothing here
 //! can fail.
 
-pub mod env;
-
 use std::net::IpAddr;
 
-use env::{atof, atoi};
+use crate::text::number::{atof, atoi};
 
 use crate::http::HeaderDefaults;
 

@@ -10,7 +10,7 @@
 //! not clamped or wrapped neighbours (docs/compatibility.md).
 
 use super::grid::{Grid, GridLevel, Target, tile_size};
-use crate::config::env::atoi;
+use crate::text::number::atoi;
 use crate::source::ImageInfo;
 
 /// The DeepZoom protocol (`DeepZoom=`).

@@ -50,7 +50,7 @@ pub(crate) fn request_string(shared: &Shared, req: &Request) -> RequestString {
     if text.is_empty() {
         let len = req
             .param("CONTENT_LENGTH")
-            .map(|v| crate::config::env::atoi(&String::from_utf8_lossy(v)).value)
+            .map(|v| crate::text::number::atoi(&String::from_utf8_lossy(v)).value)
             .unwrap_or(0);
         if len > 0 {
             let n = (len as usize).min(req.body.len());

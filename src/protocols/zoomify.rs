@@ -11,7 +11,7 @@
 //! fixed here (docs/compatibility.md).
 
 use super::grid::{Grid, GridLevel, Target, stored_level, tile_size};
-use crate::config::env::atoi;
+use crate::text::number::atoi;
 use crate::source::ImageInfo;
 
 /// The Zoomify protocol (`Zoomify=`).

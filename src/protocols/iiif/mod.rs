@@ -16,7 +16,7 @@ pub mod parse;
 
 use super::context::Context;
 use super::responses;
-use crate::config::env::atoi;
+use crate::text::number::atoi;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HeaderDefaults, Response};
 use crate::open_image::{OpenImage, open_image};

@@ -7,9 +7,9 @@
 //! computed from that rectangle exactly as the specification defines each size form, so
 //! `900,700,200,200/max` on 1000×750 is 100×50 and `full/256,` on 5003×3701 is 256×189.
 
-use crate::config::env::atof;
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
+use crate::text::number::{atof, leading_u64, stream_f64};
 
 /// The parameter syntax, quoted by the token-count errors.
 const SYNTAX: &str = "IIIF syntax is {identifier}/{region}/{size}/{rotation}/{quality}{.format}";
@@ -79,39 +79,6 @@ impl Limits {
 
 fn bad(message: impl Into<String>) -> Error {
     Error::bad_request(message)
-}
-
-/// The longest prefix of `s` that is a decimal number, as C++ stream extraction reads it
-/// (leading white space allowed, trailing text ignored); `None` when there is no number.
-pub fn leading_number(s: &str) -> Option<f64> {
-    let t = s.trim_start();
-    let b = t.as_bytes();
-    let mut i = 0;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    let mut digits = false;
-    while i < b.len() && b[i].is_ascii_digit() {
-        i += 1;
-        digits = true;
-    }
-    if i < b.len() && b[i] == b'.' {
-        i += 1;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-            digits = true;
-        }
-    }
-    digits.then(|| atof(&t[..i]).value)
-}
-
-/// The leading digits of `s` as an unsigned integer (`100abc` → 100); `None` without digits.
-fn leading_uint(s: &str) -> Option<u64> {
-    let digits: &str = &s[..s.bytes().take_while(u8::is_ascii_digit).count()];
-    if digits.is_empty() {
-        return None;
-    }
-    Some(digits.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 /// Parse the parameters that follow the identifier (the text after its `/`), for an image of
@@ -228,7 +195,7 @@ pub fn parse_size(text: &str, region: Rect, limits: &Limits) -> Result<(u32, u32
         }
         _ => {
             if let Some(n) = text.strip_prefix("pct:") {
-                let n = leading_number(n).ok_or_else(|| bad("invalid size"))?;
+                let n = stream_f64(n).ok_or_else(|| bad("invalid size"))?;
                 let n = n.max(0.0);
                 (
                     ((rw as f64) * n / 100.0).round() as u64,
@@ -244,16 +211,16 @@ pub fn parse_size(text: &str, region: Rect, limits: &Limits) -> Result<(u32, u32
                 };
                 match (ws.is_empty(), hs.is_empty()) {
                     (true, _) => {
-                        let h = leading_uint(hs).ok_or_else(|| bad("invalid height"))?;
+                        let h = leading_u64(hs).ok_or_else(|| bad("invalid height"))?;
                         (scaled(h, rw, rh), h)
                     }
                     (false, true) => {
-                        let w = leading_uint(ws).ok_or_else(|| bad("invalid width"))?;
+                        let w = leading_u64(ws).ok_or_else(|| bad("invalid width"))?;
                         (w, scaled(w, rh, rw))
                     }
                     (false, false) => {
-                        let w = leading_uint(ws).ok_or_else(|| bad("invalid width"))?;
-                        let h = leading_uint(hs).ok_or_else(|| bad("invalid height"))?;
+                        let w = leading_u64(ws).ok_or_else(|| bad("invalid width"))?;
+                        let h = leading_u64(hs).ok_or_else(|| bad("invalid height"))?;
                         if confined {
                             // Fit inside the box: the limiting side is exact.
                             if (w as f64) * (rh as f64) <= (h as f64) * (rw as f64) {
@@ -323,7 +290,7 @@ pub fn parse_rotation(text: &str) -> Result<(u32, bool)> {
         && rest.bytes().all(|b| b.is_ascii_digit() || b == b'.')
         && rest.bytes().filter(|&b| b == b'.').count() <= 1;
     let angle = numeric
-        .then(|| leading_number(rest))
+        .then(|| stream_f64(rest))
         .flatten()
         .ok_or_else(|| bad("IIIF: invalid rotation"))?;
     let turns = match (angle.fract() == 0.0).then_some(angle as i64) {

@@ -3,7 +3,7 @@
 //! answers `Error/…:1 3` otherwise), so each takes the [`OpenImage`] itself.
 
 use super::parameters::numbers;
-use crate::config::env::atoi;
+use crate::text::number::atoi;
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Response;
