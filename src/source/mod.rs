@@ -11,6 +11,8 @@ pub mod jp2;
 pub mod jpeg;
 pub mod resolve;
 pub mod sequence;
+#[cfg(test)]
+mod testutil;
 pub mod tiff;
 
 use std::collections::BTreeMap;

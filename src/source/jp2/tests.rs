@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::error::ErrorKind;
+use crate::source::testutil::{Focus, Mutator, SourceTester, fixture};
 
 fn fx(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/jp2")
-        .join(name)
+    fixture("jp2", name)
 }
 
 fn open(name: &str) -> Jp2Source {
@@ -774,43 +773,15 @@ fn iipsrv_1_1_agrees() {
     }
 }
 
-/// Mutated copies of the fixtures: every open and tile decode answers, with pixels or an error.
+/// Mutated copies of the fixtures through the shared harness: every open, tile and region
+/// decode answers, with pixels of the advertised size or an error.
 /// `cargo test --lib mutations -- --ignored` runs many more.
 fn mutate_and_decode(names: &[&str], rounds: u32) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let tester = SourceTester::new(Jp2Source::open)
+        .region(|src: &Jp2Source, r, (x, y, w, h)| src.region(r, x, y, w, h, 0));
+    let mut mutator = Mutator::new(0x9E37_79B9_7F4A_7C15, Focus::Anywhere).truncate_every(5);
     for name in names {
-        let original = std::fs::read(fx(name)).unwrap();
-        for round in 0..rounds {
-            let mut data = original.clone();
-            for _ in 0..1 + next() % 8 {
-                let at = (next() % data.len() as u64) as usize;
-                data[at] = next() as u8;
-            }
-            if round % 5 == 0 {
-                let keep = (next() % data.len() as u64) as usize;
-                data.truncate(keep.max(1));
-            }
-            let path = dir.path().join(format!("m{round}_{name}"));
-            std::fs::write(&path, &data).unwrap();
-            if let Ok(src) = Jp2Source::open(&path) {
-                for r in 0..src.info().num_resolutions() {
-                    let l = *src.info().level(r).unwrap();
-                    for t in 0..l.tile_count().min(4) as u32 {
-                        if let Ok(img) = src.tile(r, t, 0, 0) {
-                            assert_eq!((img.width, img.height), l.tile_size(t).unwrap());
-                        }
-                    }
-                }
-            }
-            std::fs::remove_file(&path).unwrap();
-        }
+        tester.mutations(&fx(name), &mut mutator, rounds);
     }
 }
 

@@ -10,11 +10,10 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::error::ErrorKind;
+use crate::source::testutil::{Focus, Mutator, SourceTester, fixture};
 
 fn fx(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/jpeg")
-        .join(name)
+    fixture("jpeg", name)
 }
 
 fn open(name: &str) -> JpegSource {
@@ -408,43 +407,16 @@ fn corrupt_files_are_errors() {
     assert_eq!(e.kind, ErrorKind::TooLarge);
 }
 
-/// Mutated copies of the fixtures: every open and tile decode answers, with pixels or an error.
-/// `cargo test --lib mutations -- --ignored` runs many more.
+/// Mutated copies of the fixtures through the shared harness, mostly in the headers where
+/// the structure is: every open, tile and region decode answers, with pixels of the advertised
+/// size or an error. `cargo test --lib mutations -- --ignored` runs many more.
 fn mutate_and_decode(names: &[&str], rounds: u32) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let tester = SourceTester::new(JpegSource::open)
+        .region(|src: &JpegSource, r, (x, y, w, h)| src.region(r, x, y, w, h))
+        .max_tiles(1);
+    let mut mutator = Mutator::new(0x2545_F491_4F6C_DD1D, Focus::Head(700)).truncate_every(5);
     for name in names {
-        let original = std::fs::read(fx(name)).unwrap();
-        for round in 0..rounds {
-            let mut data = original.clone();
-            for _ in 0..1 + next() % 8 {
-                // Mostly in the headers, where the structure is.
-                let span = if next() % 2 == 0 { 700 } else { data.len() };
-                let at = (next() % span.min(data.len()) as u64) as usize;
-                data[at] = next() as u8;
-            }
-            if round % 5 == 0 {
-                let keep = (next() % data.len() as u64) as usize;
-                data.truncate(keep.max(1));
-            }
-            let path = dir.path().join(format!("m{round}_{name}"));
-            std::fs::write(&path, &data).unwrap();
-            if let Ok(src) = JpegSource::open(&path) {
-                for r in 0..src.info().num_resolutions() {
-                    let l = *src.info().level(r).unwrap();
-                    if let Ok(img) = src.tile(r, 0, 0, 0) {
-                        assert_eq!((img.width, img.height), l.tile_size(0).unwrap());
-                    }
-                }
-            }
-            std::fs::remove_file(&path).unwrap();
-        }
+        tester.mutations(&fx(name), &mut mutator, rounds);
     }
 }
 

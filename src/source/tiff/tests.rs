@@ -6,11 +6,10 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::source::Level;
+use crate::source::testutil::{Focus, Mutator, SourceTester, fixture};
 
 fn fx(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/tiff")
-        .join(name)
+    fixture("tiff", name)
 }
 
 fn open(name: &str) -> TiffSource {
@@ -926,28 +925,15 @@ fn open_bytes(tag: &str, data: &[u8]) -> Result<TiffSource> {
     src
 }
 
-/// Decode everything a source offers; errors are fine, panics are not.
-fn exercise(src: &TiffSource) {
-    let info = src.info();
-    let pages = info.stack.len().max(1) as u32;
-    for page in 0..pages {
-        for r in 0..info.num_resolutions() {
-            let n = info.level(r).unwrap().tile_count().min(64) as u32;
-            for t in 0..n {
-                if let Ok(img) = src.tile(r, t, page, 0) {
-                    assert_eq!(
-                        img.samples.len(),
-                        (img.width * img.height) as usize * img.channels as usize
-                    );
-                }
-                let _ = src.raw_tile(r, t, page);
-            }
-        }
-    }
+/// The shared hostile-file harness, set up for TIFF (no region reads: TIFF regions are
+/// stitched from tiles above the source).
+fn tester() -> SourceTester<TiffSource, crate::error::Error> {
+    SourceTester::new(TiffSource::open).max_tiles(64)
 }
 
 #[test]
 fn truncated_files_never_panic() {
+    let tester = tester();
     for name in [
         "rgb8_jpeg.tif",
         "rgb8_subifd.tif",
@@ -955,26 +941,16 @@ fn truncated_files_never_panic() {
         "stack_subifd.tif",
         "grey12_lzw.tif",
     ] {
-        let data = std::fs::read(fx(name)).unwrap();
-        for len in (0..data.len()).step_by(97).chain([data.len() - 1]) {
-            if let Ok(src) = open_bytes(&format!("trunc{len}"), &data[..len]) {
-                exercise(&src);
-            }
-        }
+        tester.truncations(&fx(name), 97);
     }
 }
 
 #[test]
 fn corrupted_files_never_panic() {
-    // Deterministic byte corruption (a linear congruential generator), concentrated on the
-    // directories at the end of vips files and spread over the data of the others.
-    let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) as usize
-    };
+    // Concentrated on the directories at the end of vips files and spread over the data of
+    // the others.
+    let tester = tester();
+    let mut mutator = Mutator::new(0x2545_F491_4F6C_DD1D, Focus::Tail(600));
     for name in [
         "rgb8_jpeg.tif",
         "rgb8_webp.tif",
@@ -986,25 +962,7 @@ fn corrupted_files_never_panic() {
         "rgb8_separate.tif",
         "grey32f.tif",
     ] {
-        let data = std::fs::read(fx(name)).unwrap();
-        for round in 0..60 {
-            let mut bad = data.clone();
-            for _ in 0..1 + next() % 8 {
-                let pos = if next() % 2 == 0 {
-                    next() % bad.len()
-                } else {
-                    bad.len() - 1 - next() % bad.len().min(600)
-                };
-                bad[pos] = match next() % 4 {
-                    0 => 0,
-                    1 => 0xFF,
-                    _ => next() as u8,
-                };
-            }
-            if let Ok(src) = open_bytes(&format!("corrupt{round}"), &bad) {
-                exercise(&src);
-            }
-        }
+        tester.mutations(&fx(name), &mut mutator, 60);
     }
 }
 
