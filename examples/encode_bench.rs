@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use iipsrv::encode::{
-    AvifCodec, AvifEncoder, EncodeOptions, Encoder, JpegEncoder, PngEncoder, TiffEncoder,
-    WebpEncoder,
+    AvifCodec, AvifEncoder, EncodeOptions, Encoder, JpegEncoder, PngEncoder, TiffCompression,
+    TiffEncoder, WebpEncoder,
 };
 use iipsrv::image::{ColourSpace, RawImage};
 
@@ -77,29 +77,49 @@ fn main() {
         WebpEncoder::new(4),
         TiffEncoder::new(0),
     );
-    let cases: Vec<(&str, &dyn Encoder, i32, u32)> = vec![
-        ("JPEG q75", &JpegEncoder, 75, 0),
-        ("JPEG q90", &JpegEncoder, 90, 0),
-        ("PNG 0 (stored)", &PngEncoder, 0, 0),
-        ("PNG 1 (fdeflate, default)", &PngEncoder, 1, 0),
-        ("PNG 2 (zlib 2)", &PngEncoder, 2, 0),
-        ("PNG 6 (zlib 6)", &PngEncoder, 6, 0),
-        ("PNG 9 (zlib 9)", &PngEncoder, 9, 0),
-        ("WebP q50 method 0 (default)", &webp0, 50, 0),
-        ("WebP q75 method 0", &webp0, 75, 0),
-        ("WebP q75 method 4", &webp4, 75, 0),
-        ("WebP lossless", &webp0, -1, 0),
-        ("AVIF q50 speed 10 (default)", &avif, 50, 0),
-        ("AVIF q50 speed 8", &avif8, 50, 0),
-        ("AVIF lossless speed 10", &avif, -1, 0),
-        ("TIFF none", &tiff, 1, 0),
-        ("TIFF LZW", &tiff, 1, 1),
-        ("TIFF Deflate 1 (default)", &tiff, 1, 2),
-        ("TIFF Deflate 6", &tiff, 6, 2),
-        ("TIFF JPEG q75", &tiff, 75, 3),
-        ("TIFF WebP q75", &tiff, 75, 4),
-        ("TIFF ZSTD 1", &tiff, 1, 5),
-        ("TIFF ZSTD 9", &tiff, 9, 5),
+    let cases: Vec<(&str, &dyn Encoder, i32, TiffCompression)> = vec![
+        ("JPEG q75", &JpegEncoder, 75, TiffCompression::None),
+        ("JPEG q90", &JpegEncoder, 90, TiffCompression::None),
+        ("PNG 0 (stored)", &PngEncoder, 0, TiffCompression::None),
+        (
+            "PNG 1 (fdeflate, default)",
+            &PngEncoder,
+            1,
+            TiffCompression::None,
+        ),
+        ("PNG 2 (zlib 2)", &PngEncoder, 2, TiffCompression::None),
+        ("PNG 6 (zlib 6)", &PngEncoder, 6, TiffCompression::None),
+        ("PNG 9 (zlib 9)", &PngEncoder, 9, TiffCompression::None),
+        (
+            "WebP q50 method 0 (default)",
+            &webp0,
+            50,
+            TiffCompression::None,
+        ),
+        ("WebP q75 method 0", &webp0, 75, TiffCompression::None),
+        ("WebP q75 method 4", &webp4, 75, TiffCompression::None),
+        ("WebP lossless", &webp0, -1, TiffCompression::None),
+        (
+            "AVIF q50 speed 10 (default)",
+            &avif,
+            50,
+            TiffCompression::None,
+        ),
+        ("AVIF q50 speed 8", &avif8, 50, TiffCompression::None),
+        ("AVIF lossless speed 10", &avif, -1, TiffCompression::None),
+        ("TIFF none", &tiff, 1, TiffCompression::None),
+        ("TIFF LZW", &tiff, 1, TiffCompression::Lzw),
+        (
+            "TIFF Deflate 1 (default)",
+            &tiff,
+            1,
+            TiffCompression::Deflate,
+        ),
+        ("TIFF Deflate 6", &tiff, 6, TiffCompression::Deflate),
+        ("TIFF JPEG q75", &tiff, 75, TiffCompression::Jpeg),
+        ("TIFF WebP q75", &tiff, 75, TiffCompression::Webp),
+        ("TIFF ZSTD 1", &tiff, 1, TiffCompression::Zstd),
+        ("TIFF ZSTD 9", &tiff, 9, TiffCompression::Zstd),
     ];
     println!(
         "AVIF encoder: {} ({runs} runs per cell, median)",

@@ -48,13 +48,18 @@ fn main() {
                 format: OutputFormat::Jpeg,
                 histogram: None,
                 resize: Some((plan.out_width, plan.out_height)),
-                interpolation: 1,
+                interpolation: pipeline::resize::Interpolation::Bilinear,
                 watermark: None,
             },
         );
         let t_proc = t.elapsed();
         let t = Instant::now();
-        let _r = pipeline::resize::resize(raw.clone(), plan.out_width, plan.out_height, 1);
+        let _r = pipeline::resize::resize(
+            raw.clone(),
+            plan.out_width,
+            plan.out_height,
+            pipeline::resize::Interpolation::Bilinear,
+        );
         let t_resize = t.elapsed();
         println!("resize alone (with a clone of the input) {t_resize:?}");
         let t = Instant::now();

@@ -46,11 +46,12 @@ pub(crate) fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32
                 }
             }
             OutputFormat::Avif => q.clamp(-1, 100),
-            OutputFormat::Tiff => match view.tiff_compression.unwrap_or(c.tiff_compression) {
-                2 => q.clamp(0, 9),
-                5 => q.clamp(0, 19),
-                _ => q.clamp(0, 100),
-            },
+            OutputFormat::Tiff => q.clamp(
+                0,
+                view.tiff_compression
+                    .unwrap_or(c.tiff_compression)
+                    .max_quality(),
+            ),
         },
     }
 }
@@ -83,8 +84,8 @@ fn icc_for<'a>(shared: &Shared, info: &'a ImageInfo, view: &View) -> Option<&'a 
         || view.shade.is_some()
         || view.twist.is_some()
         || view.colour == Some(ColourConversion::Grey);
-    (max != 0 && !icc.is_empty() && (max < 0 || (icc.len() as i64) < max) && !colour_changed)
-        .then_some(icc.as_slice())
+    let small_enough = max.max().is_none_or(|max| (icc.len() as u64) < max);
+    (!icc.is_empty() && small_enough && !colour_changed).then_some(icc.as_slice())
 }
 
 /// DPI scaled to a level (§5.4).
@@ -495,7 +496,7 @@ pub fn region_plan(
         out_height: view.height,
         maintain_aspect: options.maintain_aspect,
         allow_upscaling: options.allow_upscaling,
-        max_size: shared.config().max_cvt,
+        max_size: shared.config().max_cvt.max(),
     })
     .ok_or_else(|| Error::not_found("Image has no resolution levels"))
 }

@@ -9,7 +9,7 @@ use crate::cache::memcached::Memcached;
 use crate::cache::meta::MetaCache;
 use crate::cache::tile::TileCache;
 use crate::config::Config;
-use crate::encode::{AvifCodec, EncoderSettings, Encoders};
+use crate::encode::{EncoderSettings, Encoders};
 use crate::http::HeaderDefaults;
 use crate::pipeline::Watermark;
 
@@ -34,7 +34,7 @@ impl Shared {
         let meta = MetaCache::new(config.max_metadata_cache);
         let memcached = Memcached::new(&config.memcached_servers, config.memcached_timeout);
         let encoders = Encoders::new(EncoderSettings {
-            avif_codec: AvifCodec::from_config(config.avif_codec as i64),
+            avif_codec: config.avif_codec,
             ..EncoderSettings::default()
         });
         Shared {

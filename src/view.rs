@@ -3,7 +3,7 @@
 //! Every protocol parser (IIP commands, IIIF paths, Zoomify and DeepZoom tile names) fills a
 //! [`View`]; the rendering code below the protocols reads only this.
 
-use crate::encode::OutputFormat;
+use crate::encode::{OutputFormat, TiffCompression};
 
 /// A region as fractions of the full image (IIP `RGN`), or in full-resolution pixels (IIIF).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -60,7 +60,7 @@ pub struct View {
     /// Explicit quality (`QLT`), overriding the configured default.
     pub quality: Option<i32>,
     /// TIFF compression from `QLT=comp:q`.
-    pub tiff_compression: Option<u32>,
+    pub tiff_compression: Option<TiffCompression>,
     /// Output format for region exports.
     pub format: Option<OutputFormat>,
     /// Stack page / sequence angles (`SDS`, `JTLS`, IIIF delimiter).

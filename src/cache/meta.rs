@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use quick_cache::sync::Cache;
 
+use crate::config::Limit;
 use crate::source::ImageSource;
 
 /// What the cache holds per file.
@@ -24,12 +25,12 @@ pub(crate) struct MetaCache {
 }
 
 impl MetaCache {
-    /// `entries` as MAX_METADATA_CACHE_SIZE: negative unlimited, 0 off.
-    pub(crate) fn new(entries: i64) -> MetaCache {
+    /// A cache of at most `entries` sources (MAX_METADATA_CACHE_SIZE); `Max(0)` is off.
+    pub(crate) fn new(entries: Limit) -> MetaCache {
         let cache = match entries {
-            0 => None,
-            n if n < 0 => Some(Cache::new(1 << 20)),
-            n => Some(Cache::new(n.min(1 << 24) as usize)),
+            Limit::Max(0) => None,
+            Limit::Unlimited => Some(Cache::new(1 << 20)),
+            Limit::Max(n) => Some(Cache::new(n.min(1 << 24) as usize)),
         };
         MetaCache { cache }
     }

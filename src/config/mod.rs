@@ -9,9 +9,38 @@
 
 use std::net::IpAddr;
 
+use crate::encode::{AvifCodec, TiffCompression};
+use crate::pipeline::resize::Interpolation;
+use crate::source::jp2::MaxLayers;
+
 use crate::text::number::{atof, atoi};
 
 use crate::http::HeaderDefaults;
+
+/// A bound that may be lifted: iipsrv's `-1` ("unlimited") sentinels, typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Unlimited,
+    Max(u64),
+}
+
+impl Limit {
+    /// The bound, `None` when unlimited.
+    pub fn max(self) -> Option<u64> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::Max(n) => Some(n),
+        }
+    }
+
+    /// The value as iipsrv holds it in its `int` settings: -1 for unlimited.
+    pub fn as_sentinel(self) -> i64 {
+        match self {
+            Limit::Unlimited => -1,
+            Limit::Max(n) => n.min(i64::MAX as u64) as i64,
+        }
+    }
+}
 
 /// Which protocol a `URI_MAP` prefix routes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +62,7 @@ pub struct Config {
     pub max_image_cache_mb: f64,
     /// `MAX_METADATA_CACHE_SIZE` (or the documented alias `MAX_IMAGE_METADATA_CACHE_SIZE`):
     /// entries; negative = unlimited, 0 = off. Default 1000.
-    pub max_metadata_cache: i64,
+    pub max_metadata_cache: Limit,
     /// `FILENAME_PATTERN` (default `_pyr_`).
     pub filename_pattern: String,
     /// `FILESYSTEM_PREFIX` (default empty).
@@ -49,15 +78,15 @@ pub struct Config {
     /// `AVIF_QUALITY` (default 50, clamped -1–100; -1 lossless).
     pub avif_quality: i32,
     /// `AVIF_CODEC` (0 auto, 1 aom, 2 rav1e, 3 svt; anything else 0).
-    pub avif_codec: u32,
+    pub avif_codec: AvifCodec,
     /// `TIFF_COMPRESSION` (default 2 Deflate; outside 0–4 → 0 None).
-    pub tiff_compression: u32,
+    pub tiff_compression: TiffCompression,
     /// `TIFF_QUALITY` (default 1, clamped 0–100; ≤ 9 with Deflate).
     pub tiff_quality: i32,
     /// `MAX_CVT` (default 5000; -1 unlimited; 0 → 5000; < -1 → 1).
-    pub max_cvt: i64,
+    pub max_cvt: Limit,
     /// `MAX_LAYERS` (default 0).
-    pub max_layers: i64,
+    pub max_layers: MaxLayers,
     /// `WATERMARK` (a TIFF path; empty = none).
     pub watermark: String,
     /// `WATERMARK_PROBABILITY` (default 1.0, clamped 0–1).
@@ -69,7 +98,7 @@ pub struct Config {
     /// `MEMCACHED_TIMEOUT`: expiry of stored responses in seconds (default 86400).
     pub memcached_timeout: u32,
     /// `INTERPOLATION` (0 nearest; anything else bilinear; default 1).
-    pub interpolation: u32,
+    pub interpolation: Interpolation,
     /// `CORS` (empty = off).
     pub cors: String,
     /// `BASE_URL` (empty = derive from the request).
@@ -84,7 +113,7 @@ pub struct Config {
     pub uri_map: Option<UriMap>,
     /// `MAX_ICC` (default 65536; negative unlimited; 0 never). An ICC profile is embedded only if
     /// its size is strictly less than this.
-    pub max_icc: i64,
+    pub max_icc: Limit,
     /// `CODEC_PASSTHROUGH` (default true).
     pub codec_passthrough: bool,
     /// `KAKADU_READMODE` (accepted for compatibility; > 2 → 2).
@@ -234,10 +263,15 @@ impl Config {
         }
 
         // The code's name wins over the documented alias.
-        let max_metadata_cache = if lookup("MAX_METADATA_CACHE_SIZE").is_some() {
+        let entries = if lookup("MAX_METADATA_CACHE_SIZE").is_some() {
             r.int("MAX_METADATA_CACHE_SIZE", 1000)
         } else {
             r.int("MAX_IMAGE_METADATA_CACHE_SIZE", 1000)
+        };
+        let max_metadata_cache = if entries < 0 {
+            Limit::Unlimited
+        } else {
+            Limit::Max(entries as u64)
         };
 
         let filename_pattern = r.string("FILENAME_PATTERN", "_pyr_");
@@ -253,31 +287,27 @@ impl Config {
         let v = r.int("AVIF_QUALITY", 50);
         let avif_quality = r.clamp("AVIF_QUALITY", v, -1, 100) as i32;
         let v = r.int("AVIF_CODEC", 0);
-        let avif_codec = if (0..=3).contains(&v) { v as u32 } else { 0 };
+        let avif_codec = AvifCodec::from_setting(v);
 
         let v = r.int("TIFF_COMPRESSION", 2);
-        let tiff_compression = if (0..=4).contains(&v) {
-            v as u32
-        } else {
+        let tiff_compression = TiffCompression::from_setting(v).unwrap_or_else(|| {
             r.warnings.push(format!(
                 "TIFF_COMPRESSION={v} is outside 0..4: using 0 (None)"
             ));
-            0
-        };
+            TiffCompression::None
+        });
         let v = r.int("TIFF_QUALITY", 1);
-        let mut tiff_quality = r.clamp("TIFF_QUALITY", v, 0, 100) as i32;
-        if tiff_compression == 2 && tiff_quality > 9 {
-            tiff_quality = 9;
-        }
+        let tiff_quality =
+            (r.clamp("TIFF_QUALITY", v, 0, 100) as i32).min(tiff_compression.max_quality());
 
         let v = r.int("MAX_CVT", 5000);
         let max_cvt = match v {
-            -1 => -1,
-            0 => 5000,
-            v if v < -1 => 1,
-            v => v,
+            -1 => Limit::Unlimited,
+            0 => Limit::Max(5000),
+            v if v < -1 => Limit::Max(1),
+            v => Limit::Max(v as u64),
         };
-        let max_layers = r.int("MAX_LAYERS", 0);
+        let max_layers = MaxLayers::from_setting(r.int("MAX_LAYERS", 0));
 
         let watermark = r.string("WATERMARK", "");
         let watermark_probability = r.float("WATERMARK_PROBABILITY", 1.0).clamp(0.0, 1.0);
@@ -287,8 +317,7 @@ impl Config {
         // C assigns atoi's int to an unsigned int: negative values wrap.
         let memcached_timeout = r.int("MEMCACHED_TIMEOUT", 86400) as i32 as u32;
 
-        let v = r.int("INTERPOLATION", 1);
-        let interpolation = if v == 0 { 0 } else { 1 };
+        let interpolation = Interpolation::from_setting(r.int("INTERPOLATION", 1));
 
         let cors = r.string("CORS", "");
         let base_url = r.string("BASE_URL", "");
@@ -308,7 +337,12 @@ impl Config {
             }
         };
 
-        let max_icc = r.int("MAX_ICC", 65536);
+        let v = r.int("MAX_ICC", 65536);
+        let max_icc = if v < 0 {
+            Limit::Unlimited
+        } else {
+            Limit::Max(v as u64)
+        };
         let codec_passthrough = r.boolean("CODEC_PASSTHROUGH", true);
         let kakadu_readmode = r.int("KAKADU_READMODE", 0).clamp(0, 2) as u32;
 
@@ -418,13 +452,13 @@ impl Config {
             "Setting maximum image tile data cache size to {}MB",
             self.max_image_cache_mb
         ));
-        if self.max_metadata_cache == -1 {
-            l.push("Setting maximum image metadata cache size to -1 (unlimited) images".into());
-        } else {
-            l.push(format!(
-                "Setting maximum image metadata cache size to {} images",
-                self.max_metadata_cache
-            ));
+        match self.max_metadata_cache {
+            Limit::Unlimited => {
+                l.push("Setting maximum image metadata cache size to -1 (unlimited) images".into())
+            }
+            Limit::Max(n) => l.push(format!(
+                "Setting maximum image metadata cache size to {n} images"
+            )),
         }
         l.push(format!(
             "Setting filesystem prefix to '{}'",
@@ -434,10 +468,10 @@ impl Config {
             "Setting filesystem suffix to '{}'",
             self.filesystem_suffix
         ));
-        let comp = ["None", "LZW", "Deflate", "JPEG", "WebP", "ZSTD"];
         l.push(format!(
             "Setting default TIFF output compression/quality to {}/{}",
-            comp[self.tiff_compression as usize], self.tiff_quality
+            self.tiff_compression.name(),
+            self.tiff_quality
         ));
         l.push(format!(
             "Setting default JPEG output quality to {}",
@@ -455,12 +489,11 @@ impl Config {
             "Setting default AVIF compression level to {}",
             quality(self.avif_quality)
         ));
-        let codec = ["auto", "aom", "rav1e", "svt"];
+        l.push(format!("Setting AVIF codec to {}", self.avif_codec.name()));
         l.push(format!(
-            "Setting AVIF codec to {}",
-            codec[self.avif_codec as usize]
+            "Setting maximum CVT size to {}",
+            self.max_cvt.as_sentinel()
         ));
-        l.push(format!("Setting maximum CVT size to {}", self.max_cvt));
         l.push(format!(
             "Setting HTTP Cache-Control header to '{}'",
             self.cache_control
@@ -492,12 +525,12 @@ impl Config {
         if !self.base_url.is_empty() {
             l.push(format!("Setting base URL to '{}'", self.base_url));
         }
-        if self.max_layers != 0 {
-            let v = if self.max_layers < 0 {
-                "all layers".to_string()
-            } else {
-                self.max_layers.to_string()
-            };
+        let layers = match self.max_layers {
+            MaxLayers::Default => None,
+            MaxLayers::All => Some("all layers".to_string()),
+            MaxLayers::AtMost(n) => Some(n.to_string()),
+        };
+        if let Some(v) = layers {
             l.push(format!(
                 "Setting max quality layers (for supported file formats) to {v}"
             ));
@@ -506,13 +539,9 @@ impl Config {
             "Setting Allow Upscaling to {}",
             self.allow_upscaling
         ));
-        if self.max_icc < 0 {
-            l.push("Setting maximum ICC profile size to unlimited".into());
-        } else {
-            l.push(format!(
-                "Setting maximum ICC profile size to {} bytes",
-                self.max_icc
-            ));
+        match self.max_icc {
+            Limit::Unlimited => l.push("Setting maximum ICC profile size to unlimited".into()),
+            Limit::Max(n) => l.push(format!("Setting maximum ICC profile size to {n} bytes")),
         }
         l.push(format!(
             "Setting codec passthrough to {}",
@@ -560,22 +589,22 @@ mod tests {
         assert_eq!(c.verbosity, 1);
         assert_eq!(c.logfile, "/tmp/iipsrv.log");
         assert_eq!(c.max_image_cache_bytes(), 10 * 1_024_000);
-        assert_eq!(c.max_metadata_cache, 1000);
+        assert_eq!(c.max_metadata_cache, Limit::Max(1000));
         assert_eq!(c.filename_pattern, "_pyr_");
         assert_eq!(c.jpeg_quality, 75);
         assert_eq!(c.png_quality, 1);
         assert_eq!(c.webp_quality, 50);
         assert_eq!(c.avif_quality, 50);
-        assert_eq!(c.tiff_compression, 2);
+        assert_eq!(c.tiff_compression, TiffCompression::Deflate);
         assert_eq!(c.tiff_quality, 1);
-        assert_eq!(c.max_cvt, 5000);
+        assert_eq!(c.max_cvt, Limit::Max(5000));
         assert_eq!(c.memcached_servers, "localhost");
         assert_eq!(c.memcached_timeout, 86400);
-        assert_eq!(c.interpolation, 1);
+        assert_eq!(c.interpolation, Interpolation::Bilinear);
         assert_eq!(c.cache_control, "max-age=86400");
         assert!(c.allow_upscaling);
         assert!(c.codec_passthrough);
-        assert_eq!(c.max_icc, 65536);
+        assert_eq!(c.max_icc, Limit::Max(65536));
         assert_eq!(c.iiif_version, 3);
         assert!(!c.iiif_extensions);
         assert!(c.uri_map.is_none());
@@ -615,7 +644,7 @@ mod tests {
             cfg(&[("MAX_IMAGE_METADATA_CACHE_SIZE", "7")])
                 .0
                 .max_metadata_cache,
-            7
+            Limit::Max(7)
         );
         assert_eq!(
             cfg(&[
@@ -624,13 +653,13 @@ mod tests {
             ])
             .0
             .max_metadata_cache,
-            9
+            Limit::Max(9)
         );
         assert_eq!(
             cfg(&[("MAX_METADATA_CACHE_SIZE", "-1")])
                 .0
                 .max_metadata_cache,
-            -1
+            Limit::Unlimited
         );
     }
 
@@ -648,16 +677,20 @@ mod tests {
         assert_eq!(cfg(&[("PNG_QUALITY", "12")]).0.png_quality, 9);
         assert_eq!(cfg(&[("WEBP_QUALITY", "-5")]).0.webp_quality, -1);
         assert_eq!(cfg(&[("AVIF_QUALITY", "101")]).0.avif_quality, 100);
-        assert_eq!(cfg(&[("AVIF_CODEC", "4")]).0.avif_codec, 0);
-        assert_eq!(cfg(&[("AVIF_CODEC", "-1")]).0.avif_codec, 0);
-        assert_eq!(cfg(&[("AVIF_CODEC", "2")]).0.avif_codec, 2);
+        assert_eq!(cfg(&[("AVIF_CODEC", "4")]).0.avif_codec, AvifCodec::Auto);
+        assert_eq!(cfg(&[("AVIF_CODEC", "-1")]).0.avif_codec, AvifCodec::Auto);
+        assert_eq!(cfg(&[("AVIF_CODEC", "2")]).0.avif_codec, AvifCodec::Rav1e);
     }
 
     #[test]
     fn tiff_compression_and_quality_quirks() {
-        assert_eq!(cfg(&[("TIFF_COMPRESSION", "5")]).0.tiff_compression, 0);
-        assert_eq!(cfg(&[("TIFF_COMPRESSION", "-1")]).0.tiff_compression, 0);
-        assert_eq!(cfg(&[("TIFF_COMPRESSION", "3")]).0.tiff_compression, 3);
+        let none = TiffCompression::None;
+        assert_eq!(cfg(&[("TIFF_COMPRESSION", "5")]).0.tiff_compression, none);
+        assert_eq!(cfg(&[("TIFF_COMPRESSION", "-1")]).0.tiff_compression, none);
+        assert_eq!(
+            cfg(&[("TIFF_COMPRESSION", "3")]).0.tiff_compression,
+            TiffCompression::Jpeg
+        );
         assert_eq!(
             cfg(&[("TIFF_QUALITY", "50")]).0.tiff_quality,
             9,
@@ -673,10 +706,10 @@ mod tests {
 
     #[test]
     fn max_cvt_rules() {
-        assert_eq!(cfg(&[("MAX_CVT", "-1")]).0.max_cvt, -1);
-        assert_eq!(cfg(&[("MAX_CVT", "0")]).0.max_cvt, 5000);
-        assert_eq!(cfg(&[("MAX_CVT", "-7")]).0.max_cvt, 1);
-        assert_eq!(cfg(&[("MAX_CVT", "800")]).0.max_cvt, 800);
+        assert_eq!(cfg(&[("MAX_CVT", "-1")]).0.max_cvt, Limit::Unlimited);
+        assert_eq!(cfg(&[("MAX_CVT", "0")]).0.max_cvt, Limit::Max(5000));
+        assert_eq!(cfg(&[("MAX_CVT", "-7")]).0.max_cvt, Limit::Max(1));
+        assert_eq!(cfg(&[("MAX_CVT", "800")]).0.max_cvt, Limit::Max(800));
     }
 
     #[test]
@@ -708,8 +741,14 @@ mod tests {
 
     #[test]
     fn interpolation_and_memcached_timeout() {
-        assert_eq!(cfg(&[("INTERPOLATION", "0")]).0.interpolation, 0);
-        assert_eq!(cfg(&[("INTERPOLATION", "7")]).0.interpolation, 1);
+        assert_eq!(
+            cfg(&[("INTERPOLATION", "0")]).0.interpolation,
+            Interpolation::Nearest
+        );
+        assert_eq!(
+            cfg(&[("INTERPOLATION", "7")]).0.interpolation,
+            Interpolation::Bilinear
+        );
         assert_eq!(
             cfg(&[("MEMCACHED_TIMEOUT", "-1")]).0.memcached_timeout,
             u32::MAX

@@ -39,13 +39,23 @@ pub enum AvifCodec {
 }
 
 impl AvifCodec {
-    /// From `AVIF_CODEC`: 0 auto, 1 aom, 2 rav1e, 3 svt; anything else is auto.
-    pub fn from_config(value: i64) -> Self {
+    /// `AVIF_CODEC`: 0 auto, 1 aom, 2 rav1e, 3 svt; anything else is auto.
+    pub fn from_setting(value: i64) -> Self {
         match value {
             1 => AvifCodec::Aom,
             2 => AvifCodec::Rav1e,
             3 => AvifCodec::Svt,
             _ => AvifCodec::Auto,
+        }
+    }
+
+    /// The name iipsrv logs at start-up (`auto`, `aom`, `rav1e`, `svt`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AvifCodec::Auto => "auto",
+            AvifCodec::Aom => "aom",
+            AvifCodec::Rav1e => "rav1e",
+            AvifCodec::Svt => "svt",
         }
     }
 
@@ -548,7 +558,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(AvifCodec::from_config(2), AvifCodec::Rav1e);
-        assert_eq!(AvifCodec::from_config(7), AvifCodec::Auto);
+        assert_eq!(AvifCodec::from_setting(2), AvifCodec::Rav1e);
+        assert_eq!(AvifCodec::from_setting(7), AvifCodec::Auto);
     }
 }

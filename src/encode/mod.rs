@@ -43,7 +43,7 @@ mod test_util;
 pub use self::avif::{AvifCodec, AvifEncoder};
 pub use self::jpeg::JpegEncoder;
 pub use self::png::PngEncoder;
-pub use self::tiff::TiffEncoder;
+pub use self::tiff::{TiffCompression, TiffEncoder};
 pub use self::webp::WebpEncoder;
 
 /// The value of the `Software` tag and of the JPEG COM marker.
@@ -152,8 +152,8 @@ pub struct EncodeOptions<'a> {
     /// JPEG 1–100 (0 acts as 1), PNG 0–9 (see [`png`] for the levels), WebP below 1 is lossless,
     /// AVIF −1 is lossless, TIFF per compression (Deflate 0–9, ZSTD 0–19, JPEG/WebP 0–100).
     pub quality: i32,
-    /// TIFF compression (0 None, 1 LZW, 2 Deflate, 3 JPEG, 4 WebP, 5 ZSTD; others: none).
-    pub tiff_compression: u32,
+    /// TIFF compression (`QLT`'s, else `TIFF_COMPRESSION`).
+    pub tiff_compression: TiffCompression,
     /// ICC profile to embed (already checked against MAX_ICC and the colour operations).
     pub icc: Option<&'a [u8]>,
     /// XMP packet to embed (region exports only).

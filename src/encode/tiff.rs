@@ -41,9 +41,20 @@ use super::{Accepts, EncodeError, EncodeOptions, Encoder, OutputFormat, Resoluti
 use crate::error::Result;
 use crate::image::{RawImage, Samples};
 
-/// TIFF compressions this encoder writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// TIFF compressions this encoder writes: the one type of `TIFF_COMPRESSION`, of the `QLT`
+/// prefix and of the encoder. Where each may be chosen:
+///
+/// | compression | `TIFF_COMPRESSION` ([`from_setting`](Self::from_setting)) | `QLT=<name>:` ([`from_qlt_name`](Self::from_qlt_name)) | quality range |
+/// |---|---|---|---|
+/// | [`None`](Self::None) | 0 (and, with a warning, any code outside 0–4) | any other name | — |
+/// | [`Lzw`](Self::Lzw) | 1 | `lzw` | — |
+/// | [`Deflate`](Self::Deflate) | 2 (the default) | `deflate` | 0–9 |
+/// | [`Jpeg`](Self::Jpeg) | 3 | `jpeg` | 0–100 |
+/// | [`Webp`](Self::Webp) | 4 | `webp` | 0–100 |
+/// | [`Zstd`](Self::Zstd) | — (as iipsrv: not configurable) | `zstd` | 0–19 |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TiffCompression {
+    #[default]
     None,
     Lzw,
     Deflate,
@@ -53,15 +64,51 @@ pub enum TiffCompression {
 }
 
 impl TiffCompression {
-    /// From iipsrv's code: 0 none, 1 LZW, 2 Deflate, 3 JPEG, 4 WebP, 5 ZSTD; others none.
-    pub fn from_code(code: u32) -> Self {
-        match code {
+    /// `TIFF_COMPRESSION`: 0 none, 1 LZW, 2 Deflate, 3 JPEG, 4 WebP; `None` (not a
+    /// compression the variable can choose) for anything else, ZSTD's 5 included.
+    pub fn from_setting(code: i64) -> Option<Self> {
+        Some(match code {
+            0 => TiffCompression::None,
             1 => TiffCompression::Lzw,
             2 => TiffCompression::Deflate,
             3 => TiffCompression::Jpeg,
             4 => TiffCompression::Webp,
-            5 => TiffCompression::Zstd,
+            _ => return None,
+        })
+    }
+
+    /// The compression named before the `:` of `QLT` (lower case): `lzw`, `deflate`, `jpeg`,
+    /// `webp`, `zstd`; any other name is no compression.
+    pub fn from_qlt_name(name: &str) -> Self {
+        match name {
+            "lzw" => TiffCompression::Lzw,
+            "deflate" => TiffCompression::Deflate,
+            "jpeg" => TiffCompression::Jpeg,
+            "webp" => TiffCompression::Webp,
+            "zstd" => TiffCompression::Zstd,
             _ => TiffCompression::None,
+        }
+    }
+
+    /// The name iipsrv logs at start-up (`None`, `LZW`, `Deflate`, `JPEG`, `WebP`, `ZSTD`).
+    pub fn name(self) -> &'static str {
+        match self {
+            TiffCompression::None => "None",
+            TiffCompression::Lzw => "LZW",
+            TiffCompression::Deflate => "Deflate",
+            TiffCompression::Jpeg => "JPEG",
+            TiffCompression::Webp => "WebP",
+            TiffCompression::Zstd => "ZSTD",
+        }
+    }
+
+    /// The largest quality value this compression takes (a zlib or zstd level, or a JPEG/WebP
+    /// quality); qualities are clamped to `0..=max_quality()`.
+    pub fn max_quality(self) -> i32 {
+        match self {
+            TiffCompression::Deflate => 9,
+            TiffCompression::Zstd => 19,
+            _ => 100,
         }
     }
 
@@ -281,7 +328,7 @@ impl TiffEncoder {
             }
         };
 
-        let requested = TiffCompression::from_code(options.tiff_compression);
+        let requested = options.tiff_compression;
         let compression = if requested.can_store(channels, bits == 16, width, height) {
             requested
         } else {
@@ -495,10 +542,18 @@ mod tests {
     use ::tiff::tags::Tag;
     use std::io::Cursor;
 
+    /// iipsrv's compression codes as the tests write them (0 none … 5 ZSTD; others none).
+    fn from_code(code: u32) -> TiffCompression {
+        TiffCompression::from_setting(code as i64).unwrap_or(match code {
+            5 => TiffCompression::Zstd,
+            _ => TiffCompression::None,
+        })
+    }
+
     fn encode(image: &RawImage, compression: u32, quality: i32) -> Vec<u8> {
         let options = EncodeOptions {
             quality,
-            tiff_compression: compression,
+            tiff_compression: from_code(compression),
             ..Default::default()
         };
         TiffEncoder::default()
@@ -544,6 +599,37 @@ mod tests {
     }
 
     #[test]
+    fn settings_choose_five_compressions_and_qlt_six() {
+        let all = [
+            TiffCompression::None,
+            TiffCompression::Lzw,
+            TiffCompression::Deflate,
+            TiffCompression::Jpeg,
+            TiffCompression::Webp,
+        ];
+        for (code, c) in all.iter().enumerate() {
+            assert_eq!(TiffCompression::from_setting(code as i64), Some(*c));
+        }
+        assert_eq!(TiffCompression::from_setting(5), None, "ZSTD is QLT-only");
+        assert_eq!(TiffCompression::from_setting(-1), None);
+        assert_eq!(
+            TiffCompression::from_qlt_name("zstd"),
+            TiffCompression::Zstd
+        );
+        assert_eq!(
+            TiffCompression::from_qlt_name("deflate"),
+            TiffCompression::Deflate
+        );
+        assert_eq!(
+            TiffCompression::from_qlt_name("packbits"),
+            TiffCompression::None
+        );
+        assert_eq!(TiffCompression::Deflate.max_quality(), 9);
+        assert_eq!(TiffCompression::Zstd.max_quality(), 19);
+        assert_eq!(TiffCompression::Jpeg.max_quality(), 100);
+    }
+
+    #[test]
     fn lossless_compressions_every_channel_count() {
         for compression in [0, 1, 2, 5, 9] {
             for channels in [1u16, 2, 3, 4, 5] {
@@ -551,7 +637,7 @@ mod tests {
                 let out = encode(&img, compression, 1);
                 let mut d = decoder(&out);
                 assert_eq!(d.dimensions().unwrap(), (83, 57));
-                let expected = TiffCompression::from_code(compression).tag_value();
+                let expected = from_code(compression).tag_value();
                 assert_eq!(tag_u16(&out, Tag::Compression), Some(vec![expected]));
                 assert_eq!(tag_u16(&out, Tag::SamplesPerPixel), Some(vec![channels]));
                 assert_eq!(
@@ -606,7 +692,7 @@ mod tests {
                 if matches!(compression, 3 | 4) {
                     8
                 } else {
-                    TiffCompression::from_code(compression).tag_value()
+                    from_code(compression).tag_value()
                 }
             );
         }
@@ -707,7 +793,7 @@ mod tests {
     fn metadata_tags() {
         let icc = fake_icc(1234);
         let options = EncodeOptions {
-            tiff_compression: 2,
+            tiff_compression: TiffCompression::Deflate,
             quality: 1,
             icc: Some(&icc),
             xmp: Some(XMP_PACKET),

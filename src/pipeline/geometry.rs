@@ -44,8 +44,8 @@ pub struct Request<'a> {
     /// Fit inside WID×HEI (true for IIP) or stretch to it (IIIF `w,h`).
     pub maintain_aspect: bool,
     pub allow_upscaling: bool,
-    /// `MAX_CVT`: ≤ 0 means no limit.
-    pub max_size: i64,
+    /// `MAX_CVT`: the largest output width and height; `None` means no limit.
+    pub max_size: Option<u64>,
 }
 
 /// The result: which level to read, which part of it, and the output size.
@@ -198,8 +198,7 @@ fn requested(r: &Request<'_>, e: &Extent) -> (u64, u64) {
         }
         (Some(w), Some(h)) => (w as u64, h as u64),
     };
-    if r.max_size > 0 {
-        let m = r.max_size as u64;
+    if let Some(m) = r.max_size {
         if rw > m || rh > m {
             if rw > rh {
                 rw = m;
@@ -290,7 +289,7 @@ mod tests {
             out_height: None,
             maintain_aspect: true,
             allow_upscaling: true,
-            max_size: 5000,
+            max_size: Some(5000),
         }
     }
 
@@ -359,14 +358,14 @@ mod tests {
         // Upstream serves this 300×210 from the 250×175 level; we use 500×350.
         let p = plan(&Request {
             out_width: Some(1000),
-            max_size: 300,
+            max_size: Some(300),
             ..req(&L700)
         })
         .unwrap();
         assert_eq!((out(&p), p.resolution), ((300, 210), 1));
         let p = plan(&Request {
             out_width: Some(300),
-            max_size: 300,
+            max_size: Some(300),
             ..req(&L700)
         })
         .unwrap();
@@ -374,14 +373,14 @@ mod tests {
         // Taller than wide; equal sides.
         let tall = [(700, 1000)];
         let p = plan(&Request {
-            max_size: 100,
+            max_size: Some(100),
             ..req(&tall)
         })
         .unwrap();
         assert_eq!(out(&p), (70, 100));
         let sq = [(400, 400)];
         let p = plan(&Request {
-            max_size: 100,
+            max_size: Some(100),
             ..req(&sq)
         })
         .unwrap();
@@ -389,7 +388,7 @@ mod tests {
         // No limit.
         let p = plan(&Request {
             out_width: Some(999_999),
-            max_size: -1,
+            max_size: None,
             ..req(&L700)
         })
         .unwrap();

@@ -160,8 +160,8 @@ pub struct Settings<'a> {
     pub histogram: Option<&'a Histogram>,
     /// Output size for region exports (`None` for tiles: no resize).
     pub resize: Option<(u32, u32)>,
-    /// `INTERPOLATION`: 0 nearest neighbour, otherwise bilinear.
-    pub interpolation: u32,
+    /// `INTERPOLATION`.
+    pub interpolation: resize::Interpolation,
     pub watermark: Option<WatermarkPass<'a>>,
 }
 
@@ -342,7 +342,7 @@ mod tests {
                 format,
                 histogram: Some(&h),
                 resize: None,
-                interpolation: 1,
+                interpolation: resize::Interpolation::Bilinear,
                 watermark: None,
             },
         )
@@ -446,7 +446,7 @@ mod tests {
                 format: OutputFormat::Png,
                 histogram: None,
                 resize: None,
-                interpolation: 1,
+                interpolation: resize::Interpolation::Bilinear,
                 watermark: None,
             },
         );
@@ -488,7 +488,7 @@ mod tests {
                 format: OutputFormat::Jpeg,
                 histogram: None,
                 resize: None,
-                interpolation: 1,
+                interpolation: resize::Interpolation::Bilinear,
                 watermark: None,
             },
         );

@@ -17,8 +17,29 @@ use rayon::prelude::*;
 use super::PARALLEL_PIXELS;
 use crate::image::{RawImage, Samples};
 
-/// Resize 8-bit data to `w`×`h`; `interpolation` 0 is nearest neighbour.
-pub fn resize(img: RawImage, w: u32, h: u32, interpolation: u32) -> RawImage {
+/// How region exports are resampled (`INTERPOLATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interpolation {
+    /// `INTERPOLATION=0`.
+    Nearest,
+    /// Any other value (the default, 1).
+    #[default]
+    Bilinear,
+}
+
+impl Interpolation {
+    /// `INTERPOLATION`: 0 nearest neighbour, anything else bilinear.
+    pub fn from_setting(value: i64) -> Self {
+        if value == 0 {
+            Interpolation::Nearest
+        } else {
+            Interpolation::Bilinear
+        }
+    }
+}
+
+/// Resize 8-bit data to `w`×`h`.
+pub fn resize(img: RawImage, w: u32, h: u32, interpolation: Interpolation) -> RawImage {
     let (w, h) = (w.max(1), h.max(1));
     let (sw, sh, ch, colour) = (img.width, img.height, img.channels, img.colour);
     let Samples::U8(src) = img.samples else {
@@ -33,7 +54,7 @@ pub fn resize(img: RawImage, w: u32, h: u32, interpolation: u32) -> RawImage {
             vec![0; w as usize * h as usize * ch as usize],
         );
     }
-    let data = if interpolation == 0 {
+    let data = if interpolation == Interpolation::Nearest {
         nearest(&src, sw, sh, ch as usize, w, h)
     } else if (1..=4).contains(&ch) {
         fast(src, sw, sh, ch, w, h)
@@ -159,15 +180,27 @@ mod tests {
     fn nearest_samples_floor() {
         // 4×1 → 2×1: columns 0 and 2. 2×1 → 4×1: 0, 0, 1, 1.
         let img = RawImage::from_u8(4, 1, 1, ColourSpace::Grey, vec![10, 20, 30, 40]);
-        assert_eq!(resize(img.clone(), 2, 1, 0).as_u8().unwrap(), &[10, 30]);
+        assert_eq!(
+            resize(img.clone(), 2, 1, Interpolation::Nearest)
+                .as_u8()
+                .unwrap(),
+            &[10, 30]
+        );
         let img = RawImage::from_u8(2, 1, 1, ColourSpace::Grey, vec![10, 20]);
         assert_eq!(
-            resize(img.clone(), 4, 1, 0).as_u8().unwrap(),
+            resize(img.clone(), 4, 1, Interpolation::Nearest)
+                .as_u8()
+                .unwrap(),
             &[10, 10, 20, 20]
         );
         // 3 → 2 rows: ys = 1.5 → rows 0 and 1.
         let img = RawImage::from_u8(1, 3, 1, ColourSpace::Grey, vec![1, 2, 3]);
-        assert_eq!(resize(img.clone(), 1, 2, 0).as_u8().unwrap(), &[1, 2]);
+        assert_eq!(
+            resize(img.clone(), 1, 2, Interpolation::Nearest)
+                .as_u8()
+                .unwrap(),
+            &[1, 2]
+        );
     }
 
     #[test]
@@ -177,7 +210,7 @@ mod tests {
         assert_eq!(out, vec![10, 15, 20, 20]);
         // Five channels go through it.
         let img = RawImage::from_u8(2, 1, 5, ColourSpace::Multiband, (0..10).collect());
-        let out = resize(img.clone(), 1, 1, 1);
+        let out = resize(img.clone(), 1, 1, Interpolation::Bilinear);
         assert_eq!(out.as_u8().unwrap(), &[0, 1, 2, 3, 4]);
     }
 
@@ -185,15 +218,20 @@ mod tests {
     fn fast_bilinear_keeps_flat_images_and_sizes() {
         for ch in 1..=4u16 {
             let img = RawImage::from_u8(7, 5, ch, ColourSpace::Srgb, vec![200; 35 * ch as usize]);
-            let out = resize(img.clone(), 3, 2, 1);
+            let out = resize(img.clone(), 3, 2, Interpolation::Bilinear);
             assert_eq!((out.width, out.height, out.channels), (3, 2, ch));
             assert!(out.as_u8().unwrap().iter().all(|&v| v == 200));
-            let out = resize(img.clone(), 20, 9, 1);
+            let out = resize(img.clone(), 20, 9, Interpolation::Bilinear);
             assert!(out.as_u8().unwrap().iter().all(|&v| v == 200));
         }
         // Corner-aligned: a 2× reduction samples the top-left pixel of each 2×2 block.
         let img = RawImage::from_u8(2, 2, 1, ColourSpace::Grey, vec![0, 100, 100, 200]);
-        assert_eq!(resize(img.clone(), 1, 1, 1).as_u8().unwrap(), &[0]);
+        assert_eq!(
+            resize(img.clone(), 1, 1, Interpolation::Bilinear)
+                .as_u8()
+                .unwrap(),
+            &[0]
+        );
     }
 
     #[test]

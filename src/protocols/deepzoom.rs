@@ -10,8 +10,8 @@
 //! not clamped or wrapped neighbours (docs/compatibility.md).
 
 use super::grid::{Grid, GridLevel, Target, tile_size};
-use crate::text::number::atoi;
 use crate::source::ImageInfo;
+use crate::text::number::atoi;
 
 /// The DeepZoom protocol (`DeepZoom=`).
 pub(crate) struct DeepZoom;

@@ -11,8 +11,8 @@
 //! fixed here (docs/compatibility.md).
 
 use super::grid::{Grid, GridLevel, Target, stored_level, tile_size};
-use crate::text::number::atoi;
 use crate::source::ImageInfo;
+use crate::text::number::atoi;
 
 /// The Zoomify protocol (`Zoomify=`).
 pub(crate) struct Zoomify;

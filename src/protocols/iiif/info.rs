@@ -96,7 +96,7 @@ fn service(info: &ImageInfo, id: &str, version: u32) -> String {
 
 /// `MAX_CVT` printed as upstream does (as an unsigned 32-bit value: -1 → 4294967295).
 fn max_size(config: &Config) -> u32 {
-    config.max_cvt as i32 as u32
+    config.max_cvt.as_sentinel() as i32 as u32
 }
 
 /// The qualities after `color`: `"gray","bitonal"` and the extension qualities.

@@ -16,13 +16,13 @@ pub mod parse;
 
 use super::context::Context;
 use super::responses;
-use crate::text::number::atoi;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HeaderDefaults, Response};
 use crate::open_image::{OpenImage, open_image};
 use crate::render::RegionOptions;
 use crate::shared::Shared;
 use crate::source::{ImageInfo, resolve};
+use crate::text::number::atoi;
 use crate::text::{header_text, json_escape};
 use crate::view::{ColourConversion, Contrast, Gamma, Region, View};
 use parse::{ImageRequest, Limits, Quality};

@@ -70,7 +70,11 @@ impl Limits {
     pub fn new(config: &crate::config::Config, version: u32) -> Limits {
         Limits {
             version,
-            max: u32::try_from(config.max_cvt).ok().filter(|m| *m > 0),
+            max: config
+                .max_cvt
+                .max()
+                .and_then(|m| u32::try_from(m).ok())
+                .filter(|m| *m > 0),
             allow_upscaling: config.allow_upscaling,
             extensions: config.iiif_extensions,
         }

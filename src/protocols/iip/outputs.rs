@@ -3,7 +3,6 @@
 //! answers `Error/…:1 3` otherwise), so each takes the [`OpenImage`] itself.
 
 use super::parameters::numbers;
-use crate::text::number::atoi;
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Response;
@@ -12,6 +11,7 @@ use crate::open_image::OpenImage;
 use crate::protocols::context::Context;
 use crate::protocols::responses;
 use crate::render::{self, RegionOptions};
+use crate::text::number::atoi;
 use crate::text::{fmt_g, json_escape, xml_escape};
 use crate::view::View;
 

@@ -2,9 +2,10 @@
 //! the output commands then render. Arguments are read with C's `atoi`/`atof` rules, as
 //! upstream; a malformed argument leaves the view as it was unless noted.
 
-use crate::text::number::{atof, atoi};
+use crate::encode::TiffCompression;
 use crate::pipeline::convolve;
 use crate::source::resolve::url_decode;
+use crate::text::number::{atof, atoi};
 use crate::view::{ColourConversion, ColourMap, Contrast, Gamma, Region, View};
 
 /// Apply the parameter command `name` (lower case). `channels` is the open image's channel
@@ -54,21 +55,11 @@ pub(super) fn apply(view: &mut View, channels: usize, name: &[u8], arg: &[u8]) -
 }
 
 /// `QLT=q` or `QLT=<compression>:q`: the TIFF compression named, if any (unknown names are
-/// 0, none), and the quality.
-fn quality(a: &str) -> (Option<u32>, i32) {
+/// none), and the quality.
+fn quality(a: &str) -> (Option<TiffCompression>, i32) {
     let lower = a.to_ascii_lowercase();
     let (compression, q) = match lower.split_once(':') {
-        Some((comp, q)) => {
-            let code = match comp {
-                "lzw" => 1,
-                "deflate" => 2,
-                "jpeg" => 3,
-                "webp" => 4,
-                "zstd" => 5,
-                _ => 0,
-            };
-            (Some(code), q)
-        }
+        Some((comp, q)) => (Some(TiffCompression::from_qlt_name(comp)), q),
         None => (None, lower.as_str()),
     };
     let q = atoi(q).value.clamp(i32::MIN as i64, i32::MAX as i64) as i32;

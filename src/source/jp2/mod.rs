@@ -67,7 +67,7 @@ pub struct Jp2Source {
     /// Output sample depth: 8 or 16.
     out_bits: u32,
     /// MAX_LAYERS (spec §5.3): > 0 caps the layers, < 0 decodes all by default.
-    max_layers: i64,
+    max_layers: MaxLayers,
 }
 
 impl std::fmt::Debug for Jp2Source {
@@ -97,11 +97,11 @@ fn ceil_shift(v: u32, k: u32) -> u64 {
 impl Jp2Source {
     /// Open with the default quality-layer policy (MAX_LAYERS = 0).
     pub fn open(path: &Path) -> Result<Jp2Source> {
-        Self::open_with(path, 0)
+        Self::open_with(path, MaxLayers::Default)
     }
 
     /// Open a JP2/JPX file or J2K codestream. `max_layers` is MAX_LAYERS (spec §5.3).
-    pub fn open_with(path: &Path, max_layers: i64) -> Result<Jp2Source> {
+    pub fn open_with(path: &Path, max_layers: MaxLayers) -> Result<Jp2Source> {
         let at = |e: Error| with_context(e, &path.display().to_string());
         let file = File::open(path)
             .map_err(|e| {
@@ -111,7 +111,7 @@ impl Jp2Source {
         Self::from_file(path, file, max_layers).map_err(at)
     }
 
-    fn from_file(path: &Path, file: File, max_layers: i64) -> Result<Jp2Source> {
+    fn from_file(path: &Path, file: File, max_layers: MaxLayers) -> Result<Jp2Source> {
         let len = file
             .metadata()
             .map_err(|e| header::corrupt(e.to_string()))?
@@ -212,7 +212,7 @@ impl Jp2Source {
     }
 
     /// The MAX_LAYERS setting this source was opened with.
-    pub fn max_layers(&self) -> i64 {
+    pub fn max_layers(&self) -> MaxLayers {
         self.max_layers
     }
 
@@ -369,17 +369,42 @@ fn pyramid(main: &header::MainHeader) -> (Vec<Level>, u32) {
     (levels, resolutions)
 }
 
+/// `MAX_LAYERS`: the quality layers a decode uses when the request (`LYR`) names none, and
+/// the cap on the ones it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxLayers {
+    /// 0: half the codestream's layers, rounded up (iipsrv's OpenJPEG default); `LYR` uncapped.
+    #[default]
+    Default,
+    /// Negative: all layers; `LYR` uncapped.
+    All,
+    /// n > 0: at most n layers, the default too.
+    AtMost(u64),
+}
+
+impl MaxLayers {
+    /// `MAX_LAYERS`: 0 the default, negative all layers, n at most n.
+    pub fn from_setting(value: i64) -> Self {
+        match value {
+            0 => MaxLayers::Default,
+            v if v < 0 => MaxLayers::All,
+            v => MaxLayers::AtMost(v as u64),
+        }
+    }
+}
+
 /// Spec §5.3: the layer count for MAX_LAYERS `max` and request value `requested`, resolved
-/// against the codestream's `quality` layers as iipsrv's OpenJPEG decoder does (< 0 → all,
-/// 0 → half rounded up, at least 1). Returns 0 for "all layers".
-pub fn effective_layers(max: i64, requested: u32, quality: u32) -> u32 {
+/// against the codestream's `quality` layers as iipsrv's OpenJPEG decoder does (all, or half
+/// rounded up, at least 1). Returns 0 for "all layers".
+pub fn effective_layers(max: MaxLayers, requested: u32, quality: u32) -> u32 {
     let l = requested as i64;
-    let sent = if max > 0 {
-        if 0 < l && l < max { l } else { max }
-    } else if max < 0 && l == 0 {
-        -1
-    } else {
-        l
+    let sent = match max {
+        MaxLayers::AtMost(m) => {
+            let m = m.min(i64::MAX as u64) as i64;
+            if 0 < l && l < m { l } else { m }
+        }
+        MaxLayers::All if l == 0 => -1,
+        _ => l,
     };
     let q = quality.max(1) as i64;
     let layers = match sent {

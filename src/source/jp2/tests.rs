@@ -22,7 +22,7 @@ fn open(name: &str) -> Jp2Source {
 }
 
 fn open_all_layers(name: &str) -> Jp2Source {
-    Jp2Source::open_with(&fx(name), -1).unwrap_or_else(|e| panic!("{name}: {e}"))
+    Jp2Source::open_with(&fx(name), MaxLayers::All).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn values(s: &Samples) -> Vec<i64> {
@@ -448,8 +448,8 @@ fn quality_layers() {
     );
     // MAX_LAYERS -1: all by default; MAX_LAYERS 2 caps requests.
     assert_eq!(open_all_layers("rgb8_tiled.jp2").layers_for(0), 0);
-    let capped = Jp2Source::open_with(&fx("rgb8_tiled.jp2"), 2).unwrap();
-    assert_eq!(capped.max_layers(), 2);
+    let capped = Jp2Source::open_with(&fx("rgb8_tiled.jp2"), MaxLayers::AtMost(2)).unwrap();
+    assert_eq!(capped.max_layers(), MaxLayers::AtMost(2));
     assert_eq!(capped.layers_for(0), 2);
     assert_eq!(capped.layers_for(1), 1);
     assert_eq!(capped.layers_for(3), 2);
@@ -471,7 +471,8 @@ fn layer_rules() {
         (4, 6, 8, 4),
         (12, 0, 8, 0),
     ] {
-        assert_eq!(effective_layers(max, lyr, q), want, "{max} {lyr} {q}");
+        let setting = MaxLayers::from_setting(max);
+        assert_eq!(effective_layers(setting, lyr, q), want, "{max} {lyr} {q}");
     }
 }
 
