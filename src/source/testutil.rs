@@ -191,7 +191,7 @@ impl Mutator {
         }
         let len = data.len();
         for _ in 0..1 + self.below(8) {
-            let focused = self.next() % 2 == 0;
+            let focused = self.next().is_multiple_of(2);
             let at = match (focused, self.focus) {
                 (true, Focus::Head(n)) => self.below(n.min(len)),
                 (true, Focus::Tail(n)) => len - 1 - self.below(n.min(len)),
@@ -203,7 +203,7 @@ impl Mutator {
                 _ => self.next() as u8,
             };
         }
-        if self.truncate_every.is_some_and(|n| round % n == 0) {
+        if self.truncate_every.is_some_and(|n| round.is_multiple_of(n)) {
             let keep = self.below(len);
             data.truncate(keep.max(1));
         }
