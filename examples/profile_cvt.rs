@@ -16,8 +16,8 @@ fn main() {
     let dir = path.parent().unwrap().to_path_buf();
     let key = path.file_name().unwrap().to_string_lossy().into_owned();
     let (mut config, _) = Config::from_lookup(|_| None);
-    config.filesystem_prefix = format!("{}/", dir.display());
-    config.max_image_cache_mb = 100.0;
+    config.files.prefix = format!("{}/", dir.display());
+    config.caches.tile_mb = 100.0;
     let shared = Shared::new(config);
     let image = iipsrv::open_image::open_image(&shared, key.as_bytes()).unwrap();
     let view = View {

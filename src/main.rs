@@ -39,8 +39,8 @@ fn main() -> ExitCode {
     logging.banner(&config, &warnings);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
-        .max_blocking_threads(config.workers + 4)
+        .worker_threads(config.server.workers)
+        .max_blocking_threads(config.server.workers + 4)
         .thread_name("iipsrv")
         .enable_all()
         .build()
@@ -51,13 +51,13 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let shutdown_timeout = Duration::from_secs(config.shutdown_timeout_secs);
+    let shutdown_timeout = Duration::from_secs(config.server.shutdown_timeout_secs);
     let app = App::new(config);
     if let Some(mc) = app.shared().memcached() {
         tracing::info!(
             "Memcached support enabled. Connected to servers: '{}' with timeout {}\n",
-            app.config().memcached_servers,
-            app.config().memcached_timeout
+            app.config().caches.memcached_servers,
+            app.config().caches.memcached_timeout
         );
         // Give the background connection a moment, so that the first responses are stored;
         // a server that is down is retried later and never delays a request.
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         }
     }
     let limits = Limits {
-        max_conns: app.config().max_connections,
+        max_conns: app.config().server.max_connections,
         ..Limits::default()
     };
 

@@ -87,7 +87,7 @@ impl OpenImage {
         let shown = format!(
             "{}{}{h:03}_{v:03}.{}",
             String::from_utf8_lossy(&self.key),
-            shared.config().filename_pattern,
+            shared.config().files.pattern,
             seq.extension
         );
         let mtime = match std::fs::metadata(&path) {
@@ -111,7 +111,7 @@ impl OpenImage {
             mtime,
             format: self.located.format,
         };
-        let source = crate::source::open(&located, shared.config().max_layers)?;
+        let source = crate::source::open(&located, shared.config().decoding.max_layers)?;
         shared.meta().insert(located.path, mtime, source.clone());
         Ok(ViewSource {
             source,
@@ -182,7 +182,7 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
         },
         None => resolve::detect(key, path, mtime)?,
     };
-    let source = crate::source::open(&located, shared.config().max_layers)?;
+    let source = crate::source::open(&located, shared.config().decoding.max_layers)?;
     shared
         .meta()
         .insert(located.path.clone(), mtime, source.clone());

@@ -28,11 +28,11 @@ pub(crate) fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32
     let c = shared.config();
     match view.quality {
         None => match format {
-            OutputFormat::Jpeg => c.jpeg_quality,
-            OutputFormat::Png => c.png_quality,
-            OutputFormat::Webp => c.webp_quality,
-            OutputFormat::Avif => c.avif_quality,
-            OutputFormat::Tiff => c.tiff_quality,
+            OutputFormat::Jpeg => c.output.jpeg_quality,
+            OutputFormat::Png => c.output.png_quality,
+            OutputFormat::Webp => c.output.webp_quality,
+            OutputFormat::Avif => c.output.avif_quality,
+            OutputFormat::Tiff => c.output.tiff_quality,
         },
         Some(q) => match format {
             OutputFormat::Jpeg => q.clamp(0, 100),
@@ -49,7 +49,7 @@ pub(crate) fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32
             OutputFormat::Tiff => q.clamp(
                 0,
                 view.tiff_compression
-                    .unwrap_or(c.tiff_compression)
+                    .unwrap_or(c.output.tiff_compression)
                     .max_quality(),
             ),
         },
@@ -78,7 +78,7 @@ pub(crate) fn forces_raw(shared: &Shared, info: &ImageInfo, view: &View) -> bool
 
 /// Whether the ICC profile may be embedded (§5.1).
 fn icc_for<'a>(shared: &Shared, info: &'a ImageInfo, view: &View) -> Option<&'a [u8]> {
-    let max = shared.config().max_icc;
+    let max = shared.config().output.max_icc;
     let icc = info.metadata.get("icc")?;
     let colour_changed = view.colour_map.is_some()
         || view.shade.is_some()
@@ -204,7 +204,7 @@ pub(crate) fn tile(
     let raw_key = tile_key(image, view, resolution, tile, Encoding::Raw, 0);
     if !raw_needed
         && view.quality.is_none()
-        && shared.config().codec_passthrough
+        && shared.config().output.codec_passthrough
         && matches!(format, OutputFormat::Jpeg | OutputFormat::Webp)
         && shared.tiles().get(&raw_key, mtime).is_none()
     {
@@ -237,7 +237,7 @@ pub(crate) fn tile(
         quality: q,
         tiff_compression: view
             .tiff_compression
-            .unwrap_or(shared.config().tiff_compression),
+            .unwrap_or(shared.config().output.tiff_compression),
         icc,
         resolution: resolution_for(info, level.width, level.height),
         text: text_metadata(shared, info),
@@ -268,8 +268,8 @@ fn text_metadata(shared: &Shared, info: &ImageInfo) -> Vec<(&'static str, String
     for key in KEYS {
         match info.metadata.get(key) {
             Some(v) if !v.is_empty() => out.push((key, String::from_utf8_lossy(v).into_owned())),
-            _ if key == "rights" && !shared.config().copyright.is_empty() => {
-                out.push((key, shared.config().copyright.clone()))
+            _ if key == "rights" && !shared.config().output.copyright.is_empty() => {
+                out.push((key, shared.config().output.copyright.clone()))
             }
             _ => {}
         }
@@ -308,7 +308,7 @@ pub(crate) fn process_tile(
     let watermark = shared.watermark().map(|mark| WatermarkPass {
         mark,
         block: 0,
-        probability: shared.config().watermark_probability,
+        probability: shared.config().output.watermark_probability,
     });
     Ok(pipeline::process(
         std::borrow::Cow::Borrowed(raw),
@@ -318,7 +318,7 @@ pub(crate) fn process_tile(
             format,
             histogram: histogram.as_ref(),
             resize: None,
-            interpolation: shared.config().interpolation,
+            interpolation: shared.config().output.interpolation,
             watermark,
         },
     ))
@@ -455,7 +455,7 @@ impl RegionOptions {
     pub fn iip(config: &Config) -> RegionOptions {
         RegionOptions {
             maintain_aspect: true,
-            allow_upscaling: config.allow_upscaling,
+            allow_upscaling: config.exports.allow_upscaling,
         }
     }
 
@@ -496,7 +496,7 @@ pub fn region_plan(
         out_height: view.height,
         maintain_aspect: options.maintain_aspect,
         allow_upscaling: options.allow_upscaling,
-        max_size: shared.config().max_cvt.max(),
+        max_size: shared.config().exports.max_cvt.max(),
     })
     .ok_or_else(|| Error::not_found("Image has no resolution levels"))
 }
@@ -554,7 +554,7 @@ pub(crate) fn region_with(
         let watermark = shared.watermark().map(|mark| WatermarkPass {
             mark,
             block,
-            probability: shared.config().watermark_probability,
+            probability: shared.config().output.watermark_probability,
         });
         let pixels = pipeline::process(
             std::borrow::Cow::Owned(raw),
@@ -564,7 +564,7 @@ pub(crate) fn region_with(
                 format,
                 histogram: histogram.as_ref(),
                 resize: Some((plan.out_width, plan.out_height)),
-                interpolation: shared.config().interpolation,
+                interpolation: shared.config().output.interpolation,
                 watermark,
             },
         );
@@ -583,7 +583,7 @@ pub(crate) fn region_with(
             quality: quality(shared, view, format),
             tiff_compression: view
                 .tiff_compression
-                .unwrap_or(shared.config().tiff_compression),
+                .unwrap_or(shared.config().output.tiff_compression),
             icc: icc_for(shared, info, view),
             xmp: meta("xmp"),
             exif: meta("exif"),

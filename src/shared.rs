@@ -29,12 +29,17 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config) -> Shared {
         let headers = config.header_defaults();
-        crate::source::jpeg::set_decoded_cache_bytes((config.jpeg_cache_mib as usize) << 20);
+        crate::source::jpeg::set_decoded_cache_bytes(
+            (config.caches.decoded_jpeg_mib as usize) << 20,
+        );
         let tiles = TileCache::new(config.max_image_cache_bytes());
-        let meta = MetaCache::new(config.max_metadata_cache);
-        let memcached = Memcached::new(&config.memcached_servers, config.memcached_timeout);
+        let meta = MetaCache::new(config.caches.metadata_entries);
+        let memcached = Memcached::new(
+            &config.caches.memcached_servers,
+            config.caches.memcached_timeout,
+        );
         let encoders = Encoders::new(EncoderSettings {
-            avif_codec: config.avif_codec,
+            avif_codec: config.output.avif_codec,
             ..EncoderSettings::default()
         });
         Shared {
@@ -82,14 +87,17 @@ impl Shared {
         self.watermark
             .get_or_init(|| {
                 let c = &self.config;
-                if c.watermark.is_empty() {
+                if c.output.watermark.is_empty() {
                     return None;
                 }
-                match Watermark::load(std::path::Path::new(&c.watermark), c.watermark_opacity) {
+                match Watermark::load(
+                    std::path::Path::new(&c.output.watermark),
+                    c.output.watermark_opacity,
+                ) {
                     Ok(w) => {
                         tracing::info!(
                             "Loaded watermark image '{}': {}x{}",
-                            c.watermark,
+                            c.output.watermark,
                             w.width,
                             w.height
                         );
@@ -110,6 +118,8 @@ impl Shared {
         self.meta.clear();
         // Emptying the decoded-JPEG cache: set its size to 0 and back.
         crate::source::jpeg::set_decoded_cache_bytes(0);
-        crate::source::jpeg::set_decoded_cache_bytes((self.config.jpeg_cache_mib as usize) << 20);
+        crate::source::jpeg::set_decoded_cache_bytes(
+            (self.config.caches.decoded_jpeg_mib as usize) << 20,
+        );
     }
 }

@@ -141,9 +141,9 @@ impl Logging {
     }
 
     fn with_options(config: &Config, options: &Options) -> Logging {
-        let sink = if config.verbosity < 1 {
+        let sink = if config.logging.verbosity < 1 {
             Sink::Off
-        } else if config.logfile == "syslog" {
+        } else if config.logging.logfile == "syslog" {
             match SyslogSink::connect(options.syslog_socket.as_deref()) {
                 Ok(syslog) => Sink::Syslog(syslog),
                 Err(e) => {
@@ -152,19 +152,19 @@ impl Logging {
                 }
             }
         } else {
-            match LogFile::open(Path::new(&config.logfile), options.check_every) {
+            match LogFile::open(Path::new(&config.logging.logfile), options.check_every) {
                 Ok(file) => Sink::File(file),
                 Err(e) => {
                     eprintln!(
                         "iipsrv: cannot open log file '{}': {e}; running without logging",
-                        config.logfile
+                        config.logging.logfile
                     );
                     Sink::Off
                 }
             }
         };
         Logging {
-            verbosity: config.verbosity,
+            verbosity: config.logging.verbosity,
             sink: Arc::new(sink),
         }
     }

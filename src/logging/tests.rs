@@ -31,11 +31,10 @@ impl Drop for TempDir {
 }
 
 fn config(verbosity: i64, logfile: &Path) -> Config {
-    Config {
-        verbosity,
-        logfile: logfile.to_str().unwrap().to_string(),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.logging.verbosity = verbosity;
+    config.logging.logfile = logfile.to_str().unwrap().to_string();
+    config
 }
 
 fn options(check_every: Duration) -> Options {
@@ -271,10 +270,8 @@ fn syslog_sends_one_debug_record_per_line() {
     socket
         .set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let config = Config {
-        logfile: "syslog".into(),
-        ..config(1, &socket_path)
-    };
+    let mut config = config(1, &socket_path);
+    config.logging.logfile = "syslog".into();
     let options = Options {
         syslog_socket: Some(socket_path),
         ..Options::default()
@@ -298,10 +295,8 @@ fn syslog_sends_one_debug_record_per_line() {
 #[test]
 fn syslog_without_socket_falls_back_to_stderr() {
     let dir = TempDir::new("nosyslog");
-    let config = Config {
-        logfile: "syslog".into(),
-        ..config(1, &dir.path("x"))
-    };
+    let mut config = config(1, &dir.path("x"));
+    config.logging.logfile = "syslog".into();
     let options = Options {
         syslog_socket: Some(dir.path("no-such-socket")),
         ..Options::default()

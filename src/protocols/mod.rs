@@ -87,7 +87,7 @@ fn image_mtime(shared: &Shared, text: &[u8]) -> Option<std::time::SystemTime> {
                     | iiif::Target::NoParameters(id)
                     | iiif::Target::Image { id, .. } => id,
                 };
-                let (id, _) = iiif::split_page(&id, shared.config().iiif_delimiter.as_bytes());
+                let (id, _) = iiif::split_page(&id, shared.config().iiif.delimiter.as_bytes());
                 Some(filter_traversal(id.to_vec()))
             }
             b"zoomify" => grid_key(zoomify::Zoomify::split(arg)),

@@ -21,7 +21,7 @@ pub(crate) enum RequestString {
 /// Obtain the request string (`server-and-config.md` §1.7).
 pub(crate) fn request_string(shared: &Shared, req: &Request) -> RequestString {
     let d = &shared.headers();
-    if let Some(map) = &shared.config().uri_map {
+    if let Some(map) = &shared.config().http.uri_map {
         let uri = req.param("REQUEST_URI").unwrap_or(b"");
         match map_uri(map, uri) {
             Some(Ok(text)) => {

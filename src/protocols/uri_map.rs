@@ -50,6 +50,7 @@ mod tests {
     fn mapped(prefix: &str, uri: &[u8]) -> Mapped {
         let map = UriMap {
             prefix: prefix.into(),
+            protocol: "IIIF".into(),
             command: "iiif",
         };
         match map_uri(&map, uri) {

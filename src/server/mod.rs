@@ -81,7 +81,7 @@ pub async fn serve_fastcgi(
     shutdown: watch::Receiver<bool>,
 ) {
     let app = Arc::new(app);
-    let allowed = app.config().fcgi_web_server_addrs.clone();
+    let allowed = app.config().server.web_server_addrs.clone();
     let serve = |stream, permit, shutdown| match stream {
         Stream::Tcp(stream, peer) => {
             if let Some(allowed) = &allowed {
@@ -98,7 +98,7 @@ pub async fn serve_fastcgi(
         }
         Stream::Unix(stream) => spawn_connection(stream, app.clone(), limits, shutdown, permit),
     };
-    let max = app.config().max_connections;
+    let max = app.config().server.max_connections;
     accept_loop(max, shutdown, "FastCGI", || accept(&listener), serve).await;
 }
 
@@ -151,6 +151,6 @@ pub async fn serve_http(
             transport::http::serve_connection(stream, app, limits, (local, peer), shutdown).await;
         });
     };
-    let max = app.config().max_connections;
+    let max = app.config().server.max_connections;
     accept_loop(max, shutdown, "HTTP", || listener.accept(), serve).await;
 }

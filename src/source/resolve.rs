@@ -120,12 +120,11 @@ impl Located {
 
 /// The file path for an image key: `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX`.
 pub fn file_path(config: &Config, key: &[u8]) -> PathBuf {
-    let mut full = Vec::with_capacity(
-        config.filesystem_prefix.len() + key.len() + config.filesystem_suffix.len(),
-    );
-    full.extend_from_slice(config.filesystem_prefix.as_bytes());
+    let mut full =
+        Vec::with_capacity(config.files.prefix.len() + key.len() + config.files.suffix.len());
+    full.extend_from_slice(config.files.prefix.as_bytes());
     full.extend_from_slice(key);
-    full.extend_from_slice(config.filesystem_suffix.as_bytes());
+    full.extend_from_slice(config.files.suffix.as_bytes());
     PathBuf::from(std::ffi::OsStr::from_bytes(&full))
 }
 
@@ -175,11 +174,7 @@ pub fn find(config: &Config, key: &[u8]) -> Result<Found> {
     match stat(config, key) {
         Ok((path, mtime)) => Ok(Found::File { path, mtime }),
         Err(not_found) => {
-            match find_sequence(
-                config.filesystem_prefix.as_bytes(),
-                key,
-                &config.filename_pattern,
-            )? {
+            match find_sequence(config.files.prefix.as_bytes(), key, &config.files.pattern)? {
                 Some(sequence) => Ok(Found::Sequence(sequence)),
                 None => Err(not_found),
             }
@@ -289,9 +284,9 @@ mod tests {
             std::fs::write(dir.path().join(name), b"II*\0 not really").unwrap();
         }
         let (mut c, _) = Config::from_lookup(|_| None);
-        c.filesystem_prefix = format!("{}/", dir.path().display());
+        c.files.prefix = format!("{}/", dir.path().display());
         for suffix in ["", ".tif"] {
-            c.filesystem_suffix = suffix.into();
+            c.files.suffix = suffix.into();
             match find(&c, b"seq").unwrap() {
                 Found::Sequence(s) => {
                     assert_eq!(s.horizontal, vec![0, 10], "suffix {suffix:?}");
@@ -319,7 +314,7 @@ mod tests {
         std::fs::write(dir.join("short.tif"), b"II*").unwrap();
         std::fs::write(dir.join("text.tif"), b"hello world, not an image").unwrap();
         let (mut c, _) = Config::from_lookup(|_| None);
-        c.filesystem_prefix = format!("{}/", dir.display());
+        c.files.prefix = format!("{}/", dir.display());
         let e = locate(&c, b"missing.tif").unwrap_err();
         assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
         assert_eq!(

@@ -41,7 +41,7 @@ pub(crate) fn tile_size(info: &ImageInfo) -> (u32, u32) {
 fn rights(info: &ImageInfo, config: &Config) -> Option<String> {
     match info.metadata.get("rights") {
         Some(v) if !v.is_empty() => Some(String::from_utf8_lossy(v).into_owned()),
-        _ if !config.copyright.is_empty() => Some(config.copyright.clone()),
+        _ if !config.output.copyright.is_empty() => Some(config.output.copyright.clone()),
         _ => None,
     }
 }
@@ -96,7 +96,7 @@ fn service(info: &ImageInfo, id: &str, version: u32) -> String {
 
 /// `MAX_CVT` printed as upstream does (as an unsigned 32-bit value: -1 → 4294967295).
 fn max_size(config: &Config) -> u32 {
-    config.max_cvt.as_sentinel() as i32 as u32
+    config.exports.max_cvt.as_sentinel() as i32 as u32
 }
 
 /// The qualities after `color`: `"gray","bitonal"` and the extension qualities.
@@ -106,7 +106,7 @@ fn qualities(info: &ImageInfo, config: &Config) -> String {
         q.push_str("\"color\",");
     }
     q.push_str("\"gray\",\"bitonal\"");
-    if config.iiif_extensions {
+    if config.iiif.extensions {
         q.push_str(",\"negative\",\"stretch\",\"equalization\",\"log\"");
     }
     q
@@ -130,7 +130,7 @@ pub(crate) fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Confi
     let q = qualities(info, config);
     let rights = rights(info, config).map(|r| json_escape(&r));
     if v >= 3 {
-        let upscaling = if config.allow_upscaling {
+        let upscaling = if config.exports.allow_upscaling {
             ",\"sizeUpscaling\""
         } else {
             ""
@@ -142,7 +142,7 @@ pub(crate) fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Confi
             out.push_str(&format!(",\n  \"rights\": \"{r}\""));
         }
     } else {
-        let above = if config.allow_upscaling {
+        let above = if config.exports.allow_upscaling {
             ",\"sizeAboveFull\""
         } else {
             ""
@@ -154,9 +154,9 @@ pub(crate) fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Confi
             out.push_str(&format!(",\n  \"license\": \"{r}\""));
         }
     }
-    if !config.iiif_extra_info.is_empty() {
+    if !config.iiif.extra_info.is_empty() {
         out.push_str(",\n  ");
-        out.push_str(&config.iiif_extra_info);
+        out.push_str(&config.iiif.extra_info);
     }
     out.push_str(&service(info, id, v));
     out.push_str("\n}");

@@ -124,7 +124,7 @@ pub(crate) fn split_page<'a>(id: &'a [u8], delimiter: &[u8]) -> (&'a [u8], Optio
 /// Open the image named by a decoded identifier; the view is the context's, on the page
 /// (stack layer) `IIIF_DELIMITER` selects, if any.
 fn open(ctx: &Context<'_>, id: &[u8]) -> Result<(OpenImage, View)> {
-    let (id, page) = split_page(id, ctx.config().iiif_delimiter.as_bytes());
+    let (id, page) = split_page(id, ctx.config().iiif.delimiter.as_bytes());
     let key = resolve::filter_traversal(id.to_vec());
     let image = open_image(ctx.shared, &key)?;
     let mut view = ctx.view.clone();
@@ -145,7 +145,7 @@ fn open(ctx: &Context<'_>, id: &[u8]) -> Result<(OpenImage, View)> {
 /// identifier contains slashes).
 fn names_image(shared: &Shared, decoded: &[u8]) -> bool {
     let whole = resolve::filter_traversal(decoded.to_vec());
-    let delimiter = shared.config().iiif_delimiter.as_bytes();
+    let delimiter = shared.config().iiif.delimiter.as_bytes();
     // A page selector only at the very end (`id;2`), not inside a longer path
     // (`id;45/full/max/0/default.jpg` names no image: a missing page is a 404, not a 303).
     let key = match split_page(&whole, delimiter) {
@@ -166,6 +166,7 @@ fn mapped(ctx: &Context<'_>) -> bool {
     let uri = ctx.req.param("REQUEST_URI").unwrap_or(b"");
     ctx.shared
         .config()
+        .http
         .uri_map
         .as_ref()
         .is_some_and(|m| super::uri_map::map_uri(m, uri).is_some_and(|r| r.is_ok()))
@@ -176,7 +177,7 @@ fn mapped(ctx: &Context<'_>) -> bool {
 /// string for a URI_MAP path). CORS is added (upstream sends none, which stops browsers from
 /// following the redirect of a cross-origin request).
 fn redirect(ctx: &Context<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
-    let base_url = &ctx.config().base_url;
+    let base_url = &ctx.config().http.base_url;
     let location = if !base_url.is_empty() {
         format!("{base_url}{}/info.json", header_text(arg))
     } else {
@@ -210,7 +211,7 @@ fn service_id(ctx: &Context<'_>, arg: &[u8]) -> Result<String> {
     if let Some(id) = ctx.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
         return Ok(json_escape(&String::from_utf8_lossy(id)));
     }
-    let base_url = &ctx.config().base_url;
+    let base_url = &ctx.config().http.base_url;
     if !base_url.is_empty() {
         return Ok(json_escape(&format!(
             "{base_url}{}",
@@ -244,7 +245,7 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
         );
     }
     let (version, negotiated) =
-        negotiate(shared.config().iiif_version, ctx.req.param("HTTP_ACCEPT"));
+        negotiate(shared.config().iiif.version, ctx.req.param("HTTP_ACCEPT"));
     let headers = header_defaults(shared, negotiated);
     let target = match split(&decoded) {
         Ok(t) => t,

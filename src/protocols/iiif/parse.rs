@@ -71,12 +71,13 @@ impl Limits {
         Limits {
             version,
             max: config
+                .exports
                 .max_cvt
                 .max()
                 .and_then(|m| u32::try_from(m).ok())
                 .filter(|m| *m > 0),
-            allow_upscaling: config.allow_upscaling,
-            extensions: config.iiif_extensions,
+            allow_upscaling: config.exports.allow_upscaling,
+            extensions: config.iiif.extensions,
         }
     }
 }

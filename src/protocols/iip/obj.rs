@@ -315,7 +315,7 @@ fn stack_json(info: &ImageInfo) -> Option<String> {
 /// the rights when the image has none).
 fn metadata_json(info: &ImageInfo, config: &Config) -> String {
     let mut keys: Vec<String> = info.metadata.keys().cloned().collect();
-    if !config.copyright.is_empty() && !keys.iter().any(|k| k == "rights") {
+    if !config.output.copyright.is_empty() && !keys.iter().any(|k| k == "rights") {
         keys.push("rights".into());
         keys.sort();
     }
@@ -338,8 +338,8 @@ fn metadata_json(info: &ImageInfo, config: &Config) -> String {
 fn metadata(info: &ImageInfo, config: &Config, key: &str) -> Option<Vec<u8>> {
     match info.metadata.get(key) {
         Some(v) if !v.is_empty() => Some(v.clone()),
-        _ if key == "rights" && !config.copyright.is_empty() => {
-            Some(config.copyright.as_bytes().to_vec())
+        _ if key == "rights" && !config.output.copyright.is_empty() => {
+            Some(config.output.copyright.as_bytes().to_vec())
         }
         _ => None,
     }
