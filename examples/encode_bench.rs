@@ -10,9 +10,9 @@
 
 use std::time::{Duration, Instant};
 
+use iipsrv::config::{AvifCodec, TiffCompression};
 use iipsrv::encode::{
-    AvifCodec, AvifEncoder, EncodeOptions, Encoder, JpegEncoder, PngEncoder, TiffCompression,
-    TiffEncoder, WebpEncoder,
+    AvifEncoder, EncodeOptions, Encoder, JpegEncoder, PngEncoder, TiffEncoder, WebpEncoder,
 };
 use iipsrv::image::{ColourSpace, RawImage};
 

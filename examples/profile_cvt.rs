@@ -2,7 +2,7 @@
 //! `cargo run --release --example profile_cvt -- FILE [WID]`, FILE a pyramid TIFF.
 use std::time::Instant;
 
-use iipsrv::config::Config;
+use iipsrv::config::{Config, Interpolation};
 use iipsrv::encode::{EncodeOptions, OutputFormat};
 use iipsrv::pipeline::{self, Settings};
 use iipsrv::render;
@@ -48,7 +48,7 @@ fn main() {
                 format: OutputFormat::Jpeg,
                 histogram: None,
                 resize: Some((plan.out_width, plan.out_height)),
-                interpolation: pipeline::resize::Interpolation::Bilinear,
+                interpolation: Interpolation::Bilinear,
                 watermark: None,
             },
         );
@@ -58,7 +58,7 @@ fn main() {
             raw.clone(),
             plan.out_width,
             plan.out_height,
-            pipeline::resize::Interpolation::Bilinear,
+            Interpolation::Bilinear,
         );
         let t_resize = t.elapsed();
         println!("resize alone (with a clone of the input) {t_resize:?}");

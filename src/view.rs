@@ -3,7 +3,8 @@
 //! Every protocol parser (IIP commands, IIIF paths, Zoomify and DeepZoom tile names) fills a
 //! [`View`]; the rendering code below the protocols reads only this.
 
-use crate::encode::{OutputFormat, TiffCompression};
+use crate::config::TiffCompression;
+use crate::encode::OutputFormat;
 
 /// A region as fractions of the full image (IIP `RGN`), or in full-resolution pixels (IIIF).
 #[derive(Debug, Clone, Copy, PartialEq)]

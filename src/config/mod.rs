@@ -20,40 +20,13 @@
 //! [`Config::files`], [`Config::caches`], [`Config::output`], [`Config::exports`],
 //! [`Config::decoding`], [`Config::http`], [`Config::iiif`], [`Config::server`].
 
+mod types;
 pub(crate) mod vars;
 
 use std::net::IpAddr;
 
-use crate::encode::{AvifCodec, TiffCompression};
 use crate::http::HeaderDefaults;
-use crate::pipeline::resize::Interpolation;
-use crate::source::jp2::MaxLayers;
-
-/// A bound that may be lifted: iipsrv's `-1` ("unlimited") sentinels, typed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Limit {
-    #[default]
-    Unlimited,
-    Max(u64),
-}
-
-impl Limit {
-    /// The bound, `None` when unlimited.
-    pub fn max(self) -> Option<u64> {
-        match self {
-            Limit::Unlimited => None,
-            Limit::Max(n) => Some(n),
-        }
-    }
-
-    /// The value as iipsrv holds it in its `int` settings: -1 for unlimited.
-    pub fn as_sentinel(self) -> i64 {
-        match self {
-            Limit::Unlimited => -1,
-            Limit::Max(n) => n.min(i64::MAX as u64) as i64,
-        }
-    }
-}
+pub use types::{AvifCodec, Interpolation, Limit, MaxLayers, TiffCompression};
 
 /// Which protocol a `URI_MAP` prefix routes to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,10 +8,9 @@
 //! below: every row there is a variable here, with the same default and meaning, and the other
 //! way round.
 
-use super::{Config, Limit, Warnings, parse_uri_map};
-use crate::encode::{AvifCodec, TiffCompression};
-use crate::pipeline::resize::Interpolation;
-use crate::source::jp2::MaxLayers;
+use super::{
+    AvifCodec, Config, Interpolation, Limit, MaxLayers, TiffCompression, Warnings, parse_uri_map,
+};
 use crate::text::number::{atof, atoi};
 
 /// One environment variable.

@@ -24,41 +24,12 @@ use std::ptr;
 
 use super::avif_ffi as sys;
 use super::{Accepts, EncodeError, EncodeOptions, Encoder, OutputFormat};
+use crate::config::AvifCodec;
 use crate::error::Result;
 use crate::image::RawImage;
 
-/// The AV1 encoder libavif should use (`AVIF_CODEC`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum AvifCodec {
-    /// libavif's first available encoder (aom on Debian).
-    #[default]
-    Auto,
-    Aom,
-    Rav1e,
-    Svt,
-}
-
+/// The libavif side of the codec choice.
 impl AvifCodec {
-    /// `AVIF_CODEC`: 0 auto, 1 aom, 2 rav1e, 3 svt; anything else is auto.
-    pub fn from_setting(value: i64) -> Self {
-        match value {
-            1 => AvifCodec::Aom,
-            2 => AvifCodec::Rav1e,
-            3 => AvifCodec::Svt,
-            _ => AvifCodec::Auto,
-        }
-    }
-
-    /// The name iipsrv logs at start-up (`auto`, `aom`, `rav1e`, `svt`).
-    pub fn name(self) -> &'static str {
-        match self {
-            AvifCodec::Auto => "auto",
-            AvifCodec::Aom => "aom",
-            AvifCodec::Rav1e => "rav1e",
-            AvifCodec::Svt => "svt",
-        }
-    }
-
     fn choice(self) -> sys::avifCodecChoice {
         match self {
             AvifCodec::Auto => sys::AVIF_CODEC_CHOICE_AUTO,

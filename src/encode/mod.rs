@@ -26,6 +26,7 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use crate::config::{AvifCodec, TiffCompression};
 use crate::error::{Error, Result};
 use crate::image::RawImage;
 
@@ -40,10 +41,10 @@ mod webp_mux;
 #[cfg(test)]
 mod test_util;
 
-pub use self::avif::{AvifCodec, AvifEncoder};
+pub use self::avif::AvifEncoder;
 pub use self::jpeg::JpegEncoder;
 pub use self::png::PngEncoder;
-pub use self::tiff::{TiffCompression, TiffEncoder};
+pub use self::tiff::TiffEncoder;
 pub use self::webp::WebpEncoder;
 
 /// The value of the `Software` tag and of the JPEG COM marker.

@@ -38,80 +38,12 @@
 use std::io::Write as _;
 
 use super::{Accepts, EncodeError, EncodeOptions, Encoder, OutputFormat, ResolutionUnit, SOFTWARE};
+use crate::config::TiffCompression;
 use crate::error::Result;
 use crate::image::{RawImage, Samples};
 
-/// TIFF compressions this encoder writes: the one type of `TIFF_COMPRESSION`, of the `QLT`
-/// prefix and of the encoder. Where each may be chosen:
-///
-/// | compression | `TIFF_COMPRESSION` ([`from_setting`](Self::from_setting)) | `QLT=<name>:` ([`from_qlt_name`](Self::from_qlt_name)) | quality range |
-/// |---|---|---|---|
-/// | [`None`](Self::None) | 0 (and, with a warning, any code outside 0–4) | any other name | — |
-/// | [`Lzw`](Self::Lzw) | 1 | `lzw` | — |
-/// | [`Deflate`](Self::Deflate) | 2 (the default) | `deflate` | 0–9 |
-/// | [`Jpeg`](Self::Jpeg) | 3 | `jpeg` | 0–100 |
-/// | [`Webp`](Self::Webp) | 4 | `webp` | 0–100 |
-/// | [`Zstd`](Self::Zstd) | — (as iipsrv: not configurable) | `zstd` | 0–19 |
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TiffCompression {
-    #[default]
-    None,
-    Lzw,
-    Deflate,
-    Jpeg,
-    Webp,
-    Zstd,
-}
-
+/// What the TIFF writer needs to know of each compression.
 impl TiffCompression {
-    /// `TIFF_COMPRESSION`: 0 none, 1 LZW, 2 Deflate, 3 JPEG, 4 WebP; `None` (not a
-    /// compression the variable can choose) for anything else, ZSTD's 5 included.
-    pub fn from_setting(code: i64) -> Option<Self> {
-        Some(match code {
-            0 => TiffCompression::None,
-            1 => TiffCompression::Lzw,
-            2 => TiffCompression::Deflate,
-            3 => TiffCompression::Jpeg,
-            4 => TiffCompression::Webp,
-            _ => return None,
-        })
-    }
-
-    /// The compression named before the `:` of `QLT` (lower case): `lzw`, `deflate`, `jpeg`,
-    /// `webp`, `zstd`; any other name is no compression.
-    pub fn from_qlt_name(name: &str) -> Self {
-        match name {
-            "lzw" => TiffCompression::Lzw,
-            "deflate" => TiffCompression::Deflate,
-            "jpeg" => TiffCompression::Jpeg,
-            "webp" => TiffCompression::Webp,
-            "zstd" => TiffCompression::Zstd,
-            _ => TiffCompression::None,
-        }
-    }
-
-    /// The name iipsrv logs at start-up (`None`, `LZW`, `Deflate`, `JPEG`, `WebP`, `ZSTD`).
-    pub fn name(self) -> &'static str {
-        match self {
-            TiffCompression::None => "None",
-            TiffCompression::Lzw => "LZW",
-            TiffCompression::Deflate => "Deflate",
-            TiffCompression::Jpeg => "JPEG",
-            TiffCompression::Webp => "WebP",
-            TiffCompression::Zstd => "ZSTD",
-        }
-    }
-
-    /// The largest quality value this compression takes (a zlib or zstd level, or a JPEG/WebP
-    /// quality); qualities are clamped to `0..=max_quality()`.
-    pub fn max_quality(self) -> i32 {
-        match self {
-            TiffCompression::Deflate => 9,
-            TiffCompression::Zstd => 19,
-            _ => 100,
-        }
-    }
-
     /// The value of the Compression tag.
     pub fn tag_value(self) -> u16 {
         match self {
@@ -596,37 +528,6 @@ mod tests {
             DecodingResult::U8(v) => v,
             other => panic!("unexpected {:?}", std::mem::discriminant(&other)),
         }
-    }
-
-    #[test]
-    fn settings_choose_five_compressions_and_qlt_six() {
-        let all = [
-            TiffCompression::None,
-            TiffCompression::Lzw,
-            TiffCompression::Deflate,
-            TiffCompression::Jpeg,
-            TiffCompression::Webp,
-        ];
-        for (code, c) in all.iter().enumerate() {
-            assert_eq!(TiffCompression::from_setting(code as i64), Some(*c));
-        }
-        assert_eq!(TiffCompression::from_setting(5), None, "ZSTD is QLT-only");
-        assert_eq!(TiffCompression::from_setting(-1), None);
-        assert_eq!(
-            TiffCompression::from_qlt_name("zstd"),
-            TiffCompression::Zstd
-        );
-        assert_eq!(
-            TiffCompression::from_qlt_name("deflate"),
-            TiffCompression::Deflate
-        );
-        assert_eq!(
-            TiffCompression::from_qlt_name("packbits"),
-            TiffCompression::None
-        );
-        assert_eq!(TiffCompression::Deflate.max_quality(), 9);
-        assert_eq!(TiffCompression::Zstd.max_quality(), 19);
-        assert_eq!(TiffCompression::Jpeg.max_quality(), 100);
     }
 
     #[test]

@@ -161,7 +161,7 @@ pub struct Settings<'a> {
     /// Output size for region exports (`None` for tiles: no resize).
     pub resize: Option<(u32, u32)>,
     /// `INTERPOLATION`.
-    pub interpolation: resize::Interpolation,
+    pub interpolation: crate::config::Interpolation,
     pub watermark: Option<WatermarkPass<'a>>,
 }
 
@@ -342,7 +342,7 @@ mod tests {
                 format,
                 histogram: Some(&h),
                 resize: None,
-                interpolation: resize::Interpolation::Bilinear,
+                interpolation: crate::config::Interpolation::Bilinear,
                 watermark: None,
             },
         )
@@ -446,7 +446,7 @@ mod tests {
                 format: OutputFormat::Png,
                 histogram: None,
                 resize: None,
-                interpolation: resize::Interpolation::Bilinear,
+                interpolation: crate::config::Interpolation::Bilinear,
                 watermark: None,
             },
         );
@@ -488,7 +488,7 @@ mod tests {
                 format: OutputFormat::Jpeg,
                 histogram: None,
                 resize: None,
-                interpolation: resize::Interpolation::Bilinear,
+                interpolation: crate::config::Interpolation::Bilinear,
                 watermark: None,
             },
         );

@@ -15,28 +15,8 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use rayon::prelude::*;
 
 use super::PARALLEL_PIXELS;
+use crate::config::Interpolation;
 use crate::image::{RawImage, Samples};
-
-/// How region exports are resampled (`INTERPOLATION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Interpolation {
-    /// `INTERPOLATION=0`.
-    Nearest,
-    /// Any other value (the default, 1).
-    #[default]
-    Bilinear,
-}
-
-impl Interpolation {
-    /// `INTERPOLATION`: 0 nearest neighbour, anything else bilinear.
-    pub fn from_setting(value: i64) -> Self {
-        if value == 0 {
-            Interpolation::Nearest
-        } else {
-            Interpolation::Bilinear
-        }
-    }
-}
 
 /// Resize 8-bit data to `w`×`h`.
 pub fn resize(img: RawImage, w: u32, h: u32, interpolation: Interpolation) -> RawImage {

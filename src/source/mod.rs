@@ -226,7 +226,7 @@ pub fn grid_tile_rect(
 /// Open the source for a located file, by its detected format (`max_layers` is MAX_LAYERS).
 pub fn open(
     located: &resolve::Located,
-    max_layers: jp2::MaxLayers,
+    max_layers: crate::config::MaxLayers,
 ) -> Result<std::sync::Arc<dyn ImageSource>> {
     use std::sync::Arc;
     Ok(match located.format {

@@ -2,7 +2,7 @@
 //! the output commands then render. Arguments are read with C's `atoi`/`atof` rules, as
 //! upstream; a malformed argument leaves the view as it was unless noted.
 
-use crate::encode::TiffCompression;
+use crate::config::TiffCompression;
 use crate::pipeline::convolve;
 use crate::source::resolve::url_decode;
 use crate::text::number::{atof, atoi};

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use decode::{Input, Window};
 use header::{Channel, Container};
 
+use crate::config::MaxLayers;
 use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
 use crate::source::{ImageFormat, ImageInfo, ImageSource, Level, SampleFormat};
@@ -367,30 +368,6 @@ fn pyramid(main: &header::MainHeader) -> (Vec<Level>, u32) {
     }
     let resolutions = main.resolutions.min(levels.len() as u32);
     (levels, resolutions)
-}
-
-/// `MAX_LAYERS`: the quality layers a decode uses when the request (`LYR`) names none, and
-/// the cap on the ones it names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MaxLayers {
-    /// 0: half the codestream's layers, rounded up (iipsrv's OpenJPEG default); `LYR` uncapped.
-    #[default]
-    Default,
-    /// Negative: all layers; `LYR` uncapped.
-    All,
-    /// n > 0: at most n layers, the default too.
-    AtMost(u64),
-}
-
-impl MaxLayers {
-    /// `MAX_LAYERS`: 0 the default, negative all layers, n at most n.
-    pub fn from_setting(value: i64) -> Self {
-        match value {
-            0 => MaxLayers::Default,
-            v if v < 0 => MaxLayers::All,
-            v => MaxLayers::AtMost(v as u64),
-        }
-    }
 }
 
 /// Spec §5.3: the layer count for MAX_LAYERS `max` and request value `requested`, resolved
