@@ -1,9 +1,17 @@
-//! Errors shared by the layers, and the one place that maps them to HTTP statuses.
+//! Errors shared by the layers.
 //!
-//! Each error carries a client-safe `message` (it may be sent in a response body and must never
-//! contain a server file path) and an optional `detail` that only goes to the log.
+//! An [`Error`] is one of two things:
+//!
+//! - **worded** where it arose: a client-safe `message` (it may be sent in a response body and
+//!   must never contain a server file path), its [`ErrorKind`] (the status class) and an
+//!   optional `detail` that only goes to the log. Protocol parsers, limits and encoders word
+//!   their own errors.
+//! - **typed**: a lower layer's own error value (the sources' `SourceError`), carried up
+//!   unchanged. Its status and client text are chosen at the top, by `protocols::error`, as
+//!   iipsrv words them; [`Error::downcast_ref`] gives it back there.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// What went wrong, from the client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +44,34 @@ impl ErrorKind {
     }
 }
 
-/// An error with a client-safe message and a log-only detail.
+type Typed = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error on its way to the client: worded, or a typed error of a lower layer.
 #[derive(Debug, Clone)]
 pub struct Error {
-    pub kind: ErrorKind,
-    /// Sent to the client. Never contains a server path.
-    pub message: String,
-    /// Logged only (may contain paths and library messages).
-    pub detail: Option<String>,
+    repr: Repr,
+}
+
+#[derive(Debug, Clone)]
+enum Repr {
+    Worded {
+        kind: ErrorKind,
+        /// Sent to the client. Never contains a server path.
+        message: String,
+        /// Logged only (may contain paths and library messages).
+        detail: Option<String>,
+    },
+    Typed(Typed),
 }
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
-            kind,
-            message: message.into(),
-            detail: None,
+            repr: Repr::Worded {
+                kind,
+                message: message.into(),
+                detail: None,
+            },
         }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -72,32 +92,80 @@ impl Error {
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::TooLarge, message)
     }
-    /// Prefix the log-only detail with `what` (a path, a tile); the message is left alone.
-    pub fn context(self, what: &str) -> Self {
-        let detail = match &self.detail {
-            Some(d) => format!("{what}: {d}"),
-            None => what.to_string(),
-        };
-        self.with_detail(detail)
+
+    /// A lower layer's typed error, worded at the top.
+    pub fn typed(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error {
+            repr: Repr::Typed(Arc::new(e)),
+        }
     }
 
-    /// Attach a log-only detail (a path, a library message).
-    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+    /// The kind of a worded error (`None` for a typed one: the top decides).
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match &self.repr {
+            Repr::Worded { kind, .. } => Some(*kind),
+            Repr::Typed(_) => None,
+        }
+    }
+
+    /// The client text of a worded error (`None` for a typed one: the top words it).
+    pub fn message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Worded { message, .. } => Some(message),
+            Repr::Typed(_) => None,
+        }
+    }
+
+    /// The log-only detail of a worded error.
+    pub fn detail(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Worded { detail, .. } => detail.as_deref(),
+            Repr::Typed(_) => None,
+        }
+    }
+
+    /// The typed error this carries, if it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        match &self.repr {
+            Repr::Typed(e) => e.downcast_ref::<T>(),
+            Repr::Worded { .. } => None,
+        }
+    }
+
+    /// Attach a log-only detail (a path, a library message) to a worded error; a typed error
+    /// keeps its own context and cause.
+    pub fn with_detail(mut self, new: impl Into<String>) -> Self {
+        if let Repr::Worded { detail, .. } = &mut self.repr {
+            *detail = Some(new.into());
+        }
         self
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if let Some(d) = &self.detail {
-            write!(f, " ({d})")?;
+        match &self.repr {
+            Repr::Worded {
+                message, detail, ..
+            } => {
+                f.write_str(message)?;
+                if let Some(d) = detail {
+                    write!(f, " ({d})")?;
+                }
+                Ok(())
+            }
+            Repr::Typed(e) => fmt::Display::fmt(e, f),
         }
-        Ok(())
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.repr {
+            Repr::Typed(e) => Some(&**e as &(dyn std::error::Error + 'static)),
+            Repr::Worded { .. } => None,
+        }
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::date;
 use crate::shared::Shared;
+use crate::source::error::{IoOp, SourceError, SourceErrorKind, Unsupported};
 use crate::source::resolve::{self, Located};
 use crate::source::sequence::Sequence;
 use crate::source::{ImageInfo, ImageSource};
@@ -93,8 +94,10 @@ impl OpenImage {
         let mtime = match std::fs::metadata(&path) {
             Ok(m) if m.is_file() => m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
             _ => {
-                return Err(Error::not_found(format!("Unable to open file '{shown}'"))
-                    .with_detail(format!("{}: no such view", path.display())));
+                return Err(SourceError::new(None, SourceErrorKind::Io(IoOp::Open))
+                    .named(shown)
+                    .context(format_args!("{}: no such view", path.display()))
+                    .into());
             }
         };
         if let Some(source) = shared.meta().get(&path, mtime) {
@@ -139,11 +142,9 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
                 seq.vertical.len()
             );
             let format = seq.format.ok_or_else(|| {
-                Error::invalid(format!(
-                    "Unsupported image type: {}",
-                    String::from_utf8_lossy(key)
-                ))
-                .with_detail(seq.default_path.display().to_string())
+                SourceError::new(None, SourceErrorKind::Unsupported(Unsupported::ImageType))
+                    .named(String::from_utf8_lossy(key))
+                    .context(seq.default_path.display())
             })?;
             (
                 seq.default_path.clone(),

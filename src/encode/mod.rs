@@ -478,7 +478,7 @@ mod tests {
             let err = encoder_for(f)
                 .encode(&img, &EncodeOptions::default())
                 .unwrap_err();
-            assert_eq!(err.kind, crate::error::ErrorKind::Internal, "{f:?}");
+            assert_eq!(err.kind(), Some(crate::error::ErrorKind::Internal), "{f:?}");
         }
     }
 }

@@ -417,7 +417,7 @@ pub(crate) mod tests {
             vec![0; MAX_DIMENSION as usize + 1],
         );
         let err = WebpEncoder::default().encode(&wide, &opts(50)).unwrap_err();
-        assert_eq!(err.message, "Output image too large");
+        assert_eq!(err.message(), Some("Output image too large"));
         let five = RawImage::from_u8(2, 2, 5, crate::image::ColourSpace::Multiband, vec![0; 20]);
         assert!(WebpEncoder::default().encode(&five, &opts(50)).is_err());
     }

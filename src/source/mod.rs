@@ -7,6 +7,7 @@
 //!
 //! Resolution numbers follow IIP: `0` is the smallest level, `levels.len() - 1` full size.
 
+pub mod error;
 pub mod jp2;
 pub mod jpeg;
 pub mod resolve;
@@ -17,8 +18,8 @@ pub mod tiff;
 
 use std::collections::BTreeMap;
 
-use crate::error::Result;
 use crate::image::{ColourSpace, RawImage};
+pub use error::{Result, SourceError};
 
 /// The file formats iipsrv recognises by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,51 +170,50 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
 }
 
 /// The level of IIP resolution `resolution`, when the region `x, y, w, h` lies inside it (for
-/// sources that decode arbitrary windows: JPEG2000, JPEG). Errors use iipsrv's wording with the
-/// codec's prefix: a missing level is a 404, a region outside it a 400.
+/// sources that decode arbitrary windows: JPEG2000, JPEG): a missing level, or a region outside
+/// it, is an error of the `format` reader.
 pub fn checked_level_region(
     info: &ImageInfo,
     resolution: u32,
     (x, y, w, h): (u32, u32, u32, u32),
-    codec: &str,
+    format: ImageFormat,
 ) -> Result<Level> {
-    use crate::error::Error;
-    let level = *info.level(resolution).ok_or_else(|| {
-        Error::not_found(format!(
-            "{codec} :: Asked for non-existent resolution: {resolution}"
-        ))
-    })?;
+    use error::{Missing, SourceErrorKind};
+    let level = *info
+        .level(resolution)
+        .ok_or_else(|| SourceError::missing(format, Missing::Resolution(resolution)))?;
     if w == 0
         || h == 0
         || x as u64 + w as u64 > level.width as u64
         || y as u64 + h as u64 > level.height as u64
     {
-        return Err(Error::bad_request(format!(
-            "{codec} :: region {x},{y} {w}x{h} outside the {}x{} level",
-            level.width, level.height
-        )));
+        return Err(SourceError::new(
+            Some(format),
+            SourceErrorKind::OutsideLevel {
+                region: (x, y, w, h),
+                level: (level.width, level.height),
+            },
+        ));
     }
     Ok(level)
 }
 
 /// The rectangle (x, y, width, height) of tile `tile` of IIP resolution `resolution`, in that
 /// level's pixels, for sources whose tiles are a grid over decoded levels (JPEG2000, JPEG).
-/// Errors use iipsrv's wording with the codec's prefix (`OpenJPEG`, `JPEG`).
+/// A missing level or tile is an error of the `format` reader.
 pub fn grid_tile_rect(
     info: &ImageInfo,
     resolution: u32,
     tile: u32,
-    codec: &str,
+    format: ImageFormat,
 ) -> Result<(u32, u32, u32, u32)> {
-    use crate::error::Error;
-    let level = info.level(resolution).ok_or_else(|| {
-        Error::not_found(format!(
-            "{codec} :: Asked for non-existent resolution: {resolution}"
-        ))
-    })?;
-    let (w, h) = level.tile_size(tile).ok_or_else(|| {
-        Error::not_found(format!("{codec} :: Asked for non-existent tile: {tile}"))
-    })?;
+    use error::Missing;
+    let level = info
+        .level(resolution)
+        .ok_or_else(|| SourceError::missing(format, Missing::Resolution(resolution)))?;
+    let (w, h) = level
+        .tile_size(tile)
+        .ok_or_else(|| SourceError::missing(format, Missing::Tile(tile)))?;
     let nx = level.tiles().0;
     Ok((
         (tile % nx) * level.tile_width,

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::ImageFormat;
+use super::error::{IoOp, Missing, Result, SourceError, SourceErrorKind, Unsupported};
 use super::sequence::{Sequence, find_sequence};
 use crate::config::Config;
-use crate::error::{Error, Result};
 
 /// URL-decode an argument as iipsrv does: `+` → space, `%XY` → byte, `%00` dropped, a malformed
 /// `%` kept literally. Returns the bytes and whether a `%00` was dropped.
@@ -133,11 +133,11 @@ pub fn stat(config: &Config, key: &[u8]) -> Result<(PathBuf, SystemTime)> {
     let path = file_path(config, key);
     match std::fs::metadata(&path) {
         Ok(m) if m.is_file() => Ok((path, m.modified().unwrap_or(SystemTime::UNIX_EPOCH))),
-        _ => Err(Error::not_found(format!(
-            "{} is neither a file nor part of an image sequence",
-            String::from_utf8_lossy(key)
-        ))
-        .with_detail(path.display().to_string())),
+        _ => Err(
+            SourceError::new(None, SourceErrorKind::NotFound(Missing::Image))
+                .named(String::from_utf8_lossy(key))
+                .context(path.display()),
+        ),
     }
 }
 
@@ -184,14 +184,19 @@ pub fn find(config: &Config, key: &[u8]) -> Result<Found> {
 
 /// Open the file and detect its format from its first 10 bytes.
 ///
-/// Errors: 404 ([`Error::not_found`]) when unreadable or too short; [`Error::invalid`] (the
-/// banner) when the file is readable but not a supported format.
+/// Errors: [`IoOp::Open`] when unreadable, [`IoOp::ReadSignature`] when too short,
+/// [`Unsupported::ImageType`] when the file is readable but not a supported format.
 pub fn detect(key: &[u8], path: PathBuf, mtime: SystemTime) -> Result<Located> {
     let shown = String::from_utf8_lossy(key).into_owned();
-    let log_path = path.display().to_string();
+    let failed = |kind| {
+        SourceError::new(None, kind)
+            .named(shown.clone())
+            .context(path.display())
+    };
     let mut file = File::open(&path).map_err(|e| {
-        Error::not_found(format!("Unable to open file '{shown}'"))
-            .with_detail(format!("{log_path}: {e}"))
+        SourceError::io(None, IoOp::Open, e)
+            .named(shown.clone())
+            .context(path.display())
     })?;
     let mut magic = [0u8; 10];
     let mut got = 0;
@@ -201,20 +206,17 @@ pub fn detect(key: &[u8], path: PathBuf, mtime: SystemTime) -> Result<Located> {
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                return Err(Error::not_found(format!("Unable to open file '{shown}'"))
-                    .with_detail(format!("{log_path}: {e}")));
+                return Err(SourceError::io(None, IoOp::Open, e)
+                    .named(shown.clone())
+                    .context(path.display()));
             }
         }
     }
     if got < magic.len() {
-        return Err(Error::not_found(format!(
-            "Unable to read initial byte sequence from file '{shown}'"
-        ))
-        .with_detail(log_path));
+        return Err(failed(SourceErrorKind::Io(IoOp::ReadSignature)));
     }
-    let format = detect_format(&magic).ok_or_else(|| {
-        Error::invalid(format!("Unsupported image type: {shown}")).with_detail(log_path.clone())
-    })?;
+    let format = detect_format(&magic)
+        .ok_or_else(|| failed(SourceErrorKind::Unsupported(Unsupported::ImageType)))?;
     Ok(Located {
         key: key.to_vec(),
         path,
@@ -298,10 +300,8 @@ mod tests {
         // A regular file comes first: `file` + `.tif`.
         assert!(matches!(find(&c, b"file").unwrap(), Found::File { .. }));
         let e = find(&c, b"none").unwrap_err();
-        assert_eq!(
-            e.message,
-            "none is neither a file nor part of an image sequence"
-        );
+        assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Image));
+        assert_eq!(e.name.as_deref(), Some("none"));
         // A directory is not a file: the probe runs (and finds nothing here).
         std::fs::create_dir(dir.path().join("d.tif")).unwrap();
         assert!(find(&c, b"d").is_err());
@@ -315,20 +315,16 @@ mod tests {
         std::fs::write(dir.join("text.tif"), b"hello world, not an image").unwrap();
         let (mut c, _) = Config::from_lookup(|_| None);
         c.files.prefix = format!("{}/", dir.display());
+        // The client sees the key (`name`); the path is in the log-only detail.
         let e = locate(&c, b"missing.tif").unwrap_err();
-        assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
-        assert_eq!(
-            e.message,
-            "missing.tif is neither a file nor part of an image sequence"
-        );
-        assert!(!e.message.contains(&dir.display().to_string()));
+        assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Image));
+        assert_eq!(e.name.as_deref(), Some("missing.tif"));
+        assert!(e.detail().contains(&dir.display().to_string()));
         let e = locate(&c, b"short.tif").unwrap_err();
-        assert_eq!(
-            e.message,
-            "Unable to read initial byte sequence from file 'short.tif'"
-        );
+        assert_eq!(e.kind, SourceErrorKind::Io(IoOp::ReadSignature));
+        assert_eq!(e.name.as_deref(), Some("short.tif"));
         let e = locate(&c, b"text.tif").unwrap_err();
-        assert_eq!(e.kind, crate::error::ErrorKind::Invalid);
+        assert_eq!(e.kind, SourceErrorKind::Unsupported(Unsupported::ImageType));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

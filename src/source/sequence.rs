@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::ImageFormat;
-use crate::error::{Error, Result};
+use super::error::{IoOp, Result, SourceError, SourceErrorKind, Unsupported};
 
 /// At most this many directory entries are looked at.
 const MAX_ENTRIES: usize = 1 << 20;
@@ -110,10 +110,11 @@ pub fn find_sequence(prefix: &[u8], key: &[u8], pattern: &str) -> Result<Option<
         [] => return Ok(None),
         [one] => *one,
         _ => {
-            return Err(Error::not_found(format!(
-                "There are multiple file extensions matching {}",
-                shown()
-            )));
+            return Err(SourceError::new(
+                None,
+                SourceErrorKind::Unsupported(Unsupported::SeveralExtensions),
+            )
+            .named(shown()));
         }
     };
     let dot = default
@@ -127,8 +128,9 @@ pub fn find_sequence(prefix: &[u8], key: &[u8], pattern: &str) -> Result<Option<
     let mtime = std::fs::metadata(&default_path)
         .and_then(|m| m.modified())
         .map_err(|e| {
-            Error::not_found(format!("Unable to open file '{}'", shown()))
-                .with_detail(format!("{}: {e}", default_path.display()))
+            SourceError::io(None, IoOp::Open, e)
+                .named(shown())
+                .context(default_path.display())
         })?;
 
     let suffix = format!(".{extension}");
@@ -224,12 +226,11 @@ mod tests {
         touch(dir.path(), "two_pyr_000_090.tif");
         touch(dir.path(), "two_pyr_000_090.jp2");
         let e = find_sequence(&p, b"two", "_pyr_").unwrap_err();
-        assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
         assert_eq!(
-            e.message,
-            "There are multiple file extensions matching two_pyr_000_090.*"
+            e.kind,
+            SourceErrorKind::Unsupported(Unsupported::SeveralExtensions)
         );
-        assert!(!e.message.contains(&dir.path().display().to_string()));
+        assert_eq!(e.name.as_deref(), Some("two_pyr_000_090.*"));
 
         touch(dir.path(), "jpg_pyr_000_090.jpg");
         let seq = find_sequence(&p, b"jpg", "_pyr_").unwrap().unwrap();

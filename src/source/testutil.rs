@@ -13,7 +13,8 @@
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use super::ImageSource;
+use super::error::SourceError;
+use super::{ImageFormat, ImageSource};
 use crate::image::RawImage;
 
 /// The path of fixture `name` in `fixtures/<dir>/`.
@@ -209,4 +210,22 @@ impl Mutator {
         }
         data
     }
+}
+
+/// `e` is the file's fault, reported by the `format` reader: a broken, unsupported or
+/// unreadable file (iipsrv answers 404). What the client may see of it (the kind and the name)
+/// holds no server path; the log-only detail names the file (`name`).
+pub(crate) fn assert_file_fault(e: &SourceError, format: ImageFormat, name: &str) {
+    use super::error::SourceErrorKind::{Corrupt, Io, Unsupported};
+    assert!(
+        matches!(e.kind, Corrupt(_) | Unsupported(_) | Io(_)),
+        "{name}: {e}"
+    );
+    assert_eq!(e.format, Some(format), "{name}: {e}");
+    let shown = format!("{:?} {:?}", e.kind, e.name);
+    assert!(!shown.contains("fixtures"), "{name}: a path in {shown}");
+    assert!(
+        e.detail().contains(name),
+        "{name}: not in the detail of {e}"
+    );
 }

@@ -282,7 +282,10 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
         Target::Image { id, params } => {
             let (image, view) = match open(ctx, &id) {
                 Ok(opened) => opened,
-                Err(e) if e.kind == ErrorKind::NotFound && names_image(shared, &decoded) => {
+                Err(e)
+                    if super::error::kind(&e) == ErrorKind::NotFound
+                        && names_image(shared, &decoded) =>
+                {
                     return Ok(redirect(ctx, arg, &headers));
                 }
                 Err(e) => return Err(e),
@@ -431,9 +434,15 @@ mod tests {
                 params: b"full/max/0/default.jpg".to_vec()
             }
         );
-        assert_eq!(split(b"images/x.tif").unwrap_err().message, NOT_ENOUGH);
+        assert_eq!(
+            split(b"images/x.tif").unwrap_err().message().unwrap(),
+            NOT_ENOUGH
+        );
         // No wrap-around at a leading slash.
-        assert_eq!(split(b"/images/x.tif").unwrap_err().message, NOT_ENOUGH);
+        assert_eq!(
+            split(b"/images/x.tif").unwrap_err().message().unwrap(),
+            NOT_ENOUGH
+        );
         assert_eq!(
             split(b"/images/x.tif/full/max/0/default.jpg").unwrap(),
             Target::Image {

@@ -360,7 +360,7 @@ mod tests {
     }
 
     fn msg(r: Result<(u32, u32)>) -> String {
-        r.unwrap_err().message
+        r.unwrap_err().message().unwrap().to_string()
     }
 
     #[test]
@@ -505,11 +505,11 @@ mod tests {
             }
         );
         assert_eq!(
-            r("0,0,0,10").unwrap_err().message,
+            r("0,0,0,10").unwrap_err().message().unwrap(),
             "IIIF: incorrect region format: 0,0,0,10"
         );
         assert_eq!(
-            r("pct:1,2,3").unwrap_err().message,
+            r("pct:1,2,3").unwrap_err().message().unwrap(),
             "IIIF: incorrect region format: 1,2,3"
         );
         assert!(r("1000,0,10,10").is_err());
@@ -524,16 +524,16 @@ mod tests {
         assert_eq!(parse_rotation("!180").unwrap(), (2, true));
         assert_eq!(parse_rotation("90.0").unwrap(), (1, false));
         assert_eq!(
-            parse_rotation("90abc").unwrap_err().message,
+            parse_rotation("90abc").unwrap_err().message().unwrap(),
             "IIIF: invalid rotation"
         );
         assert_eq!(parse_rotation("360").unwrap(), (0, false));
         assert_eq!(
-            parse_rotation("abc").unwrap_err().message,
+            parse_rotation("abc").unwrap_err().message().unwrap(),
             "IIIF: invalid rotation"
         );
         assert_eq!(
-            parse_rotation("45").unwrap_err().message,
+            parse_rotation("45").unwrap_err().message().unwrap(),
             "IIIF: currently implemented rotation angles are 0, 90, 180 and 270 degrees"
         );
         assert_eq!(
@@ -549,11 +549,17 @@ mod tests {
             (Quality::Default, OutputFormat::Jpeg)
         );
         assert_eq!(
-            parse_quality("default.jpeg", &V3).unwrap_err().message,
+            parse_quality("default.jpeg", &V3)
+                .unwrap_err()
+                .message()
+                .unwrap(),
             "IIIF :: unsupported output format"
         );
         assert_eq!(
-            parse_quality("negative.png", &V3).unwrap_err().message,
+            parse_quality("negative.png", &V3)
+                .unwrap_err()
+                .message()
+                .unwrap(),
             "unsupported quality parameter: negative"
         );
         let ext = Limits {
@@ -573,18 +579,20 @@ mod tests {
         assert!(
             p("full/max/0")
                 .unwrap_err()
-                .message
+                .message()
+                .unwrap()
                 .starts_with("IIIF: Query has too few parameters.")
         );
         // An empty segment shifts the tokens (upstream).
         assert_eq!(
-            p("full/max//default.jpg").unwrap_err().message,
+            p("full/max//default.jpg").unwrap_err().message().unwrap(),
             "IIIF: invalid rotation"
         );
         assert!(
             p("full/max/0/default.jpg/x")
                 .unwrap_err()
-                .message
+                .message()
+                .unwrap()
                 .starts_with("IIIF: Query has too many parameters.")
         );
     }

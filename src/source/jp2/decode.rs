@@ -13,7 +13,8 @@ use std::os::unix::fs::FileExt;
 use std::ptr::{self, NonNull};
 
 use super::ffi;
-use crate::error::{Error, Result};
+use crate::source::ImageFormat;
+use crate::source::error::{Corrupt, DecodeStep, Defect, Result, SourceError, SourceErrorKind};
 
 /// OpenJPEG's stream buffer: reads smaller than this are served from it.
 const STREAM_BUFFER: usize = 64 << 10;
@@ -67,14 +68,14 @@ impl Decoded {
         // (after a successful decode) holds w * h samples each. Null data is rejected.
         let image = unsafe { self.0.as_ref() };
         if image.comps.is_null() || image.numcomps == 0 {
-            return Err(failure("no components decoded", &[]));
+            return Err(defect(Defect::NoComponents));
         }
         let comps = unsafe { std::slice::from_raw_parts(image.comps, image.numcomps as usize) };
         comps
             .iter()
             .map(|c| {
                 if c.data.is_null() {
-                    return Err(failure("component without data", &[]));
+                    return Err(defect(Defect::EmptyComponent));
                 }
                 let n = c.w as usize * c.h as usize;
                 Ok(Plane {
@@ -186,19 +187,29 @@ impl Drop for Stream {
     }
 }
 
-/// A decode failure: the first OpenJPEG error as the message (as iipsrv reports it), all
-/// messages in the detail.
-fn failure(fallback: &str, errors: &[String]) -> Error {
-    let message = match errors.first() {
-        Some(e) => format!("OpenJPEG error :: {e}"),
-        None => format!("OpenJPEG :: {fallback}"),
-    };
-    let e = Error::not_found(message);
+/// A decode failure at `step`: OpenJPEG's first error is shown (as iipsrv reports it), all of
+/// them are the cause.
+fn failure(step: DecodeStep, errors: &[String]) -> SourceError {
+    let e = SourceError::new(
+        Some(ImageFormat::Jpeg2000),
+        SourceErrorKind::Corrupt(Corrupt::Rejected {
+            step,
+            message: errors.first().cloned(),
+        }),
+    );
     if errors.len() > 1 {
-        e.with_detail(errors.join("; "))
+        e.because(errors.join("; "))
     } else {
         e
     }
+}
+
+/// A decoded image that is not what the header announced.
+fn defect(d: Defect) -> SourceError {
+    SourceError::new(
+        Some(ImageFormat::Jpeg2000),
+        SourceErrorKind::Corrupt(Corrupt::Decoded(d)),
+    )
 }
 
 /// Read the header only (used at open to check that OpenJPEG accepts the file) and return
@@ -225,8 +236,9 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
     let result = (|| {
         // SAFETY: plain constructor; checked for null.
         let codec = Codec(
-            NonNull::new(unsafe { ffi::opj_create_decompress(input.format) })
-                .ok_or_else(|| Error::internal("OpenJPEG :: cannot create a decoder"))?,
+            NonNull::new(unsafe { ffi::opj_create_decompress(input.format) }).ok_or_else(|| {
+                SourceError::internal(ImageFormat::Jpeg2000, "cannot create a decoder")
+            })?,
         );
         let c = codec.0.as_ptr();
         let msg_data = &mut *messages as *mut Messages as *mut c_void;
@@ -254,16 +266,15 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
                 && ffi::opj_codec_set_threads(c, 0) == ffi::OPJ_TRUE
         };
         if !ok {
-            return Err(failure(
-                "process() :: opj_setup_decoder() failed",
-                &messages.errors,
-            ));
+            return Err(failure(DecodeStep::SetupDecoder, &messages.errors));
         }
 
         // SAFETY: a new input stream; its callbacks use `state`, which outlives it.
         let stream = Stream(
             NonNull::new(unsafe { ffi::opj_stream_create(STREAM_BUFFER, ffi::OPJ_TRUE) })
-                .ok_or_else(|| Error::internal("OpenJPEG :: cannot create a stream"))?,
+                .ok_or_else(|| {
+                    SourceError::internal(ImageFormat::Jpeg2000, "cannot create a stream")
+                })?,
         );
         let s = stream.0.as_ptr();
         unsafe {
@@ -281,10 +292,7 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
         let image = match (ok, image) {
             (true, Some(image)) => image,
             _ => {
-                return Err(failure(
-                    "process() :: opj_read_header() failed",
-                    &messages.errors,
-                ));
+                return Err(failure(DecodeStep::ReadHeader, &messages.errors));
             }
         };
         let Some(w) = window else {
@@ -303,10 +311,7 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
             )
         } == ffi::OPJ_TRUE;
         if !ok {
-            return Err(failure(
-                "process() :: opj_set_decode_area() failed",
-                &messages.errors,
-            ));
+            return Err(failure(DecodeStep::SetDecodeArea, &messages.errors));
         }
         // SAFETY: valid codec, stream and image from the same header read.
         let ok = unsafe {
@@ -314,10 +319,7 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
                 && ffi::opj_end_decompress(c, s) == ffi::OPJ_TRUE
         };
         if !ok {
-            return Err(failure(
-                "process() :: opj_decode() failed",
-                &messages.errors,
-            ));
+            return Err(failure(DecodeStep::Decode, &messages.errors));
         }
         drop(stream);
         drop(codec);

@@ -9,7 +9,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::error::{Error, Result};
+use crate::source::ImageFormat;
+use crate::source::error::{Result, SourceError};
 
 /// At most this many boxes are looked at (each is at least 8 bytes, so this only bounds work).
 const MAX_BOXES: usize = 4096;
@@ -98,14 +99,15 @@ impl MainHeader {
     }
 }
 
-/// A broken or unsupported file (404, like every OpenJPEG failure in iipsrv).
-pub fn corrupt(what: impl Into<String>) -> Error {
-    Error::not_found("OpenJPEG :: process() :: opj_read_header() failed").with_detail(what.into())
+/// A broken file: `what` is wrong with its structure (iipsrv reports OpenJPEG's header read
+/// failing).
+pub fn corrupt(what: impl Into<String>) -> SourceError {
+    SourceError::corrupt(ImageFormat::Jpeg2000, what)
 }
 
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset)
-        .map_err(|e| corrupt(format!("read of {} bytes at {offset}: {e}", buf.len())))
+        .map_err(|e| corrupt(format!("read of {} bytes at {offset}", buf.len())).because(e))
 }
 
 fn be16(b: &[u8]) -> u16 {

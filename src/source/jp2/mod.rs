@@ -40,8 +40,10 @@ use decode::{Input, Window};
 use header::{Channel, Container};
 
 use crate::config::MaxLayers;
-use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
+use crate::source::error::{
+    Corrupt, Defect, IoOp, Result, SourceError, SourceErrorKind, TooLarge, Unsupported,
+};
 use crate::source::{ImageFormat, ImageInfo, ImageSource, Level, SampleFormat};
 
 /// The virtual tile size of every level.
@@ -103,11 +105,9 @@ impl Jp2Source {
 
     /// Open a JP2/JPX file or J2K codestream. `max_layers` is MAX_LAYERS (spec §5.3).
     pub fn open_with(path: &Path, max_layers: MaxLayers) -> Result<Jp2Source> {
-        let at = |e: Error| with_context(e, &path.display().to_string());
+        let at = |e: SourceError| e.context(path.display());
         let file = File::open(path)
-            .map_err(|e| {
-                Error::not_found("OpenJPEG :: Unable to open file").with_detail(e.to_string())
-            })
+            .map_err(|e| SourceError::io(Some(ImageFormat::Jpeg2000), IoOp::Open, e))
             .map_err(at)?;
         Self::from_file(path, file, max_layers).map_err(at)
     }
@@ -115,7 +115,7 @@ impl Jp2Source {
     fn from_file(path: &Path, file: File, max_layers: MaxLayers) -> Result<Jp2Source> {
         let len = file
             .metadata()
-            .map_err(|e| header::corrupt(e.to_string()))?
+            .map_err(|e| header::corrupt("file size").because(e))?
             .len();
         let mut magic = [0u8; 12];
         let got = std::os::unix::fs::FileExt::read_at(&file, &mut magic, 0).unwrap_or(0);
@@ -133,15 +133,18 @@ impl Jp2Source {
         };
         let main = header::read_main_header(&file, cs_start, cs_start + cs_len)?;
         if main.components.iter().any(|c| c.dx != 1 || c.dy != 1) {
-            return Err(Error::not_found(
-                "OpenJPEG :: Subsampled components are not supported",
+            return Err(SourceError::unsupported(
+                ImageFormat::Jpeg2000,
+                Unsupported::Subsampling,
             ));
         }
         let channels = boxes.channels(&main.components)?;
         let bits = channels.iter().map(|c| c.precision).max().unwrap_or(0);
         if channels.is_empty() || bits > 16 {
-            return Err(Error::not_found("OpenJPEG :: Unsupported number of bits")
-                .with_detail(format!("{bits}-bit components")));
+            return Err(SourceError::unsupported(
+                ImageFormat::Jpeg2000,
+                Unsupported::BitDepth(bits.into()),
+            ));
         }
 
         // OpenJPEG must agree with the header parse before anything is decoded.
@@ -236,13 +239,10 @@ impl Jp2Source {
     ) -> Result<RawImage> {
         self.decode_region(resolution, x, y, w, h, layers)
             .map_err(|e| {
-                with_context(
-                    e,
-                    &format!(
-                        "{}: resolution {resolution}, region {x},{y} {w}x{h}",
-                        self.path.display()
-                    ),
-                )
+                e.context(format_args!(
+                    "{}: resolution {resolution}, region {x},{y} {w}x{h}",
+                    self.path.display()
+                ))
             })
     }
 
@@ -255,7 +255,7 @@ impl Jp2Source {
         h: u32,
         layers: u32,
     ) -> Result<RawImage> {
-        super::checked_level_region(&self.info, resolution, (x, y, w, h), "OpenJPEG")?;
+        super::checked_level_region(&self.info, resolution, (x, y, w, h), ImageFormat::Jpeg2000)?;
         let native = self.info.num_resolutions() - 1 - resolution;
         let (reduce, step) = if native < self.resolutions {
             (native, 1u64)
@@ -271,11 +271,13 @@ impl Jp2Source {
         let py1 = ((y + h - 1) as u64 * step + 1).min(full_h);
         let pixels = (px1 - px0) * (py1 - py0);
         if pixels > MAX_DECODE_PIXELS {
-            return Err(Error::too_large(format!(
-                "OpenJPEG :: decoding {}x{} pixels exceeds the limit",
-                px1 - px0,
-                py1 - py0
-            )));
+            return Err(SourceError::too_large(
+                ImageFormat::Jpeg2000,
+                TooLarge::Decode {
+                    width: px1 - px0,
+                    height: py1 - py0,
+                },
+            ));
         }
         let cx0 = ceil_shift(self.x0, reduce);
         let cy0 = ceil_shift(self.y0, reduce);
@@ -298,26 +300,32 @@ impl Jp2Source {
         if planes.len() != self.channels.len()
             || planes.iter().any(|p| (p.width, p.height) != (dw, dh))
         {
-            return Err(
-                Error::not_found("OpenJPEG :: unexpected decoded image").with_detail(format!(
-                    "expected {} components of {dw}x{dh}, got {:?}",
-                    self.channels.len(),
-                    planes
-                        .iter()
-                        .map(|p| (p.width, p.height))
-                        .collect::<Vec<_>>()
-                )),
-            );
+            return Err(SourceError::new(
+                Some(ImageFormat::Jpeg2000),
+                SourceErrorKind::Corrupt(Corrupt::Decoded(Defect::Mismatch)),
+            )
+            .because(format!(
+                "expected {} components of {dw}x{dh}, got {:?}",
+                self.channels.len(),
+                planes
+                    .iter()
+                    .map(|p| (p.width, p.height))
+                    .collect::<Vec<_>>()
+            )));
         }
         // The decimated pixels lie inside the window (level sizes are ceiling divisions of
         // the decoded resolution's), so the conversion cannot index outside a plane.
         if (w as u64 - 1) * step >= dw as u64 || (h as u64 - 1) * step >= dh as u64 {
-            return Err(Error::internal(
-                "OpenJPEG :: region outside the decoded window",
+            return Err(SourceError::internal(
+                ImageFormat::Jpeg2000,
+                "region outside the decoded window",
             ));
         }
-        if planes.iter().any(|p| p.precision == 0 || p.precision > 16) {
-            return Err(Error::not_found("OpenJPEG :: Unsupported number of bits"));
+        if let Some(p) = planes.iter().find(|p| p.precision == 0 || p.precision > 16) {
+            return Err(SourceError::unsupported(
+                ImageFormat::Jpeg2000,
+                Unsupported::BitDepth(p.precision),
+            ));
         }
         let samples = convert(&planes, self.out_bits, w, h, step as usize);
         Ok(RawImage {
@@ -474,19 +482,15 @@ fn interleave<T: Copy + Default>(
     out
 }
 
-/// Prefix an error's log detail with `what` (a path, a tile); the message is left alone.
-fn with_context(e: Error, what: &str) -> Error {
-    e.context(what)
-}
-
 impl ImageSource for Jp2Source {
     fn info(&self) -> &ImageInfo {
         &self.info
     }
 
     fn tile(&self, resolution: u32, tile: u32, _page: u32, layers: u32) -> Result<RawImage> {
-        let (x, y, w, h) = super::grid_tile_rect(&self.info, resolution, tile, "OpenJPEG")
-            .map_err(|e| with_context(e, &self.path.display().to_string()))?;
+        let (x, y, w, h) =
+            super::grid_tile_rect(&self.info, resolution, tile, ImageFormat::Jpeg2000)
+                .map_err(|e| e.context(self.path.display()))?;
         self.region(resolution, x, y, w, h, layers)
     }
 }

@@ -12,7 +12,8 @@ use std::ffi::CStr;
 use turbojpeg::raw;
 
 use super::markers::{Header, corrupt};
-use crate::error::Result;
+use crate::source::ImageFormat;
+use crate::source::error::{Result, SourceError};
 
 /// A decoded image: 8-bit, interleaved, 1 (grey) or 3 (RGB) channels.
 #[derive(Debug)]
@@ -67,8 +68,9 @@ pub fn decode(jpeg: &[u8], header: &Header, scale: u32) -> Result<Decoded> {
     // SAFETY: plain constructor; checked for null.
     let handle = Handle(unsafe { raw::tjInitDecompress() });
     if handle.0.is_null() {
-        return Err(crate::error::Error::internal(
-            "JPEG :: cannot create a decoder",
+        return Err(SourceError::internal(
+            ImageFormat::Jpeg,
+            "cannot create a decoder",
         ));
     }
     let flags = (raw::TJFLAG_FASTDCT | raw::TJFLAG_FASTUPSAMPLE | raw::TJFLAG_LIMITSCANS) as i32;
@@ -92,7 +94,7 @@ pub fn decode(jpeg: &[u8], header: &Header, scale: u32) -> Result<Decoded> {
         let msg = message(&handle);
         tracing::debug!("JPEG :: {msg}");
         if !msg.contains("extraneous bytes") {
-            return Err(corrupt(msg));
+            return Err(SourceError::bad_data(ImageFormat::Jpeg, msg));
         }
     }
     if px == 4 {

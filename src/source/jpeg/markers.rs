@@ -5,7 +5,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::error::{Error, Result};
+use crate::source::ImageFormat;
+use crate::source::error::{Result, SourceError};
 
 /// At most this many segments before the first scan.
 const MAX_SEGMENTS: usize = 10_000;
@@ -42,14 +43,14 @@ impl Header {
     }
 }
 
-/// A broken file (404 `JPEG :: aborting`, as iipsrv answers every libjpeg failure).
-pub fn corrupt(what: impl Into<String>) -> Error {
-    Error::not_found("JPEG :: aborting").with_detail(what.into())
+/// A broken file: `what` is wrong (iipsrv reports every libjpeg failure alike).
+pub fn corrupt(what: impl Into<String>) -> SourceError {
+    SourceError::corrupt(ImageFormat::Jpeg, what)
 }
 
 fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
     file.read_exact_at(buf, offset)
-        .map_err(|e| corrupt(format!("read of {} bytes at {offset}: {e}", buf.len())))
+        .map_err(|e| corrupt(format!("read of {} bytes at {offset}", buf.len())).because(e))
 }
 
 /// Parse the segments of the file (of `len` bytes) up to the first scan.

@@ -42,8 +42,8 @@ pub use cache::{
 use decode::Decoded;
 use markers::{Header, corrupt};
 
-use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage};
+use crate::source::error::{IoOp, Result, SourceError, TooLarge, Unsupported};
 use crate::source::{Dpi, ImageFormat, ImageInfo, ImageSource, Level, SampleFormat};
 
 /// The virtual tile size of every level.
@@ -94,29 +94,34 @@ impl Drop for JpegSource {
 impl JpegSource {
     /// Open a JPEG file and parse its header.
     pub fn open(path: &Path) -> Result<JpegSource> {
-        let at = |e: Error| with_context(e, &path.display().to_string());
+        let at = |e: SourceError| e.context(path.display());
         let file = File::open(path)
-            .map_err(|e| Error::not_found("JPEG :: Unable to open file").with_detail(e.to_string()))
+            .map_err(|e| SourceError::io(Some(ImageFormat::Jpeg), IoOp::Open, e))
             .map_err(at)?;
         Self::from_file(path, file).map_err(at)
     }
 
     fn from_file(path: &Path, file: File) -> Result<JpegSource> {
-        let len = file.metadata().map_err(|e| corrupt(e.to_string()))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| corrupt("file size").because(e))?
+            .len();
         if len > MAX_FILE_BYTES {
-            return Err(
-                Error::too_large("JPEG :: file too large").with_detail(format!("{len} bytes"))
-            );
+            return Err(SourceError::too_large(ImageFormat::Jpeg, TooLarge::File)
+                .context(format_args!("{len} bytes")));
         }
         let header = markers::read_header(&file, len)?;
         if header.lossless() {
-            return Err(Error::not_found("JPEG :: lossless JPEG is not supported"));
+            return Err(SourceError::unsupported(
+                ImageFormat::Jpeg,
+                Unsupported::Lossless,
+            ));
         }
         if header.precision != 8 {
-            return Err(Error::not_found(format!(
-                "JPEG :: {}-bit JPEG is not supported",
-                header.precision
-            )));
+            return Err(SourceError::unsupported(
+                ImageFormat::Jpeg,
+                Unsupported::BitDepth(header.precision.into()),
+            ));
         }
         if header.width == 0 || header.height == 0 {
             return Err(corrupt(format!(
@@ -140,8 +145,14 @@ impl JpegSource {
         }
         let full = header.width as u64 * header.height as u64;
         if header.progressive() && full > MAX_DECODE_PIXELS {
-            return Err(Error::too_large("JPEG :: image too large to decode")
-                .with_detail(format!("progressive, {}x{}", header.width, header.height)));
+            return Err(SourceError::too_large(
+                ImageFormat::Jpeg,
+                TooLarge::Decode {
+                    width: header.width.into(),
+                    height: header.height.into(),
+                },
+            )
+            .context("progressive"));
         }
         let info = describe(&header);
         Ok(JpegSource {
@@ -160,18 +171,15 @@ impl JpegSource {
     /// level's pixel coordinates.
     pub fn region(&self, resolution: u32, x: u32, y: u32, w: u32, h: u32) -> Result<RawImage> {
         self.decode_region(resolution, x, y, w, h).map_err(|e| {
-            with_context(
-                e,
-                &format!(
-                    "{}: resolution {resolution}, region {x},{y} {w}x{h}",
-                    self.path.display()
-                ),
-            )
+            e.context(format_args!(
+                "{}: resolution {resolution}, region {x},{y} {w}x{h}",
+                self.path.display()
+            ))
         })
     }
 
     fn decode_region(&self, resolution: u32, x: u32, y: u32, w: u32, h: u32) -> Result<RawImage> {
-        super::checked_level_region(&self.info, resolution, (x, y, w, h), "JPEG")?;
+        super::checked_level_region(&self.info, resolution, (x, y, w, h), ImageFormat::Jpeg)?;
         let native = self.info.num_resolutions() - 1 - resolution;
         let scale = native.min(3);
         let step = 1usize << (native - scale);
@@ -181,7 +189,10 @@ impl JpegSource {
         let (x, y, w, h) = (x as usize, y as usize, w as usize, h as usize);
         // Level sizes are floor halvings, libjpeg's scaled sizes ceilings: always inside.
         if (x + w - 1) * step >= iw || (y + h - 1) * step >= ih {
-            return Err(Error::internal("JPEG :: region outside the decoded image"));
+            return Err(SourceError::internal(
+                ImageFormat::Jpeg,
+                "region outside the decoded image",
+            ));
         }
         let mut out = Vec::with_capacity(w * h * c);
         for row in 0..h {
@@ -223,13 +234,19 @@ impl JpegSource {
         }
         let (w, h) = decode::scaled_size(self.header.width, self.header.height, scale);
         if w as u64 * h as u64 > MAX_DECODE_PIXELS {
-            return Err(Error::too_large("JPEG :: image too large to decode")
-                .with_detail(format!("{w}x{h} pixels at scale 1/{}", 1 << scale)));
+            return Err(SourceError::too_large(
+                ImageFormat::Jpeg,
+                TooLarge::Decode {
+                    width: w.into(),
+                    height: h.into(),
+                },
+            )
+            .context(format_args!("at scale 1/{}", 1 << scale)));
         }
         let mut jpeg = vec![0u8; self.len as usize];
         self.file
             .read_exact_at(&mut jpeg, 0)
-            .map_err(|e| corrupt(format!("read: {e}")))?;
+            .map_err(|e| corrupt("read").because(e))?;
         self.decodes.fetch_add(1, Ordering::Relaxed);
         let image = Arc::new(decode::decode(&jpeg, &self.header, scale)?);
         cache::put(key, image.clone());
@@ -299,19 +316,14 @@ fn dpi(jfif: Option<(u8, u16, u16)>) -> Option<Dpi> {
     })
 }
 
-/// Prefix an error's log detail with `what` (a path, a tile); the message is left alone.
-fn with_context(e: Error, what: &str) -> Error {
-    e.context(what)
-}
-
 impl ImageSource for JpegSource {
     fn info(&self) -> &ImageInfo {
         &self.info
     }
 
     fn tile(&self, resolution: u32, tile: u32, _page: u32, _layers: u32) -> Result<RawImage> {
-        let (x, y, w, h) = super::grid_tile_rect(&self.info, resolution, tile, "JPEG")
-            .map_err(|e| with_context(e, &self.path.display().to_string()))?;
+        let (x, y, w, h) = super::grid_tile_rect(&self.info, resolution, tile, ImageFormat::Jpeg)
+            .map_err(|e| e.context(self.path.display()))?;
         self.region(resolution, x, y, w, h)
     }
 }

@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 
 use super::*;
-use crate::error::ErrorKind;
-use crate::source::testutil::{Focus, Mutator, SourceTester, fixture};
+use crate::source::error::{Corrupt, Missing, SourceErrorKind, TooLarge, Unsupported};
+use crate::source::testutil::{Focus, Mutator, SourceTester, assert_file_fault, fixture};
 
 fn fx(name: &str) -> PathBuf {
     fixture("jpeg", name)
@@ -364,12 +364,13 @@ fn one_decode_serves_a_level() {
 fn out_of_range_requests() {
     let src = open("rgb.jpg");
     let e = src.tile(3, 0, 0, 0).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::NotFound);
-    assert_eq!(e.message, "JPEG :: Asked for non-existent resolution: 3");
+    assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Resolution(3)));
+    assert_eq!(e.format, Some(ImageFormat::Jpeg));
     let e = src.tile(0, 1, 0, 0).unwrap_err();
-    assert_eq!(e.message, "JPEG :: Asked for non-existent tile: 1");
-    assert!(src.region(0, 170, 0, 10, 10).is_err());
-    assert!(src.region(0, 0, 0, 0, 10).is_err());
+    assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Tile(1)));
+    let outside = |e: SourceError| matches!(e.kind, SourceErrorKind::OutsideLevel { .. });
+    assert!(outside(src.region(0, 170, 0, 10, 10).unwrap_err()));
+    assert!(outside(src.region(0, 0, 0, 0, 10).unwrap_err()));
     let t = src.tile(2, 5, 0, 0).unwrap();
     assert_eq!((t.width, t.height), (188, 244));
 }
@@ -385,26 +386,29 @@ fn corrupt_files_are_errors() {
         "missing.jpg",
     ] {
         let e = JpegSource::open(&fx(name)).expect_err(name);
-        assert_eq!(e.kind, ErrorKind::NotFound, "{name}: {e}");
-        assert!(!e.message.contains("fixtures"), "{name}: {}", e.message);
-        assert!(e.detail.as_deref().unwrap_or("").contains(name), "{name}");
+        assert_file_fault(&e, ImageFormat::Jpeg, name);
     }
     assert_eq!(
-        JpegSource::open(&fx("bad_12bit.jpg")).unwrap_err().message,
-        "JPEG :: 12-bit JPEG is not supported"
+        JpegSource::open(&fx("bad_12bit.jpg")).unwrap_err().kind,
+        SourceErrorKind::Unsupported(Unsupported::BitDepth(12))
     );
     // Headers intact, data missing: every decode fails.
     let src = open("bad_truncated.jpg");
     for r in 0..src.info().num_resolutions() {
         let e = src.tile(r, 0, 0, 0).unwrap_err();
-        assert_eq!(e.message, "JPEG :: aborting");
-        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert_eq!(e.kind, SourceErrorKind::Corrupt(Corrupt::Data), "{e}");
     }
     // 65535 × 65535 in 29 KB: refused before anything is allocated.
     let e = JpegSource::open(&fx("bad_huge.jpg")).unwrap_err();
-    assert_eq!(e.message, "JPEG :: aborting");
+    assert!(
+        matches!(e.kind, SourceErrorKind::Corrupt(Corrupt::Structure(_))),
+        "{e}"
+    );
     let e = JpegSource::open(&fx("bad_huge_progressive.jpg")).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::TooLarge);
+    assert!(matches!(
+        e.kind,
+        SourceErrorKind::TooLarge(TooLarge::Decode { .. })
+    ));
 }
 
 /// Mutated copies of the fixtures through the shared harness, mostly in the headers where

@@ -8,7 +8,8 @@
 
 use std::cell::RefCell;
 
-use crate::error::{Error, Result};
+use crate::source::ImageFormat;
+use crate::source::error::{Result, SourceError};
 
 /// TIFF compression codes handled here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +47,10 @@ impl Codec {
     }
 }
 
-/// A decode failure; the caller adds the file and tile to the detail.
-pub(super) fn decode_error(detail: impl Into<String>) -> Error {
-    Error::not_found("TPTImage :: TIFFReadEncodedTile() failed").with_detail(detail)
+/// Tile data that does not decode (`detail`: the decoder's words); the caller adds the file and
+/// tile as context.
+pub(super) fn decode_error(detail: impl Into<String>) -> SourceError {
+    SourceError::bad_data(ImageFormat::Tiff, detail)
 }
 
 /// Decompress `src` into `dst`, which must be filled completely. `Jpeg` and `Webp` are not

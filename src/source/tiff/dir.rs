@@ -8,9 +8,9 @@
 
 use super::codec::Codec;
 use super::ifd::{MAX_VALUES, RawIfd, Reader, corrupt, tag};
-use crate::error::{Error, Result};
 use crate::image::ColourSpace;
-use crate::source::{Level, SampleFormat};
+use crate::source::error::{Result, SourceError, SourceErrorKind, Unsupported};
+use crate::source::{ImageFormat, Level, SampleFormat};
 
 /// Largest decoded tile (stored or converted), in bytes.
 pub(super) const MAX_TILE_BYTES: u64 = 256 << 20;
@@ -96,7 +96,7 @@ pub(super) struct Directory {
     pub channels: u16,
     pub colour: ColourSpace,
     /// How to decode, or why this directory's tiles cannot be decoded.
-    pub plan: Result<Plan, Error>,
+    pub plan: Result<Plan, SourceError>,
 }
 
 /// Whether an IFD is tiled (has both tile dimensions).
@@ -240,7 +240,10 @@ impl Directory {
             colormap,
             channels,
             colour,
-            plan: Err(Error::internal("unplanned")),
+            plan: Err(SourceError::new(
+                Some(ImageFormat::Tiff),
+                SourceErrorKind::Internal("unplanned"),
+            )),
         };
         dir.plan = dir.make_plan(
             predictor,
@@ -273,7 +276,7 @@ impl Directory {
         big_endian: bool,
     ) -> Result<Plan> {
         let unsupported =
-            |what: String| Error::not_found(format!("TPTImage :: Unsupported TIFF: {what}"));
+            |what: String| SourceError::unsupported(ImageFormat::Tiff, Unsupported::Feature(what));
         let codec = Codec::from_tiff(self.compression)
             .ok_or_else(|| unsupported(format!("compression {}", self.compression)))?;
         let bps = self.bits_per_sample;

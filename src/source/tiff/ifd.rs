@@ -8,7 +8,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
+use crate::source::ImageFormat;
+use crate::source::error::{IoOp, Result, SourceError};
 
 /// At most this many entries in one IFD (libtiff warns far below this; real files have < 100).
 const MAX_ENTRIES: u64 = 4096;
@@ -59,9 +60,9 @@ pub(super) mod tag {
     pub const STONITS: u16 = 37439;
 }
 
-/// A malformed-file error. The message is client-safe; the caller attaches the path.
-pub(super) fn corrupt(what: impl std::fmt::Display) -> Error {
-    Error::not_found(format!("TPTImage :: TIFF error: {what}"))
+/// A malformed-file error. `what` is client-safe (iipsrv shows it); the caller attaches the path.
+pub(super) fn corrupt(what: impl std::fmt::Display) -> SourceError {
+    SourceError::corrupt(ImageFormat::Tiff, what.to_string())
 }
 
 /// One shared, read-only TIFF file.
@@ -121,15 +122,12 @@ impl Reader {
     pub fn new(file: File) -> Result<Reader> {
         let len = file
             .metadata()
-            .map_err(|e| {
-                Error::not_found("TPTImage :: Unable to read file").with_detail(e.to_string())
-            })?
+            .map_err(|e| SourceError::io(Some(ImageFormat::Tiff), IoOp::Read, e))?
             .len();
         let mut head = [0u8; 16];
         let n = (len.min(16)) as usize;
-        file.read_exact_at(&mut head[..n], 0).map_err(|e| {
-            Error::not_found("TPTImage :: Unable to read file").with_detail(e.to_string())
-        })?;
+        file.read_exact_at(&mut head[..n], 0)
+            .map_err(|e| SourceError::io(Some(ImageFormat::Tiff), IoOp::Read, e))?;
         if n < 8 {
             return Err(corrupt("file too short"));
         }
@@ -195,8 +193,11 @@ impl Reader {
         if end > self.len {
             return Err(corrupt("data past the end of the file"));
         }
+        let n = buf.len();
         self.file.read_exact_at(buf, offset).map_err(|e| {
-            corrupt("read failed").with_detail(format!("read {} bytes at {offset}: {e}", buf.len()))
+            corrupt("read failed")
+                .context(format!("read {n} bytes at {offset}"))
+                .because(e)
         })
     }
 

@@ -38,8 +38,8 @@ use convert::Stored;
 use dir::{Directory, MAX_TILE_BYTES, SampleKind, is_tiled, photometric, subfile_type};
 use ifd::{RawIfd, Reader, tag};
 
-use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
+use crate::source::error::{IoOp, Missing, Result, SourceError, Unsupported};
 use crate::source::{
     Dpi, ImageFormat, ImageInfo, ImageSource, RawCodec, RawTile, SampleFormat, StackPage,
 };
@@ -78,11 +78,9 @@ impl std::fmt::Debug for TiffSource {
 impl TiffSource {
     /// Open a TIFF file and parse its structure.
     pub fn open(path: &Path) -> Result<TiffSource> {
-        let at = |e: Error| with_context(e, &path.display().to_string());
+        let at = |e: SourceError| e.context(path.display());
         let file = File::open(path)
-            .map_err(|e| {
-                Error::not_found("TPTImage :: Unable to open file").with_detail(e.to_string())
-            })
+            .map_err(|e| SourceError::io(Some(ImageFormat::Tiff), IoOp::Open, e))
             .map_err(at)?;
         let reader = Reader::new(file).map_err(at)?;
         let (info, pages) = discover(&reader).map_err(at)?;
@@ -97,11 +95,8 @@ impl TiffSource {
     /// The directory for IIP resolution `resolution` of `page`.
     fn directory(&self, resolution: u32, page: u32) -> Result<&Directory> {
         let n = self.info.levels.len() as u32;
-        let no_resolution = || {
-            Error::not_found(format!(
-                "TPTImage :: Asked for non-existent resolution: {resolution}"
-            ))
-        };
+        let no_resolution =
+            || SourceError::missing(ImageFormat::Tiff, Missing::Resolution(resolution));
         if resolution >= n {
             return Err(no_resolution());
         }
@@ -110,9 +105,10 @@ impl TiffSource {
         } else {
             page as usize
         };
-        let dirs = self.pages.get(page).ok_or_else(|| {
-            Error::not_found(format!("TPTImage :: Asked for non-existent page: {page}"))
-        })?;
+        let dirs = self
+            .pages
+            .get(page)
+            .ok_or_else(|| SourceError::missing(ImageFormat::Tiff, Missing::Page(page as u32)))?;
         dirs.get((n - 1 - resolution) as usize)
             .ok_or_else(no_resolution)
     }
@@ -121,9 +117,7 @@ impl TiffSource {
     fn locate(&self, resolution: u32, tile: u32, page: u32) -> Result<&Directory> {
         let dir = self.directory(resolution, page)?;
         if tile as u64 >= dir.tile_count() {
-            return Err(Error::not_found(format!(
-                "TPTImage :: Asked for non-existent tile: {tile}"
-            )));
+            return Err(SourceError::missing(ImageFormat::Tiff, Missing::Tile(tile)));
         }
         Ok(dir)
     }
@@ -249,24 +243,12 @@ impl TiffSource {
         })
     }
 
-    fn context(&self, e: Error, resolution: u32, tile: u32, page: u32) -> Error {
-        with_context(
-            e,
-            &format!(
-                "{}: resolution {resolution}, tile {tile}, page {page}",
-                self.path.display()
-            ),
-        )
+    fn context(&self, e: SourceError, resolution: u32, tile: u32, page: u32) -> SourceError {
+        e.context(format_args!(
+            "{}: resolution {resolution}, tile {tile}, page {page}",
+            self.path.display()
+        ))
     }
-}
-
-/// Prefix an error's log detail with `what` (a path, a tile); the message is left alone.
-fn with_context(e: Error, what: &str) -> Error {
-    let detail = match &e.detail {
-        Some(d) => format!("{what}: {d}"),
-        None => what.to_string(),
-    };
-    e.with_detail(detail)
 }
 
 impl ImageSource for TiffSource {
@@ -320,7 +302,10 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
     let top = r.chain(r.first_ifd, MAX_IFDS)?;
     let ifd0 = &top[0];
     if !is_tiled(ifd0) {
-        return Err(Error::not_found("TPTImage :: Image is not tiled"));
+        return Err(SourceError::unsupported(
+            ImageFormat::Tiff,
+            Unsupported::NotTiled,
+        ));
     }
     let format0 = match ifd0.get(tag::SAMPLE_FORMAT) {
         Some(e) => Some(r.uint(e)? as u16),

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::source::Level;
-use crate::source::testutil::{Focus, Mutator, SourceTester, fixture};
+use crate::source::error::{Corrupt, IoOp, Missing, SourceError, SourceErrorKind, Unsupported};
+use crate::source::testutil::{Focus, Mutator, SourceTester, assert_file_fault, fixture};
 
 fn fx(name: &str) -> PathBuf {
     fixture("tiff", name)
@@ -285,13 +286,10 @@ fn non_square_tiles() {
 fn out_of_range_requests_fail() {
     let src = open("rgb8_none.tif");
     let e = src.tile(3, 0, 0, 0).unwrap_err();
-    assert_eq!(
-        e.message,
-        "TPTImage :: Asked for non-existent resolution: 3"
-    );
-    assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
+    assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Resolution(3)));
+    assert_eq!(e.format, Some(ImageFormat::Tiff));
     let e = src.tile(2, 12, 0, 0).unwrap_err();
-    assert_eq!(e.message, "TPTImage :: Asked for non-existent tile: 12");
+    assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Tile(12)));
     assert!(src.raw_tile(5, 0, 0).is_err());
     assert!(src.raw_tile(0, 1, 0).is_err());
     // A single image ignores the page number.
@@ -301,16 +299,16 @@ fn out_of_range_requests_fail() {
 #[test]
 fn stripped_files_are_not_tiled() {
     let e = TiffSource::open(&fx("rgb8_strips.tif")).unwrap_err();
-    assert_eq!(e.message, "TPTImage :: Image is not tiled");
-    assert!(e.detail.unwrap().contains("rgb8_strips.tif"));
+    assert_eq!(e.kind, SourceErrorKind::Unsupported(Unsupported::NotTiled));
+    assert_file_fault(&e, ImageFormat::Tiff, "rgb8_strips.tif");
 }
 
 #[test]
 fn missing_files_do_not_leak_paths() {
     let e = TiffSource::open(&fx("no-such-file.tif")).unwrap_err();
-    assert_eq!(e.kind, crate::error::ErrorKind::NotFound);
-    assert!(!e.message.contains("no-such-file"));
-    assert!(e.detail.unwrap().contains("no-such-file"));
+    assert_eq!(e.kind, SourceErrorKind::Io(IoOp::Open));
+    assert_eq!(e.name, None);
+    assert_file_fault(&e, ImageFormat::Tiff, "no-such-file");
 }
 
 #[test]
@@ -693,7 +691,7 @@ fn classic_stack_selects_pages() {
         assert_same(&got, &want, &format!("page {page}"));
     }
     let e = src.tile(0, 0, 3, 0).unwrap_err();
-    assert_eq!(e.message, "TPTImage :: Asked for non-existent page: 3");
+    assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Page(3)));
 }
 
 #[test]
@@ -867,13 +865,7 @@ fn malformed_files_fail_at_open() {
         "bad_ifd_count.tif",
     ] {
         let e = TiffSource::open(&fx(name)).expect_err(name);
-        assert_eq!(e.kind, crate::error::ErrorKind::NotFound, "{name}");
-        assert!(!e.message.contains("fixtures"), "{name}: {}", e.message);
-        assert!(
-            e.message.starts_with("TPTImage :: "),
-            "{name}: {}",
-            e.message
-        );
+        assert_file_fault(&e, ImageFormat::Tiff, name);
     }
 }
 
@@ -891,22 +883,21 @@ fn malformed_tiles_fail_at_decode() {
         assert_eq!(sizes(src.info()), vec![(64, 64, 32, 32)], "{name}");
         for t in 0..4 {
             let e = src.tile(0, t, 0, 0).expect_err(name);
-            assert_eq!(e.kind, crate::error::ErrorKind::NotFound, "{name}");
-            assert!(!e.message.contains("fixtures"), "{name}: {}", e.message);
-            assert!(
-                e.detail.as_deref().unwrap_or("").contains(name),
-                "{name}: {e}"
-            );
+            assert_file_fault(&e, ImageFormat::Tiff, name);
             let _ = src.raw_tile(0, t, 0);
         }
     }
-    assert!(
+    assert!(matches!(
         open("bad_compression.tif")
             .tile(0, 0, 0, 0)
             .unwrap_err()
-            .message
-            .contains("Unsupported")
-    );
+            .kind,
+        SourceErrorKind::Unsupported(Unsupported::Feature(_))
+    ));
+    assert!(matches!(
+        open("bad_deflate.tif").tile(0, 0, 0, 0).unwrap_err().kind,
+        SourceErrorKind::Corrupt(Corrupt::Data)
+    ));
 }
 
 #[test]
@@ -927,7 +918,7 @@ fn open_bytes(tag: &str, data: &[u8]) -> Result<TiffSource> {
 
 /// The shared hostile-file harness, set up for TIFF (no region reads: TIFF regions are
 /// stitched from tiles above the source).
-fn tester() -> SourceTester<TiffSource, crate::error::Error> {
+fn tester() -> SourceTester<TiffSource, SourceError> {
     SourceTester::new(TiffSource::open).max_tiles(64)
 }
 
