@@ -3,7 +3,7 @@
 //!
 //! # Brief overview
 //!
-//! Each variable is defined once, in the table of [`vars`]: its name, its default, what it
+//! Each variable is defined once, in the table of `vars.rs`: its name, its default, what it
 //! means, how its value is read into the [`Config`], and the line iipsrv logs for it at
 //! start-up. [`Config::from_lookup`] runs the table's readers, [`Config::settings_lines`] its
 //! log lines, and a test checks the README's configuration tables against it, so the three
@@ -48,7 +48,7 @@ impl UriMap {
 
 /// The whole configuration, by what it configures. `Config::default()` is iipsrv's defaults
 /// (every variable unset); the groups' own `Default` is only the empty value that the table of
-/// [`vars`] fills in.
+/// `vars.rs` fills in.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub logging: LoggingSettings,
@@ -230,7 +230,7 @@ impl Config {
     }
 
     /// Read the configuration through `lookup` (the environment, or a test's map): every
-    /// variable of the table in [`vars`], in its order.
+    /// variable of the table in `vars.rs`, in its order.
     pub fn from_lookup<F: Fn(&str) -> Option<String>>(lookup: F) -> (Config, Warnings) {
         let mut config = Config {
             logging: LoggingSettings::default(),
