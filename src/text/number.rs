@@ -11,7 +11,7 @@
 //! | [`leading_u64`] | the leading digits of a field (`100abc` → 100) | no | no | — | — | `None` |
 //!
 //! All four take the longest prefix their grammar allows and ignore the rest; none ever fails.
-//! One scanner ([`scan`]) finds that prefix for a [`Grammar`], so the variants differ only in
+//! One scanner (`scan`) finds that prefix for a `Grammar`, so the variants differ only in
 //! the grammar they pass and in what they make of "no digits". Integers saturate instead of
 //! overflowing (C leaves overflow undefined). [`atoi`] and [`atof`] also say whether the whole
 //! text was the number ([`Parsed::clean`]), so that the configuration can warn about values
