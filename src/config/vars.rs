@@ -8,9 +8,8 @@
 //! below: every row there is a variable here, with the same default and meaning, and the other
 //! way round.
 
-use super::{
-    AvifCodec, Config, Interpolation, Limit, MaxLayers, TiffCompression, Warnings, parse_uri_map,
-};
+use super::settings::{Config, Warnings, parse_uri_map};
+use super::types::{AvifCodec, Interpolation, Limit, MaxLayers, TiffCompression};
 use crate::text::number::{atof, atoi};
 
 /// One environment variable.
