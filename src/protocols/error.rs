@@ -21,21 +21,26 @@ use crate::source::error::{
 /// logged).
 pub(crate) fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
     let (kind, message) = wording(e);
+    // The log line: the client's text, then (for a typed error) what and where it was.
+    let logged = match e.kind() {
+        Some(_) => e.to_string(),
+        None => format!("{message} ({e})"),
+    };
     match kind {
         ErrorKind::NotFound
         | ErrorKind::BadRequest
         | ErrorKind::TooLarge
         | ErrorKind::NotImplemented => {
-            tracing::debug!("{e}");
+            tracing::debug!("{logged}");
             tracing::debug!("Sending HTTP {}", kind.status());
             Response::plain_error(d, kind.status(), &message)
         }
         ErrorKind::Invalid => {
-            tracing::info!("\n{e}\n");
+            tracing::info!("\n{logged}\n");
             Response::banner(400)
         }
         ErrorKind::Internal => {
-            tracing::error!("\n{e}\n");
+            tracing::error!("\n{logged}\n");
             Response::banner(500)
         }
     }
