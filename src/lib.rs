@@ -31,6 +31,7 @@ pub mod server;
 pub mod source;
 pub mod transport;
 pub mod view;
+pub(crate) mod viewer;
 
 /// The version iipsrv reports in `Server:` headers, the banner page and `OBJ=IIP`.
 ///

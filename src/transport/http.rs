@@ -114,6 +114,11 @@ pub async fn serve(
             let service = service_fn(move |req: hyper::Request<Incoming>| {
                 let app = app.clone();
                 async move {
+                    let inm = req.headers().get("if-none-match").map(|v| v.as_bytes());
+                    let page = crate::viewer::respond(req.method().as_str(), req.uri().path(), inm);
+                    if let Some(page) = page {
+                        return Ok(to_http(page));
+                    }
                     let response = match to_request(req, local, peer, &limits).await {
                         Ok(request) => app.respond(request).await,
                         Err(refusal) => refusal,
