@@ -133,23 +133,24 @@
   });
   document.getElementById("home").addEventListener("click", () => viewer.viewport.goHome());
 
+  const errorBox = document.getElementById("error");
   let loaded = 0;
   let failed = 0;
-  function show(message, error) {
-    status.textContent = message;
-    status.className = error ? "error" : "";
-  }
+  let lastFailure = "";
   function tally() {
-    show(select.options[select.selectedIndex].text + ": " + loaded + " tiles loaded" +
-      (failed ? ", " + failed + " failed" : ""), failed > 0);
+    status.textContent = select.options[select.selectedIndex].text + ": " + loaded +
+      " tiles loaded" + (failed ? ", " + failed + " failed (last: " + lastFailure + ")" : "");
+    status.className = failed ? "failed" : "";
   }
   viewer.addHandler("tile-loaded", () => { loaded++; tally(); });
   viewer.addHandler("tile-load-failed", (event) => {
     failed++;
+    lastFailure = event.message || "error";
     tally();
-    status.textContent += " (last: " + (event.message || "error") + ")";
   });
-  viewer.addHandler("open-failed", (event) => show("Could not open: " + event.message, true));
+  viewer.addHandler("open-failed", (event) => {
+    errorBox.textContent = "OpenSeadragon could not open the image: " + event.message;
+  });
 
   let generation = 0;
   async function open(protocol) {
@@ -157,9 +158,11 @@
     loaded = 0;
     failed = 0;
     viewer.close();
+    errorBox.textContent = "";
     const p = protocols[protocol];
     const url = p.descriptor();
-    show("Loading " + url);
+    status.textContent = "Loading " + url;
+    status.className = "";
     try {
       const text = await fetchText(url);
       if (mine !== generation) {
@@ -168,7 +171,9 @@
       viewer.open(p.source(text, url));
     } catch (e) {
       if (mine === generation) {
-        show(e.message, true);
+        status.textContent = select.options[select.selectedIndex].text + ": failed";
+        status.className = "failed";
+        errorBox.textContent = e.message;
       }
     }
   }
