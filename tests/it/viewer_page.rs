@@ -1,20 +1,31 @@
 //! The viewer page (`GET /viewer/IDENTIFIER` on the `--http` listener): its HTTP answers, and
-//! the page in a real browser. Debian's Chromium, headless, opens the page for the bundled
-//! sample once per tile source (`?protocol=iiif|dzi|zoomify|iip`) and takes a screenshot; the
-//! image must be drawn there with the sample's colours in the right places: the drawn area is
-//! found against the page's background and cut into the sample's 10×10 grid, and the middle of
-//! every cell must have the colour of the same cell of `fixtures/iiif-validator.png` (the
-//! picture `fixtures/sample.tif` was made from). A page whose tiles do not load draws nothing
-//! and fails.
+//! the page in a real browser. Debian's Chromium, headless and driven over the DevTools
+//! protocol (on a pipe), opens the page for the bundled sample once per tile source
+//! (`?protocol=iiif|dzi|zoomify|iip`) in an 800×840 viewport, waits until the page says it is
+//! done (`<body data-state>`: "drawn" or "failed"), and takes a screenshot. The image must be
+//! drawn there with the sample's colours in the right places: the drawn area is found against
+//! the page's background and cut into the sample's 10×10 grid, and the middle of every cell
+//! must have the colour of the same cell of `fixtures/iiif-validator.png` (the picture
+//! `fixtures/sample.tif` was made from). A page whose tiles do not load draws nothing and
+//! fails; a tile in the wrong place fails its cell.
+//!
+//! (Chromium's plain `--screenshot --virtual-time-budget` mode was tried first: it took some
+//! screenshots before the page had its answers, and it resizes the page just before the
+//! screenshot, so it was replaced by this driver.)
 //!
 //! Chromium runs in a process group of its own, which is killed (SIGKILL, all of it) when the
-//! run ends, also when the test fails. A missing Chromium fails the tests with the install line;
+//! test ends, also when it fails. A missing Chromium fails the tests with the install line;
 //! IIPSRV_SKIP_DEPLOYMENT_TESTS=1 skips them knowingly (`support::require`).
 
+use std::io::{BufRead as _, Write as _};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
 
 use crate::support::{TestServer, fcgi_get_with, fixtures, fixtures_prefix, get, require};
 
@@ -22,8 +33,8 @@ use crate::support::{TestServer, fcgi_get_with, fixtures, fixtures_prefix, get, 
 const BACKGROUND: [u8; 3] = [0x14, 0x14, 0x14];
 /// The page's header height in CSS pixels (the viewer starts below it).
 const HEADER: u32 = 40;
-/// The browser window (CSS pixels, device scale factor 1).
-const WINDOW: (u32, u32) = (800, 840);
+/// The page's viewport (CSS pixels, device scale factor 1).
+const VIEWPORT: (u32, u32) = (800, 840);
 /// A pixel is part of the image when a channel differs from the background by more than this.
 const BACKGROUND_TOLERANCE: i32 = 24;
 /// The sample is a 10×10 grid of flat colours.
@@ -31,10 +42,8 @@ const GRID: u32 = 10;
 /// Largest difference of a cell's mean colour (any channel) from the reference's: two JPEG
 /// encodings and a resampling apart, flat colours stay within a few levels.
 const CELL_TOLERANCE: f64 = 16.0;
-/// Virtual time the page gets to load and draw (Chromium pauses it while requests are pending).
-const VIRTUAL_TIME_BUDGET_MS: u32 = 15_000;
-/// A guard against a hung browser (not a measurement: a normal run takes a few seconds).
-const CHROMIUM_GUARD: Duration = Duration::from_secs(180);
+/// A guard against a hung browser or page (not a measurement: a page takes a second or two).
+const CHROMIUM_GUARD: Duration = Duration::from_secs(120);
 
 fn server() -> TestServer {
     TestServer::http(&[("FILESYSTEM_PREFIX", &fixtures_prefix())])
@@ -151,15 +160,32 @@ fn viewer_is_not_on_the_fastcgi_listener() {
     assert!(body.contains("IIPImage Server"), "iipsrv's banner: {body}");
 }
 
-/// Chromium in a process group of its own; the whole group is killed on drop.
-struct Chromium {
+/// Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`:
+/// commands go to its fd 3, answers and events come from its fd 4, each a JSON text ended by
+/// NUL), with one page whose viewport is exactly [`VIEWPORT`]. It runs in a process group of its
+/// own; the whole group (renderer, GPU and utility processes) is killed on drop, also when a
+/// test fails.
+struct Browser {
     child: Child,
+    commands: std::fs::File,
+    answers: mpsc::Receiver<Value>,
+    next_id: u64,
+    session: String,
+    _dir: tempfile::TempDir,
 }
 
-impl Chromium {
-    /// Run headless Chromium on `url` with `mode` (`--screenshot=…` or `--dump-dom`) until it
-    /// exits; its standard output.
-    fn run(url: &str, mode: &str, dir: &Path) -> Vec<u8> {
+/// A pipe whose both ends are closed on exec.
+fn pipe() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let dir = tempfile::tempdir().unwrap();
+        let (their_commands, our_commands) = pipe();
+        let (our_answers, their_answers) = pipe();
         let mut c = Command::new("chromium");
         c.args([
             "--headless",
@@ -174,45 +200,152 @@ impl Chromium {
             "--disable-extensions",
             "--no-proxy-server",
             "--hide-scrollbars",
-            "--force-device-scale-factor=1",
+            "--remote-debugging-pipe",
         ])
-        .arg(format!("--user-data-dir={}", dir.join("profile").display()))
-        .arg(format!("--window-size={},{}", WINDOW.0, WINDOW.1))
-        .arg(format!("--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}"))
-        .arg(mode)
-        .arg(url)
-        .env("HOME", dir)
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .arg(format!(
+            "--user-data-dir={}",
+            dir.path().join("profile").display()
+        ))
+        .arg("about:blank")
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("XDG_CACHE_HOME", dir.path().join("cache"))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0);
+        let (read_fd, write_fd) = (their_commands.as_raw_fd(), their_answers.as_raw_fd());
+        // In the child, between fork and exec: only async-signal-safe calls. The ends are
+        // first copied above 10 so that dup2 cannot overwrite one with the other.
+        unsafe {
+            c.pre_exec(move || {
+                let r = libc::fcntl(read_fd, libc::F_DUPFD_CLOEXEC, 10);
+                let w = libc::fcntl(write_fd, libc::F_DUPFD_CLOEXEC, 10);
+                if r < 0 || w < 0 || libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = c
             .spawn()
             .expect("chromium starts (apt-get install chromium)");
-        let mut browser = Chromium { child };
-        let mut stdout = browser.child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
-            out
+        drop((their_commands, their_answers));
+        let (tx, answers) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut input = std::io::BufReader::new(std::fs::File::from(our_answers));
+            let mut message = Vec::new();
+            while matches!(input.read_until(0, &mut message), Ok(n) if n > 0) {
+                message.pop_if(|b| *b == 0);
+                if let Ok(v) = serde_json::from_slice::<Value>(&message) {
+                    if tx.send(v).is_err() {
+                        return;
+                    }
+                }
+                message.clear();
+            }
         });
+        let mut b = Browser {
+            child,
+            commands: std::fs::File::from(our_commands),
+            answers,
+            next_id: 0,
+            session: String::new(),
+            _dir: dir,
+        };
+        let target = b.call(false, "Target.createTarget", json!({"url": "about:blank"}));
+        let target = target["targetId"].clone();
+        let attached = b.call(
+            false,
+            "Target.attachToTarget",
+            json!({"targetId": target, "flatten": true}),
+        );
+        b.session = attached["sessionId"].as_str().unwrap().to_string();
+        b.call(
+            true,
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": VIEWPORT.0, "height": VIEWPORT.1, "deviceScaleFactor": 1, "mobile": false}),
+        );
+        b
+    }
+
+    /// Send a command (to the page when `page`, else to the browser); its result.
+    fn call(&mut self, page: bool, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut command = json!({"id": id, "method": method, "params": params});
+        if page {
+            command["sessionId"] = json!(self.session);
+        }
+        let mut bytes = serde_json::to_vec(&command).unwrap();
+        bytes.push(0);
+        self.commands
+            .write_all(&bytes)
+            .unwrap_or_else(|e| panic!("chromium: {method}: {e}"));
         let deadline = Instant::now() + CHROMIUM_GUARD;
         loop {
-            if let Some(status) = browser.child.try_wait().unwrap() {
-                assert!(status.success(), "chromium failed on {url}: {status}");
-                break;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = self
+                .answers
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("chromium did not answer {method}: {e}"));
+            if message["id"] == json!(id) {
+                assert!(
+                    message.get("error").is_none(),
+                    "chromium: {method}: {message}"
+                );
+                return message["result"].clone();
             }
-            assert!(Instant::now() < deadline, "chromium did not finish {url}");
-            std::thread::sleep(Duration::from_millis(50));
         }
-        drop(browser); // the group: renderer, GPU and utility processes
-        reader.join().unwrap()
+    }
+
+    /// The value of a JavaScript expression in the page (promises awaited).
+    fn eval(&mut self, expression: &str) -> Value {
+        let r = self.call(
+            true,
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+        );
+        assert!(r.get("exceptionDetails").is_none(), "{expression}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Open `url` and wait until the viewer page says "drawn" or "failed" (`data-state`);
+    /// then let two frames pass so that what was loaded is on the screen. The final state.
+    fn open(&mut self, url: &str) -> String {
+        self.call(true, "Page.navigate", json!({"url": url}));
+        let deadline = Instant::now() + CHROMIUM_GUARD;
+        let state = loop {
+            let state = self.eval(
+                "document.readyState === 'complete' && document.body \
+                 ? (document.body.dataset.state || '') : ''",
+            );
+            let state = state.as_str().unwrap_or("").to_string();
+            if state == "drawn" || state == "failed" {
+                break state;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{url}: the page did not finish (state {state:?})"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        self.eval(
+            "new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(1))))",
+        );
+        state
+    }
+
+    /// A PNG of the viewport.
+    fn screenshot(&mut self) -> Vec<u8> {
+        let r = self.call(true, "Page.captureScreenshot", json!({"format": "png"}));
+        base64::engine::general_purpose::STANDARD
+            .decode(r["data"].as_str().unwrap())
+            .unwrap()
     }
 }
 
-impl Drop for Chromium {
+impl Drop for Browser {
     fn drop(&mut self) {
         unsafe {
             libc::kill(-(self.child.id() as i32), libc::SIGKILL);
@@ -307,36 +440,30 @@ fn cell_middle(area: (u32, u32, u32, u32), i: u32, j: u32) -> (u32, u32, u32, u3
     )
 }
 
-/// Screenshot the viewer page of the sample with `protocol` and check the drawn image.
-fn check_drawn(base: &str, protocol: &str, reference: &Rgb) {
-    let dir = tempfile::tempdir().unwrap();
-    let shot = dir.path().join("shot.png");
+/// Open the viewer page of the sample with `protocol`, take a screenshot and check the image.
+fn check_drawn(browser: &mut Browser, base: &str, protocol: &str, reference: &Rgb) {
     let url = format!("{base}/viewer/sample.tif?protocol={protocol}");
-    Chromium::run(
-        &url,
-        &format!("--screenshot={}", shot.display()),
-        dir.path(),
-    );
-    let bytes = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    let state = browser.open(&url);
+    let bytes = browser.screenshot();
     let picture = Rgb::decode_png(&bytes);
-    assert_eq!((picture.width, picture.height), WINDOW, "{protocol}");
+    assert_eq!((picture.width, picture.height), VIEWPORT, "{protocol}");
     let keep = || {
         let kept = std::env::temp_dir().join(format!("iipsrv-viewer-{protocol}.png"));
         let _ = std::fs::write(&kept, &bytes);
         kept.display().to_string()
     };
     let Some(area) = picture.drawn_box(HEADER) else {
-        panic!("{protocol}: nothing drawn (screenshot kept as {})", keep());
+        panic!(
+            "{protocol}: nothing drawn, page state {state:?} (screenshot kept as {})",
+            keep()
+        );
     };
     let (x0, y0, x1, y1) = area;
     let (w, h) = (x1 - x0, y1 - y0);
-    // Headless Chromium lays the page out in a smaller viewport (the window minus its hidden
-    // toolbars, 800×697 here) and resizes it to the window just before the screenshot, so the
-    // canvas is either stretched to the larger viewer (OpenSeadragon has not redrawn yet) or
-    // redrawn square: the drawn area need not be square, the grid is cut from it either way.
+    // The sample is square; the page fits it into the viewer below the header.
     assert!(
-        w >= 400 && h >= 400,
-        "{protocol}: drawn area {area:?} is too small for the sample (screenshot kept as {})",
+        w >= 400 && w.abs_diff(h) <= 2,
+        "{protocol}: drawn area {area:?} is not the square sample (screenshot kept as {})",
         keep()
     );
     let full = (0, 0, reference.width, reference.height);
@@ -358,6 +485,7 @@ fn check_drawn(base: &str, protocol: &str, reference: &Rgb) {
         GRID * GRID,
         keep()
     );
+    assert_eq!(state, "drawn", "{protocol}: every tile loaded");
 }
 
 fn reference() -> Rgb {
@@ -372,8 +500,9 @@ fn viewer_draws_the_sample_with_every_tile_source() {
     let s = server();
     let base = format!("http://{}", s.tcp_addr());
     let reference = reference();
+    let mut browser = Browser::start();
     for protocol in ["iiif", "dzi", "zoomify", "iip"] {
-        check_drawn(&base, protocol, &reference);
+        check_drawn(&mut browser, &base, protocol, &reference);
     }
 }
 
@@ -384,29 +513,26 @@ fn viewer_shows_the_servers_error_for_an_unknown_image_and_draws_nothing() {
     }
     let s = server();
     let base = format!("http://{}", s.tcp_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let shot = dir.path().join("shot.png");
-    Chromium::run(
-        &format!("{base}/viewer/missing.tif?protocol=iip"),
-        &format!("--screenshot={}", shot.display()),
-        dir.path(),
-    );
-    let picture = Rgb::decode_png(&std::fs::read(&shot).unwrap());
-    // The error box sits at the top of the viewer; below it nothing is drawn.
-    assert_eq!(picture.drawn_box(300), None);
-    let error_box = picture.at(WINDOW.0 / 2, HEADER + 20);
-    assert_ne!(error_box, BACKGROUND, "the error box is shown");
-
-    let dom = Chromium::run(
-        &format!("{base}/viewer/missing.tif?protocol=iip"),
-        "--dump-dom",
-        tempfile::tempdir().unwrap().path(),
-    );
-    let dom = String::from_utf8_lossy(&dom);
-    assert!(
-        dom.contains("404 Not Found") && dom.contains("missing.tif is neither a file"),
-        "{dom}"
-    );
+    let mut browser = Browser::start();
+    for protocol in ["iiif", "dzi", "zoomify", "iip"] {
+        let state = browser.open(&format!("{base}/viewer/missing.tif?protocol={protocol}"));
+        assert_eq!(state, "failed", "{protocol}");
+        let error = browser.eval("document.getElementById('error').textContent");
+        let error = error.as_str().unwrap_or("");
+        assert!(
+            error.starts_with("404 Not Found from ")
+                && error.contains("missing.tif is neither a file nor part of an image sequence"),
+            "{protocol}: {error}"
+        );
+        let picture = Rgb::decode_png(&browser.screenshot());
+        // The error box sits at the top of the viewer; below it nothing is drawn.
+        assert_eq!(picture.drawn_box(300), None, "{protocol}");
+        assert_ne!(
+            picture.at(VIEWPORT.0 / 2, HEADER + 20),
+            BACKGROUND,
+            "{protocol}: error box"
+        );
+    }
 }
 
 #[test]
@@ -416,20 +542,23 @@ fn viewer_shows_markup_in_an_identifier_as_text() {
     }
     let s = server();
     let base = format!("http://{}", s.tcp_addr());
-    let dir = tempfile::tempdir().unwrap();
-    let dom = Chromium::run(
-        &format!(
-            "{base}/viewer/%22%3E%3Cimg%20id=injected%20src=x%3E\
-             %3Cscript%3Edocument.documentElement.dataset.pwned=1%3C%2Fscript%3E.tif"
-        ),
-        "--dump-dom",
-        dir.path(),
+    let mut browser = Browser::start();
+    let state = browser.open(&format!(
+        "{base}/viewer/%22%3E%3Cimg%20id=injected%20src=x%3E\
+         %3Cscript%3Edocument.documentElement.dataset.pwned=1%3C%2Fscript%3E.tif"
+    ));
+    assert_eq!(state, "failed", "no such image");
+    let injected = browser.eval(
+        "[document.getElementById('injected') !== null, \
+          document.documentElement.dataset.pwned || '', \
+          document.getElementById('identifier').textContent]",
     );
-    let dom = String::from_utf8_lossy(&dom);
-    assert!(!dom.contains("id=\"injected\""), "{dom}");
-    assert!(!dom.contains("data-pwned"), "{dom}");
-    assert!(
-        dom.contains("<h1 id=\"identifier\">\"&gt;&lt;img id=injected src=x&gt;"),
-        "the identifier is shown as text: {dom}"
+    assert_eq!(
+        injected,
+        json!([
+            false,
+            "",
+            "\"><img id=injected src=x><script>document.documentElement.dataset.pwned=1</script>.tif"
+        ])
     );
 }

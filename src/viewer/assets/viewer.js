@@ -9,6 +9,10 @@
 //          so that the page also works behind a proxy that serves the server under a prefix.
 // Every descriptor (info.json, .dzi, ImageProperties.xml, the IIP OBJ answer) is fetched here
 // first, so that an unknown identifier or a server error shows the server's own answer.
+//
+// For automation (tests/it/viewer_page.rs), <body data-state> says how far the page got:
+// "loading", then "drawn" (every tile the view needs has loaded) or "failed" (the descriptor
+// was refused, OpenSeadragon could not open it, or a tile failed to load).
 "use strict";
 
 (function () {
@@ -134,6 +138,9 @@
   document.getElementById("home").addEventListener("click", () => viewer.viewport.goHome());
 
   const errorBox = document.getElementById("error");
+  function setState(state) {
+    document.body.dataset.state = state;
+  }
   let loaded = 0;
   let failed = 0;
   let lastFailure = "";
@@ -147,9 +154,21 @@
     failed++;
     lastFailure = event.message || "error";
     tally();
+    setState("failed");
   });
   viewer.addHandler("open-failed", (event) => {
     errorBox.textContent = "OpenSeadragon could not open the image: " + event.message;
+    setState("failed");
+  });
+  viewer.addHandler("open", () => {
+    const image = viewer.world.getItemAt(0);
+    const drawn = () => {
+      if (image.getFullyLoaded() && document.body.dataset.state === "loading") {
+        setState("drawn");
+      }
+    };
+    image.addHandler("fully-loaded-change", drawn);
+    drawn();
   });
 
   let generation = 0;
@@ -159,6 +178,7 @@
     failed = 0;
     viewer.close();
     errorBox.textContent = "";
+    setState("loading");
     const p = protocols[protocol];
     const url = p.descriptor();
     status.textContent = "Loading " + url;
@@ -174,6 +194,7 @@
         status.textContent = select.options[select.selectedIndex].text + ": failed";
         status.className = "failed";
         errorBox.textContent = e.message;
+        setState("failed");
       }
     }
   }
