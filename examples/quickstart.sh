@@ -28,7 +28,10 @@ cargo build --release --locked
 base="http://$addr"
 cat <<MSG
 
-iipsrv is serving fixtures/ on $base (Ctrl-C stops it). Try:
+iipsrv is serving fixtures/ on $base (Ctrl-C stops it). Look at the sample in a browser
+(IIIF, DeepZoom, Zoomify and IIP tile sources to choose from):
+  $base/viewer/sample.tif
+or ask for its parts:
   $base/?FIF=sample.tif&OBJ=IIP,1.0&OBJ=Max-size&OBJ=Resolutions
   $base/?FIF=sample.tif&JTL=2,0
   $base/iiif/sample.tif/info.json

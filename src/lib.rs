@@ -43,6 +43,7 @@ pub mod source;
 mod text;
 pub mod transport;
 pub mod view;
+pub(crate) mod viewer;
 
 /// The version iipsrv reports in `Server:` headers, the banner page and `OBJ=IIP`.
 ///

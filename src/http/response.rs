@@ -46,7 +46,8 @@ pub fn reason(code: u16) -> &'static str {
     }
 }
 
-fn status_value(code: u16) -> String {
+/// The value of a `Status:` line: the code and its reason phrase.
+pub(crate) fn status_value(code: u16) -> String {
     format!("{code} {}", reason(code))
 }
 

@@ -90,6 +90,10 @@ pub(crate) async fn serve_connection<R: Responder>(
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let responder = responder.clone();
         async move {
+            let inm = req.headers().get("if-none-match").map(|v| v.as_bytes());
+            if let Some(page) = crate::viewer::respond(req.method().as_str(), req.uri().path(), inm) {
+                return Ok(to_http(page));
+            }
             let response = match to_request(req, local, peer, &limits).await {
                 Ok(request) => responder.respond(request).await,
                 Err(refusal) => refusal,

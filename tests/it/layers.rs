@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     &["server", "cli", "logging"],
     &["app"],
     &["transport"],
-    &["protocols"],
+    &["protocols", "viewer"],
     &["render", "open_image"],
     &["shared"],
     &["cache", "pipeline", "view"],

@@ -16,4 +16,5 @@ mod sequences;
 mod sources;
 mod support;
 mod tiles;
+mod viewer_page;
 mod viewers;
