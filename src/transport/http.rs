@@ -91,7 +91,8 @@ pub(crate) async fn serve_connection<R: Responder>(
         let responder = responder.clone();
         async move {
             let inm = req.headers().get("if-none-match").map(|v| v.as_bytes());
-            if let Some(page) = crate::viewer::respond(req.method().as_str(), req.uri().path(), inm) {
+            if let Some(page) = crate::viewer::respond(req.method().as_str(), req.uri().path(), inm)
+            {
                 return Ok(to_http(page));
             }
             let response = match to_request(req, local, peer, &limits).await {

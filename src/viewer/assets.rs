@@ -10,9 +10,9 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::http::response::status_value;
 use crate::SERVER_HEADER;
 use crate::http::Response;
+use crate::http::response::status_value;
 
 /// The vendored OpenSeadragon release (npm package `openseadragon`).
 pub const OSD_VERSION: &str = "6.1.1";
