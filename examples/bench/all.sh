@@ -20,7 +20,7 @@ done
 # shellcheck source=examples/bench/lib.sh
 source "$here/lib.sh"
 with13=1
-root=$(cd "$here/../.." && pwd)
+root=$(cd "$here/../.." && pwd)  # used by default_ref13
 ref13=$(readlink -f "${IIPSRV13:-$(default_ref13)}" || echo "${IIPSRV13:-$(default_ref13)}")
 [ -x "$ref13" ] || with13=0
 with11=0

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts in this folder (sourced, not run). See docs/performance.md,
 # "How to run the benchmarks".
 #
@@ -100,8 +101,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_port PORT: until something listens there (10 s at most).
 wait_port() {
-  local i
-  for i in $(seq 100); do
+  local _
+  for _ in $(seq 100); do
     port_open "$1" && return 0
     sleep 0.1
   done
@@ -172,8 +173,8 @@ stop_servers() {
   fi
   [ ${#pids[@]} -eq 0 ] && return 0
   kill "${pids[@]}" 2>/dev/null || true
-  local i p alive
-  for i in $(seq 50); do
+  local p alive
+  for _ in $(seq 50); do
     alive=0
     for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     [ "$alive" = 1 ] || break
@@ -610,7 +611,7 @@ ensure_pyramid() {
   [ -f "$dir/big.tif" ] && return
   echo "making $dir/big.tif (once) ..." >&2
   (
-    cd "$dir"
+    cd "$dir" || exit 1
     make_texture $PYR_W $PYR_H big-rgb.v
     vips tiffsave big-rgb.v big.tif.part --tile --pyramid --compression jpeg --Q 90 \
       --tile-width 256 --tile-height 256
@@ -620,20 +621,25 @@ ensure_pyramid() {
 }
 
 # The JPEG2000 and plain JPEG sources, 5003×3701 (odd sizes on purpose): tex5003.jp2 (256²
-# codestream tiles, 6 resolutions, 3 quality layers at 80:1, 40:1, 20:1; ~2.7 MB) and
-# tex5003.jpg (baseline JPEG Q90, ~5.8 MB).
+# codestream tiles, 6 resolutions, 3 quality layers at 80:1, 40:1, 20:1; ~2.7 MB),
+# tex5003-untiled.jp2 (the same without codestream tiles but with precincts of 256² at the
+# two largest resolutions, 128² and 64² below, RPCL order: the layout of many archival
+# masters; ~2.8 MB) and tex5003.jpg (baseline JPEG Q90, ~5.8 MB).
 J2K_W=5003
 J2K_H=3701
 ensure_small_sources() {
-  [ -f "$dir/tex5003.jp2" ] && [ -f "$dir/tex5003.jpg" ] && return
-  echo "making $dir/tex5003.jp2 and tex5003.jpg (once) ..." >&2
+  [ -f "$dir/tex5003.jp2" ] && [ -f "$dir/tex5003-untiled.jp2" ] && [ -f "$dir/tex5003.jpg" ] && return
+  echo "making $dir/tex5003.jp2, tex5003-untiled.jp2 and tex5003.jpg (once) ..." >&2
   (
-    cd "$dir"
+    cd "$dir" || exit 1
     make_texture $J2K_W $J2K_H tex5003.v
     vips ppmsave tex5003.v tex5003.ppm
     vips jpegsave tex5003.v tex5003.jpg --Q 90
-    opj_compress -i tex5003.ppm -o tex5003.jp2.part.jp2 -t 256,256 -n 6 -r 80,40,20 >/dev/null
-    mv tex5003.jp2.part.jp2 tex5003.jp2
+    opj_compress -i tex5003.ppm -o tex5003.part.jp2 -t 256,256 -n 6 -r 80,40,20 >/dev/null
+    mv tex5003.part.jp2 tex5003.jp2
+    opj_compress -i tex5003.ppm -o tex5003-untiled.part.jp2 -n 6 -r 80,40,20 -p RPCL \
+      -c '[256,256],[256,256],[128,128],[128,128],[64,64],[64,64]' >/dev/null
+    mv tex5003-untiled.part.jp2 tex5003-untiled.jp2
     rm -f tex5003.v tex5003.ppm
   )
 }
