@@ -28,7 +28,7 @@ with11=0
 threads=${BENCH_THREADS:-2}
 echo "All benchmarks: wrk -t$threads -c$conns -d${secs}s --latency (the mixed rows: -t$conns -c$conns)," \
   "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///') ($bench_ncpu workers) in front, $bench_ncpu cores, tile cache off."
-echo "- this server: 1 process, IIPSRV_WORKERS=$bench_ncpu, upstream keep-alive (keepalive 32; fastcgi_keep_conn on)."
+echo "- this server: 1 process (own session, like each spawn-fcgi child), IIPSRV_WORKERS=$bench_ncpu, upstream keep-alive (keepalive 32; fastcgi_keep_conn on)."
 [ "$with13" = 0 ] || echo "- iipsrv 1.3 ($ref13): spawn-fcgi -F $bench_ncpu, OMP_NUM_THREADS=1, no upstream keep-alive;" \
   "processes counted by pgrep: $(sed 's/; iipsrv 1.1.*//; s/iipsrv 1.3 processes: //' "$meta" | tr '\n' ' ')"
 [ "$with11" = 0 ] || echo "- iipsrv 1.1 (Debian): spawn-fcgi -F $bench_ncpu, OMP_NUM_THREADS=1, no upstream keep-alive."

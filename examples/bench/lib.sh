@@ -23,6 +23,8 @@
 #   BENCH_THREADS=2              wrk threads
 #   BENCH_LOG=/path              keep every wrk output there (default: discarded)
 #   BENCH_ROWS_ONLY=1            print table rows only (all.sh uses it)
+#   BENCH_KEEP=1                 leave the servers, nginx and the work directory running
+#                                after the script (to investigate; end them by hand)
 # Needs (Debian): wrk nginx-light spawn-fcgi curl libvips-tools libopenjp2-tools, and cargo.
 
 bench_ncpu=$(nproc)
@@ -84,7 +86,7 @@ bench_setup() {
   [ "$with13" = 0 ] || ln -s "$(readlink -f "$ref13")" "$work/iipsrv-1.3.fcgi"
   [ "$with11" = 0 ] || ln -s "$ref11" "$work/iipsrv-1.1.fcgi"
   (cd "$root" && cargo build --release --locked -q --bin iipsrv)
-  ours_bin=$root/target/release/iipsrv
+  ln -s "$root/target/release/iipsrv" "$work/iipsrv-ours"
   write_nginx_conf
   nginx -p "$work" -c "$work/nginx.conf"
   rows=()
@@ -141,8 +143,11 @@ CONF
 start_servers() {
   stop_servers
   local common=(FILESYSTEM_PREFIX="$dir/" MAX_IMAGE_CACHE_SIZE=0 VERBOSITY=0 LOGFILE=/dev/null)
-  env "${common[@]}" IIPSRV_WORKERS="$bench_ncpu" "$@" "$ours_bin" --bind "127.0.0.1:$ours_port" &
-  ours_pid=$!
+  # In a session of its own, as spawn-fcgi puts each iipsrv process (and a service manager a
+  # service): with the scheduler's autogroups, a server left in this script's session would
+  # share one CPU share with wrk.
+  env "${common[@]}" IIPSRV_WORKERS="$bench_ncpu" "$@" setsid "$work/iipsrv-ours" \
+    --bind "127.0.0.1:$ours_port" </dev/null >>"$work/ours.log" 2>&1 &
   if [ "$with13" = 1 ]; then
     env "${common[@]}" OMP_NUM_THREADS=1 "$@" spawn-fcgi -F "$bench_ncpu" -a 127.0.0.1 \
       -p "$ref13_port" -- "$work/iipsrv-1.3.fcgi" >/dev/null
@@ -167,9 +172,8 @@ start_servers() {
 # stop_servers: end the servers this run started, by their process ids.
 stop_servers() {
   local pids=()
-  [ -z "${ours_pid:-}" ] || pids+=("$ours_pid")
   if [ -n "${work:-}" ]; then
-    mapfile -t -O "${#pids[@]}" pids < <(pgrep -f "^$work/iipsrv-1\.[13]\.fcgi" || true)
+    mapfile -t pids < <(pgrep -f "^$work/iipsrv-(ours|1\.[13]\.fcgi)" || true)
   fi
   [ ${#pids[@]} -eq 0 ] && return 0
   kill "${pids[@]}" 2>/dev/null || true
@@ -181,8 +185,7 @@ stop_servers() {
     sleep 0.1
   done
   [ "$alive" = 0 ] || kill -9 "${pids[@]}" 2>/dev/null || true
-  wait "${ours_pid:-}" 2>/dev/null || true
-  ours_pid=
+  wait 2>/dev/null || true
 }
 
 # bench_cleanup: stop what this run started and remove its work directory (trap on EXIT).
@@ -199,7 +202,7 @@ bench_cleanup() {
 describe_servers() {
   echo "wrk -t$threads -c$conns -d${secs}s --latency, nginx $(nginx -v 2>&1 | sed 's/.*nginx\///')" \
     "($bench_ncpu workers) in front, $bench_ncpu cores, tile cache off unless stated."
-  echo "- this server: 1 process, IIPSRV_WORKERS=$bench_ncpu, upstream keep-alive (keepalive 32; fastcgi_keep_conn on)."
+  echo "- this server: 1 process (own session, like each spawn-fcgi child), IIPSRV_WORKERS=$bench_ncpu, upstream keep-alive (keepalive 32; fastcgi_keep_conn on)."
   if [ "$with13" = 1 ]; then
     echo "- iipsrv 1.3 ($ref13): spawn-fcgi -F $bench_ncpu, $ref13_procs processes counted by pgrep," \
       "OMP_NUM_THREADS=1, no upstream keep-alive."
