@@ -131,7 +131,7 @@ fn main() {
         }
         tiles += cells;
         pixels += plan.w as u64 * plan.h as u64;
-        decoded += (cells * tw as u64 * th as u64).min(u64::MAX);
+        decoded += cells * tw as u64 * th as u64;
         *by_level.entry(plan.level as u32).or_default() += 1;
         if i < 5 {
             println!(
