@@ -16,6 +16,10 @@
 //! The result is a [`http::Response`] (a CGI-style response with ordered headers), which the
 //! transport writes back. `docs/architecture.md` shows the same path with more detail.
 
+// The JPEG2000 decoder (`source::jp2::ffi`) and encoder (`encode::jp2_ffi`) each declare the
+// OpenJPEG functions they use, with their own opaque handle types.
+#![allow(clashing_extern_declarations)]
+
 pub mod cache;
 pub mod cli;
 pub mod config;

@@ -27,14 +27,17 @@ pub fn quality(app: &App, view: &View, format: OutputFormat) -> i32 {
     let c = app.config();
     match view.quality {
         None => match format {
-            OutputFormat::Jpeg => c.jpeg_quality,
+            OutputFormat::Jpeg | OutputFormat::Pdf | OutputFormat::Jp2 => c.jpeg_quality,
+            OutputFormat::Gif => 0,
             OutputFormat::Png => c.png_quality,
             OutputFormat::Webp => c.webp_quality,
             OutputFormat::Avif => c.avif_quality,
             OutputFormat::Tiff => c.tiff_quality,
         },
         Some(q) => match format {
-            OutputFormat::Jpeg => q.clamp(0, 100),
+            OutputFormat::Jpeg | OutputFormat::Pdf => q.clamp(0, 100),
+            OutputFormat::Jp2 => q.clamp(-1, 100),
+            OutputFormat::Gif => 0,
             OutputFormat::Png => q.clamp(0, 9),
             // QLT below 1 means lossless for WebP.
             OutputFormat::Webp => {
