@@ -11,8 +11,8 @@
 use std::time::{Duration, Instant};
 
 use iipsrv::encode::{
-    AvifCodec, AvifEncoder, EncodeOptions, Encoder, JpegEncoder, PngEncoder, TiffEncoder,
-    WebpEncoder,
+    AvifCodec, AvifEncoder, EncodeOptions, Encoder, GifEncoder, Jp2Encoder, JpegEncoder,
+    PdfEncoder, PngEncoder, TiffEncoder, WebpEncoder,
 };
 use iipsrv::image::{ColourSpace, RawImage};
 
@@ -100,6 +100,10 @@ fn main() {
         ("TIFF WebP q75", &tiff, 75, 4),
         ("TIFF ZSTD 1", &tiff, 1, 5),
         ("TIFF ZSTD 9", &tiff, 9, 5),
+        ("GIF (imagequant)", &GifEncoder, 0, 0),
+        ("JPEG2000 q75 (PSNR target)", &Jp2Encoder, 75, 0),
+        ("JPEG2000 lossless", &Jp2Encoder, -1, 0),
+        ("PDF (JPEG q75)", &PdfEncoder, 75, 0),
     ];
     println!(
         "AVIF encoder: {} ({runs} runs per cell, median)",
