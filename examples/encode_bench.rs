@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use iipsrv::config::{AvifCodec, TiffCompression};
 use iipsrv::encode::{
-    AvifEncoder, EncodeOptions, Encoder, JpegEncoder, PngEncoder, TiffEncoder, WebpEncoder,
+    AvifEncoder, EncodeOptions, Encoder, GifEncoder, Jp2Encoder, JpegEncoder, PdfEncoder,
+    PngEncoder, TiffEncoder, WebpEncoder,
 };
 use iipsrv::image::{ColourSpace, RawImage};
 
@@ -120,6 +121,15 @@ fn main() {
         ("TIFF WebP q75", &tiff, 75, TiffCompression::Webp),
         ("TIFF ZSTD 1", &tiff, 1, TiffCompression::Zstd),
         ("TIFF ZSTD 9", &tiff, 9, TiffCompression::Zstd),
+        ("GIF (imagequant)", &GifEncoder, 0, TiffCompression::None),
+        (
+            "JPEG2000 q75 (PSNR target)",
+            &Jp2Encoder,
+            75,
+            TiffCompression::None,
+        ),
+        ("JPEG2000 lossless", &Jp2Encoder, -1, TiffCompression::None),
+        ("PDF (JPEG q75)", &PdfEncoder, 75, TiffCompression::None),
     ];
     println!(
         "AVIF encoder: {} ({runs} runs per cell, median)",

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use iipsrv::config::Config;
 use iipsrv::encode::OutputFormat;
 use iipsrv::render::{self, RegionOptions};
-use iipsrv::server::App;
+use iipsrv::shared::Shared;
 use iipsrv::source::jp2::Jp2Source;
 use iipsrv::view::{Region, View};
 
@@ -66,10 +66,10 @@ fn main() {
     let dir = path.parent().unwrap().to_path_buf();
     let key = path.file_name().unwrap().to_string_lossy().into_owned();
     let (mut config, _) = Config::from_lookup(|_| None);
-    config.filesystem_prefix = format!("{}/", dir.display());
-    config.max_image_cache_mb = 0.0;
-    let app = App::new(config);
-    let image = iipsrv::protocols::iip::open_image(&app, key.as_bytes()).unwrap();
+    config.files.prefix = format!("{}/", dir.display());
+    config.caches.tile_mb = 0.0;
+    let app = Shared::new(config);
+    let image = iipsrv::open_image::open_image(&app, key.as_bytes()).unwrap();
     let jp2 = Jp2Source::open(&path).unwrap();
     let info = image.info();
     let levels = info.levels.len() as u32;
@@ -87,7 +87,7 @@ fn main() {
             .wrapping_add(1442695040888963407);
         ((seed >> 33) % below.max(1) as u64) as u32
     };
-    let options = RegionOptions::from_app(&app);
+    let options = RegionOptions::iip(app.config());
     let (mut tiled, mut window, mut whole, mut empty, mut fixed) = (
         Clock::default(),
         Clock::default(),

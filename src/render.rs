@@ -28,14 +28,17 @@ pub(crate) fn quality(shared: &Shared, view: &View, format: OutputFormat) -> i32
     let c = shared.config();
     match view.quality {
         None => match format {
-            OutputFormat::Jpeg => c.output.jpeg_quality,
+            OutputFormat::Jpeg | OutputFormat::Pdf | OutputFormat::Jp2 => c.output.jpeg_quality,
+            OutputFormat::Gif => 0,
             OutputFormat::Png => c.output.png_quality,
             OutputFormat::Webp => c.output.webp_quality,
             OutputFormat::Avif => c.output.avif_quality,
             OutputFormat::Tiff => c.output.tiff_quality,
         },
         Some(q) => match format {
-            OutputFormat::Jpeg => q.clamp(0, 100),
+            OutputFormat::Jpeg | OutputFormat::Pdf => q.clamp(0, 100),
+            OutputFormat::Jp2 => q.clamp(-1, 100),
+            OutputFormat::Gif => 0,
             OutputFormat::Png => q.clamp(0, 9),
             // QLT below 1 means lossless for WebP.
             OutputFormat::Webp => {
@@ -469,7 +472,7 @@ impl RegionOptions {
 
 /// An encoded region export.
 #[derive(Debug, Clone)]
-pub(crate) struct Rendered {
+pub struct Rendered {
     pub bytes: Bytes,
     /// Output size before rotation (as in the Content-Disposition file name).
     pub width: u32,
@@ -505,7 +508,7 @@ pub fn region_plan(
 /// pipeline with the resize, and encode with XMP, EXIF, ICC (§5.1) and DPI (§5.4). Runs under
 /// `block_in_place` on a multi-thread runtime. Sizes above [`MAX_EXPORT_BYTES`] are refused
 /// with 400.
-pub(crate) fn region_with(
+pub fn region_with(
     shared: &Shared,
     image: &OpenImage,
     view: &View,

@@ -21,10 +21,14 @@ use crate::image::RawImage;
 pub(crate) enum Encoding {
     Raw = 1,
     Tiff = 2,
+    Jp2 = 3,
     Jpeg = 4,
     Png = 6,
     Webp = 7,
     Avif = 8,
+    /// Not in iipsrv (IIIF extensions).
+    Gif = 9,
+    Pdf = 10,
 }
 
 impl From<OutputFormat> for Encoding {
@@ -35,6 +39,9 @@ impl From<OutputFormat> for Encoding {
             OutputFormat::Webp => Encoding::Webp,
             OutputFormat::Avif => Encoding::Avif,
             OutputFormat::Tiff => Encoding::Tiff,
+            OutputFormat::Gif => Encoding::Gif,
+            OutputFormat::Jp2 => Encoding::Jp2,
+            OutputFormat::Pdf => Encoding::Pdf,
         }
     }
 }

@@ -12,6 +12,14 @@
 //! | WebP | [`webp`] | Debian's libwebp (`libwebp-sys2`), own RIFF muxer | 8-bit, 1–4 channels |
 //! | AVIF | [`avif`] | Debian's libavif (bindgen, `build.rs`) | 8-bit, 1–4 channels |
 //! | TIFF | [`tiff`] | own container writer; weezl, flate2, zstd, turbojpeg, libwebp | 8- or 16-bit, any channels |
+//! | GIF | [`gif`] | `gif` crate; palettes by `imagequant` | 8-bit (16-bit scaled), 1–4 channels |
+//! | JPEG2000 | [`jp2`] | Debian's libopenjp2 (FFI in `jp2_ffi.rs`), JP2 file | 8- or 16-bit, 1–4 channels |
+//! | PDF | [`pdf`] | `pdf-writer`; the JPEG of [`jpeg`] as a DCT image | 8-bit, 1–4 channels (alpha dropped) |
+//!
+//! GIF, JPEG2000 and PDF are IIIF extensions: iipsrv has none of them, and IIP's `CVT` keeps
+//! iipsrv's set. Their memory limits ([`gif::MAX_GIF_PIXELS`], [`jp2::MAX_JP2_SAMPLES`],
+//! [`pdf::MAX_PDF_PIXELS`]) are refused with [`EncodeError::OverLimit`] (400);
+//! [`check_size`] tells before any decoding.
 //!
 //! Every encoder returns the complete file in memory: iipsrv's WebP/AVIF/TIFF streaming
 //! dropped the final byte (`pipeline-and-encoding.md` §6.6); the transport sends it whole.
@@ -32,7 +40,11 @@ use crate::image::RawImage;
 
 pub mod avif;
 mod avif_ffi;
+pub mod gif;
+pub mod jp2;
+mod jp2_ffi;
 pub mod jpeg;
+pub mod pdf;
 pub mod png;
 pub mod tiff;
 pub mod webp;
@@ -42,7 +54,10 @@ mod webp_mux;
 mod test_util;
 
 pub use self::avif::AvifEncoder;
+pub use self::gif::GifEncoder;
+pub use self::jp2::Jp2Encoder;
 pub use self::jpeg::JpegEncoder;
+pub use self::pdf::PdfEncoder;
 pub use self::png::PngEncoder;
 pub use self::tiff::TiffEncoder;
 pub use self::webp::WebpEncoder;
@@ -58,6 +73,12 @@ pub enum OutputFormat {
     Webp,
     Avif,
     Tiff,
+    /// IIIF extension (iipsrv has no GIF output).
+    Gif,
+    /// JPEG2000 (JP2 container); IIIF extension.
+    Jp2,
+    /// One-page PDF holding the JPEG; IIIF extension.
+    Pdf,
 }
 
 impl OutputFormat {
@@ -69,6 +90,9 @@ impl OutputFormat {
             OutputFormat::Webp => "image/webp",
             OutputFormat::Avif => "image/avif",
             OutputFormat::Tiff => "image/tiff",
+            OutputFormat::Gif => "image/gif",
+            OutputFormat::Jp2 => "image/jp2",
+            OutputFormat::Pdf => "application/pdf",
         }
     }
 
@@ -80,7 +104,16 @@ impl OutputFormat {
             OutputFormat::Webp => "webp",
             OutputFormat::Avif => "avif",
             OutputFormat::Tiff => "tif",
+            OutputFormat::Gif => "gif",
+            OutputFormat::Jp2 => "jp2",
+            OutputFormat::Pdf => "pdf",
         }
+    }
+
+    /// Whether the format keeps an alpha channel (GIF as one transparent palette entry); JPEG
+    /// and the JPEG inside a PDF do not.
+    pub fn keeps_alpha(self) -> bool {
+        !matches!(self, OutputFormat::Jpeg | OutputFormat::Pdf)
     }
 }
 
@@ -227,6 +260,9 @@ pub struct Encoders {
     webp: WebpEncoder,
     avif: AvifEncoder,
     tiff: TiffEncoder,
+    gif: GifEncoder,
+    jp2: Jp2Encoder,
+    pdf: PdfEncoder,
 }
 
 impl Encoders {
@@ -241,6 +277,9 @@ impl Encoders {
                 settings.avif_threads,
             ),
             tiff: TiffEncoder::new(settings.webp_method),
+            gif: GifEncoder,
+            jp2: Jp2Encoder,
+            pdf: PdfEncoder,
         }
     }
 
@@ -252,6 +291,9 @@ impl Encoders {
             OutputFormat::Webp => &self.webp,
             OutputFormat::Avif => &self.avif,
             OutputFormat::Tiff => &self.tiff,
+            OutputFormat::Gif => &self.gif,
+            OutputFormat::Jp2 => &self.jp2,
+            OutputFormat::Pdf => &self.pdf,
         }
     }
 }
@@ -287,6 +329,14 @@ pub enum EncodeError {
     },
     /// The image is too large for the format (e.g. WebP's 16383-pixel limit, 4 GiB TIFF).
     TooLarge {
+        format: OutputFormat,
+        width: u32,
+        height: u32,
+    },
+    /// The image exceeds a memory limit of this server (e.g. [`gif::MAX_GIF_PIXELS`]): the
+    /// request asked for too much, so it converts to a 400, unlike [`EncodeError::TooLarge`]
+    /// (500, kept for iipsrv's formats).
+    OverLimit {
         format: OutputFormat,
         width: u32,
         height: u32,
@@ -334,6 +384,13 @@ impl fmt::Display for EncodeError {
             } => {
                 write!(f, "{width}x{height} image too large for {format:?}")
             }
+            EncodeError::OverLimit {
+                format,
+                width,
+                height,
+            } => {
+                write!(f, "{width}x{height} image above the {format:?} size limit")
+            }
             EncodeError::Codec { format, message } => write!(f, "{format:?} encoder: {message}"),
             EncodeError::Malformed { format, message } => {
                 write!(f, "malformed {format:?}: {message}")
@@ -346,6 +403,9 @@ impl std::error::Error for EncodeError {}
 
 impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Self {
+        if let EncodeError::OverLimit { .. } = e {
+            return Error::too_large("Output image too large").with_detail(e.to_string());
+        }
         let message = match &e {
             EncodeError::TooLarge { .. } => "Output image too large",
             _ => "Image encoding failed",
@@ -393,6 +453,30 @@ pub(crate) fn check_len(image: &RawImage, len: usize) -> Result<(), EncodeError>
     Ok(())
 }
 
+/// Whether an output of `width` × `height` pixels with `channels` channels can be encoded as
+/// `format` within this server's memory limits (GIF, JPEG2000, PDF); call before decoding so
+/// that a request for too much is answered with 400 at once. iipsrv's formats are bounded by
+/// the region export limits instead.
+pub fn check_size(format: OutputFormat, width: u32, height: u32, channels: u16) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    let within = match format {
+        OutputFormat::Gif => width <= 65535 && height <= 65535 && pixels <= gif::MAX_GIF_PIXELS,
+        OutputFormat::Jp2 => pixels * channels.max(1) as u64 <= jp2::MAX_JP2_SAMPLES,
+        OutputFormat::Pdf => width <= 65535 && height <= 65535 && pixels <= pdf::MAX_PDF_PIXELS,
+        _ => true,
+    };
+    if within {
+        Ok(())
+    } else {
+        Err(EncodeError::OverLimit {
+            format,
+            width,
+            height,
+        }
+        .into())
+    }
+}
+
 /// Grey (1 channel) to RGB, or grey+alpha to RGBA, for codecs without grey input.
 pub(crate) fn expand_grey(data: &[u8], channels: u16) -> Vec<u8> {
     match channels {
@@ -436,6 +520,9 @@ mod tests {
             OutputFormat::Webp,
             OutputFormat::Avif,
             OutputFormat::Tiff,
+            OutputFormat::Gif,
+            OutputFormat::Jp2,
+            OutputFormat::Pdf,
         ] {
             assert_eq!(encoder_for(f).format(), f);
         }
@@ -474,6 +561,9 @@ mod tests {
             OutputFormat::Webp,
             OutputFormat::Avif,
             OutputFormat::Tiff,
+            OutputFormat::Gif,
+            OutputFormat::Jp2,
+            OutputFormat::Pdf,
         ] {
             let err = encoder_for(f)
                 .encode(&img, &EncodeOptions::default())

@@ -141,9 +141,17 @@ pub fn reduce_to_8bit(img: &RawImage) -> RawImage {
 /// How many channels `format` keeps of `channels` (§4.1 step 9).
 pub fn kept_channels(channels: u16, format: OutputFormat) -> u16 {
     match format {
-        OutputFormat::Jpeg if channels == 2 => 1,
-        OutputFormat::Jpeg if channels > 3 => 3,
-        OutputFormat::Png | OutputFormat::Webp | OutputFormat::Avif if channels > 4 => 3,
+        OutputFormat::Jpeg | OutputFormat::Pdf if channels == 2 => 1,
+        OutputFormat::Jpeg | OutputFormat::Pdf if channels > 3 => 3,
+        OutputFormat::Png
+        | OutputFormat::Webp
+        | OutputFormat::Avif
+        | OutputFormat::Gif
+        | OutputFormat::Jp2
+            if channels > 4 =>
+        {
+            3
+        }
         _ => channels,
     }
 }

@@ -16,7 +16,7 @@
 //! 3. resize (region exports only, [`resize`]);
 //! 4. dropping bands the encoder cannot take ([`convert::flatten`]);
 //! 5. greyscale ([`grey`]), bitonal and equalisation ([`histogram`]);
-//! 6. flip and rotation ([`rotate`]);
+//! 6. flip and rotation ([`rotate`]; any angle, for IIIF: [`rotate_arbitrary`]);
 //! 7. watermark ([`watermark`]).
 //!
 //! From step 3 on the data are 8-bit. Level and region selection for region exports is
@@ -35,6 +35,7 @@ pub mod normalise;
 pub mod quantise;
 pub mod resize;
 pub mod rotate;
+pub mod rotate_arbitrary;
 pub mod shade;
 pub mod twist;
 pub mod watermark;
