@@ -278,7 +278,7 @@ fn rotation(img: RawImage, view: &View, format: OutputFormat) -> Result<RawImage
         // Black and white again: the interpolated edges are greys. Alpha (the last of 2 or 4
         // channels) keeps its coverage.
         let ch = img.channels as usize;
-        let colours = if ch % 2 == 0 { ch - 1 } else { ch };
+        let colours = if matches!(ch, 2 | 4) { ch - 1 } else { ch };
         if let Samples::U8(v) = &mut img.samples {
             v.chunks_exact_mut(ch.max(1)).for_each(|px| {
                 px[..colours]

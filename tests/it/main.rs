@@ -8,6 +8,7 @@ mod deploy;
 mod fastcgi;
 mod http;
 mod iiif;
+mod iiif_extensions;
 mod layers;
 mod memcached;
 mod nginx;

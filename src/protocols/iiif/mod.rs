@@ -315,18 +315,16 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
     }
 }
 
-/// Bytes a URI inside `<…>` of a `Link` value cannot hold as they are: controls, space,
-/// `"`, `<`, `>`, `\`, `^`, `` ` ``, `{`, `|`, `}` (and every non-ASCII byte).
+/// Bytes percent-encoded in the URI of a `Link` value: the WHATWG URL standard's path set
+/// without `#` and `?` (they are already what they mean in the request): controls, space,
+/// `"`, `<`, `>`, `` ` ``, `{`, `}`, and every non-ASCII byte. `^` stays as IIIF writes it.
 const NOT_IN_URI: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'<')
     .add(b'>')
-    .add(b'\\')
-    .add(b'^')
     .add(b'`')
     .add(b'{')
-    .add(b'|')
     .add(b'}');
 
 /// Bytes an identifier re-encoded from its decoded form keeps: the URI's unreserved characters.
@@ -355,8 +353,9 @@ fn raw_identifier(arg: &[u8], id: &[u8]) -> String {
 
 /// The base URI of the image an image request names, built like the info.json `id` (§3.2):
 /// `X-IIIF-ID`; else `BASE_URL` + the identifier; else `http[s]://HTTP_HOST` + the
-/// `REQUEST_URI` up to the argument + the identifier. `None` when there is no `REQUEST_URI`
-/// or it does not contain the argument (a POST body).
+/// `REQUEST_URI` up to the argument + the identifier (without `HTTP_HOST`, only the path: a
+/// reference relative to the request). `None` when there is no `REQUEST_URI` or it does not
+/// contain the argument (a POST body).
 fn base_uri(ctx: &Context<'_>, arg: &[u8], id: &[u8]) -> Option<String> {
     if let Some(given) = ctx.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
         return Some(header_text(given));
@@ -373,10 +372,13 @@ fn base_uri(ctx: &Context<'_>, arg: &[u8], id: &[u8]) -> Option<String> {
         _ => "http",
     };
     let host = header_text(ctx.req.param("HTTP_HOST").unwrap_or(b""));
-    Some(format!(
-        "{scheme}://{host}{}{raw_id}",
-        String::from_utf8_lossy(&uri[..start])
-    ))
+    let path = String::from_utf8_lossy(&uri[..start]);
+    Some(if host.is_empty() {
+        // No host: the path alone, a reference relative to the request's own URI.
+        format!("{path}{raw_id}")
+    } else {
+        format!("{scheme}://{host}{path}{raw_id}")
+    })
 }
 
 /// The `Link` value of an image response: `<canonical URI>;rel="canonical"` (when a base URI
