@@ -142,6 +142,14 @@ fn gif_jp2_and_pdf_responses_decode_to_the_requested_image() {
         let psnr = psnr_u8(u8s(&decoded), u8s(&reference));
         assert!(psnr > 32.0, "{params}: JP2 PSNR {psnr:.1} dB");
 
+        // QLT=-1 before IIIF= makes it lossless: exactly the PNG's pixels.
+        let (status, _, body) = fetch(
+            &format!("{base}/?QLT=-1&IIIF=sample.tif/{params}.jp2"),
+            &[],
+        );
+        assert_eq!(status, 200);
+        same_pixels(&jp2(&body), &reference, 0, params);
+
         // PDF: one page holding the JPEG of the same request (the same pixels).
         let (status, headers, pdf) = get(&base, &format!("{params}.pdf"));
         assert_eq!(status, 200);
