@@ -143,10 +143,7 @@ fn gif_jp2_and_pdf_responses_decode_to_the_requested_image() {
         assert!(psnr > 32.0, "{params}: JP2 PSNR {psnr:.1} dB");
 
         // QLT=-1 before IIIF= makes it lossless: exactly the PNG's pixels.
-        let (status, _, body) = fetch(
-            &format!("{base}/?QLT=-1&IIIF=sample.tif/{params}.jp2"),
-            &[],
-        );
+        let (status, _, body) = fetch(&format!("{base}/?QLT=-1&IIIF=sample.tif/{params}.jp2"), &[]);
         assert_eq!(status, 200);
         same_pixels(&jp2(&body), &reference, 0, params);
 

@@ -585,6 +585,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn raw_identifiers_keep_the_clients_encoding() {
+        let raw = |arg: &str, id: &str| raw_identifier(arg.as_bytes(), id.as_bytes());
+        assert_eq!(raw("a+b.tif/full/max/0/default.jpg", "a b.tif"), "a+b.tif");
+        assert_eq!(
+            raw("sub%2Fx.tif/full/max/0/default.jpg", "sub/x.tif"),
+            "sub%2Fx.tif"
+        );
+        assert_eq!(
+            raw("sub/x.tif/full/max/0/default.jpg", "sub/x.tif"),
+            "sub/x.tif"
+        );
+        // An encoded slash in the parameters is not the identifier's end.
+        assert_eq!(raw("x.tif/full/max%2F0/default.jpg", "x.tif"), "x.tif");
+        // No prefix decodes to the identifier: it is encoded afresh.
+        assert_eq!(raw("other", "a/b c~.tif"), "a%2Fb%20c~.tif");
+    }
+
     fn sample_info() -> ImageInfo {
         image_info(&[(1000, 750), (500, 375), (250, 187)], 256)
     }
