@@ -8,7 +8,7 @@
 //! - [`tile_for`]: a request that is exactly one stored tile is served by
 //!   [`responses::tile`] (tile cache, codec pass-through, `Content-Length`); everything else
 //!   is a region export ([`responses::export`], with `Content-Disposition`);
-//! - [`links`]: every image response ends with one `Link` line naming the canonical URI of the
+//! - `links`: every image response ends with one `Link` line naming the canonical URI of the
 //!   request ([`parse::canonical`]) and the compliance level (`rel="profile"`).
 //!
 //! Beyond iipsrv (IIIF extensions, docs/compatibility.md "Additions"): any rotation angle, the
