@@ -572,6 +572,35 @@ fn region_exports() {
     }
 }
 
+/// Found by fuzzing: sizes fitted to MAX_CVT had a zero side (served as 1, named 0) or went
+/// past MAX_CVT (re-fitted by the render, named with the planned size). The file name now
+/// always gives the size served.
+#[test]
+fn sizes_fitted_to_max_cvt_are_served_as_named() {
+    let images = Images::new();
+    let (_s, base) = iiif_server(&images, &[("MAX_CVT", "384")]);
+    let url = |p: &str| format!("{base}/iiif/sample.tif/{p}");
+    if !region_export_available(&base) {
+        return;
+    }
+    for (params, size) in [
+        ("0,0,1000,1/max/0/default.jpg", (384, 1)),
+        ("0,0,1,1000/max/0/default.png", (1, 384)),
+        ("0,0,1,150/^99999999999999999999,/0/default.jpg", (3, 384)),
+    ] {
+        let (st, h, body) = fetch(&url(params), &[]);
+        assert_eq!(st, 200, "{params}");
+        assert_eq!(image_size(&body), Some(size), "{params}");
+        let ext = &params[params.len() - 3..];
+        let name = format!("sample_{}x{}.{ext}", size.0, size.1);
+        assert_eq!(
+            header(&h, "Content-Disposition"),
+            Some(format!("inline; filename=\"{name}\"").as_str()),
+            "{params}"
+        );
+    }
+}
+
 #[test]
 fn pages_by_delimiter() {
     let images = Images::new();
