@@ -3,11 +3,11 @@
 //! Helpers here are shared with `viewers.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::fcgi::{Client, Reply};
-use crate::support::{Nginx, TestServer, free_port, require};
+use crate::support::{Nginx, Process, TestServer, free_port, require};
 
 /// The identifier the IIIF validator asks for (its test image is fixtures/sample.tif).
 pub const VALIDATOR_ID: &str = "67352ccc-d1b0-11e1-89ae-279075081939";
@@ -631,7 +631,7 @@ fn pages_by_delimiter() {
 
 /// Debian's iipsrv 1.1 under spawn-fcgi (no fork), killed on drop.
 pub struct Reference {
-    child: Child,
+    _child: Process,
     pub port: u16,
 }
 
@@ -659,13 +659,16 @@ impl Reference {
         for (k, v) in env {
             c.env(k, v);
         }
-        let child = c.spawn().expect("spawn-fcgi");
+        let child = Process::spawn(&mut c, 9).expect("spawn-fcgi");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "iipsrv 1.1 did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Reference { child, port }
+        Reference {
+            _child: child,
+            port,
+        }
     }
 
     /// A FastCGI request with these parameters.
@@ -677,13 +680,6 @@ impl Reference {
             .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
             .collect();
         c.request(&p, b"", false).unwrap()
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
