@@ -117,3 +117,67 @@ fn sigterm_mid_flight_loses_no_response() {
     assert!(log.contains("Caught Terminated signal"), "{log}");
     eprintln!("SIGTERM with {} of {REQUESTS} answered", answered_before);
 }
+
+/// The same over the HTTP listener: 20 requests on their own connections, SIGTERM once all
+/// are accepted; every response arrives whole (hyper's graceful shutdown finishes the request
+/// in progress, and the process waits for the connection to flush and close).
+#[test]
+fn sigterm_mid_flight_over_http_loses_no_response() {
+    const REQUESTS: usize = 20;
+    let prefix = fixtures_dir_prefix();
+    let mut server = TestServer::http(&[
+        ("FILESYSTEM_PREFIX", prefix.as_str()),
+        ("IIPSRV_WORKERS", "2"),
+        ("IIPSRV_SHUTDOWN_TIMEOUT", "60"),
+        ("MAX_IMAGE_CACHE_SIZE", "0"),
+        ("VERBOSITY", "1"),
+    ]);
+    let addr = server.tcp_addr();
+    let done = Arc::new(AtomicUsize::new(0));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let (done, sent) = (done.clone(), sent.clone());
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let query = mixed_request(i);
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+                let request =
+                    format!("GET /fcgi-bin/iipsrv.fcgi?{query} HTTP/1.1\r\nHost: x\r\n\r\n");
+                s.write_all(request.as_bytes()).unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+                let mut answer = Vec::new();
+                let read = s.read_to_end(&mut answer);
+                done.fetch_add(1, Ordering::SeqCst);
+                (query, read.map(|_| answer))
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sent.load(Ordering::SeqCst) < REQUESTS || accept_queue(addr.port()) != Some(0) {
+        assert!(Instant::now() < deadline, "requests not accepted in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let answered_before = done.load(Ordering::SeqCst);
+    let status = server.signal_and_wait(libc::SIGTERM, Duration::from_secs(90));
+    assert!(answered_before < REQUESTS, "nothing was in flight");
+    assert!(status.expect("iipsrv exits after SIGTERM").success());
+    for (i, client) in clients.into_iter().enumerate() {
+        let (query, answer) = client.join().unwrap();
+        let answer = answer.unwrap_or_else(|e| panic!("request {i} ({query}): {e}"));
+        let head_end = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .unwrap_or_else(|| panic!("request {i} ({query}): no complete header"));
+        let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "request {i}: {head}");
+        let body = &answer[head_end + 4..];
+        let length = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("request {i}: no Content-Length: {head}"));
+        assert_eq!(body.len(), length, "request {i} ({query}): body cut");
+    }
+}
