@@ -224,7 +224,17 @@ impl TestServer {
         sig: i32,
         timeout: Duration,
     ) -> Option<std::process::ExitStatus> {
+        self.signal(sig);
+        self.wait_exit(timeout)
+    }
+
+    /// Send a signal to the server.
+    pub fn signal(&self, sig: i32) {
         self.child.signal(sig);
+    }
+
+    /// The exit status, once the server has exited (`None` if still running after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
