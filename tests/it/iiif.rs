@@ -3,11 +3,11 @@
 //! Helpers here are shared with `viewers.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::fcgi::{Client, Reply};
-use crate::support::{Nginx, TestServer, free_port, require};
+use crate::support::{Nginx, Process, TestServer, free_port, require};
 
 /// The identifier the IIIF validator asks for (its test image is fixtures/sample.tif).
 pub const VALIDATOR_ID: &str = "67352ccc-d1b0-11e1-89ae-279075081939";
@@ -573,6 +573,35 @@ fn region_exports() {
     }
 }
 
+/// Found by fuzzing: sizes fitted to MAX_CVT had a zero side (served as 1, named 0) or went
+/// past MAX_CVT (re-fitted by the render, named with the planned size). The file name now
+/// always gives the size served.
+#[test]
+fn sizes_fitted_to_max_cvt_are_served_as_named() {
+    let images = Images::new();
+    let (_s, base) = iiif_server(&images, &[("MAX_CVT", "384")]);
+    let url = |p: &str| format!("{base}/iiif/sample.tif/{p}");
+    if !region_export_available(&base) {
+        return;
+    }
+    for (params, size) in [
+        ("0,0,1000,1/max/0/default.jpg", (384, 1)),
+        ("0,0,1,1000/max/0/default.png", (1, 384)),
+        ("0,0,1,150/^99999999999999999999,/0/default.jpg", (3, 384)),
+    ] {
+        let (st, h, body) = fetch(&url(params), &[]);
+        assert_eq!(st, 200, "{params}");
+        assert_eq!(image_size(&body), Some(size), "{params}");
+        let ext = &params[params.len() - 3..];
+        let name = format!("sample_{}x{}.{ext}", size.0, size.1);
+        assert_eq!(
+            header(&h, "Content-Disposition"),
+            Some(format!("inline; filename=\"{name}\"").as_str()),
+            "{params}"
+        );
+    }
+}
+
 #[test]
 fn pages_by_delimiter() {
     let images = Images::new();
@@ -603,7 +632,7 @@ fn pages_by_delimiter() {
 
 /// Debian's iipsrv 1.1 under spawn-fcgi (no fork), killed on drop.
 pub struct Reference {
-    child: Child,
+    _child: Process,
     pub port: u16,
 }
 
@@ -631,13 +660,16 @@ impl Reference {
         for (k, v) in env {
             c.env(k, v);
         }
-        let child = c.spawn().expect("spawn-fcgi");
+        let child = Process::spawn(&mut c, 9).expect("spawn-fcgi");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "iipsrv 1.1 did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Reference { child, port }
+        Reference {
+            _child: child,
+            port,
+        }
     }
 
     /// A FastCGI request with these parameters.
@@ -649,13 +681,6 @@ impl Reference {
             .map(|(k, v)| (k.as_bytes(), v.as_bytes()))
             .collect();
         c.request(&p, b"", false).unwrap()
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

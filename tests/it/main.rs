@@ -14,6 +14,7 @@ mod memcached;
 mod nginx;
 mod pipeline;
 mod sequences;
+mod shutdown;
 mod sources;
 mod support;
 mod tiles;

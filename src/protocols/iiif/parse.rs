@@ -279,15 +279,20 @@ pub fn parse_size(text: &str, region: Rect, limits: &Limits) -> Result<(u32, u32
 }
 
 /// Shrink `w`×`h` to fit `bw`×`bh`, the limiting side exact; an aspect-keeping size is
-/// recomputed from the region so that it stays exact.
+/// recomputed from the region so that it stays exact. Which side limits an aspect-keeping size
+/// is decided by the region's shape (`w` and `h` may have been saturated by absurd requests).
+/// Neither side becomes 0 (a 4200×1 region fitted to 384 wide is 384×1) or exceeds the box.
 fn fit(w: u64, h: u64, bw: u64, bh: u64, keep_aspect: bool, region: Rect) -> (u64, u64) {
-    let width_limits = (bw as f64) * (h as f64) <= (bh as f64) * (w as f64);
-    match (width_limits, keep_aspect) {
-        (true, true) => (bw, scaled(bw, region.h, region.w)),
-        (false, true) => (scaled(bh, region.w, region.h), bh),
-        (true, false) => (bw, ((h as f64) * (bw as f64) / (w as f64)).round() as u64),
-        (false, false) => (((w as f64) * (bh as f64) / (h as f64)).round() as u64, bh),
-    }
+    let (rw, rh) = (region.w as f64, region.h as f64);
+    let (fw, fh) = match keep_aspect {
+        true if (bw as f64) * rh <= (bh as f64) * rw => (bw, scaled(bw, region.h, region.w)),
+        true => (scaled(bh, region.w, region.h), bh),
+        false if (bw as f64) * (h as f64) <= (bh as f64) * (w as f64) => {
+            (bw, ((h as f64) * (bw as f64) / (w as f64)).round() as u64)
+        }
+        false => (((w as f64) * (bh as f64) / (h as f64)).round() as u64, bh),
+    };
+    (fw.clamp(1, bw.max(1)), fh.clamp(1, bh.max(1)))
 }
 
 /// The largest rotation angle (§4.3: "any floating point number from 0 to 360").
@@ -480,6 +485,28 @@ mod tests {
         assert_eq!(size("full/400,400", 1000, 750, &small).unwrap(), (300, 300));
         // Distorting sizes keep their shape when shrunk (upstream: 300×300).
         assert_eq!(size("full/400,100", 1000, 750, &small).unwrap(), (300, 75));
+    }
+
+    #[test]
+    fn sizes_fitted_to_max_cvt_have_no_zero_side_and_stay_within_it() {
+        // Found by fuzzing: a 4200×1 region fitted to 384 wide was planned as 384×0, and a
+        // saturated width on a 1×150 region was fitted by the wrong side (5000×750000).
+        let small = Limits {
+            max: Some(384),
+            ..V3
+        };
+        let on = |r: &str, l: &Limits| size(r, 5000, 5000, l).unwrap();
+        assert_eq!(on("0,0,4200,1/max", &small), (384, 1));
+        assert_eq!(on("0,0,1,4200/max", &small), (1, 384));
+        assert_eq!(on("0,0,4200,1/4200,1", &small), (384, 1));
+        assert_eq!(on("0,0,1,150/^99999999999999999999,", &V3), (33, 5000));
+        assert_eq!(on("0,0,150,1/^,99999999999999999999", &V3), (5000, 33));
+        assert_eq!(on("0,0,1,150/^pct:99999999999999999999", &V3), (33, 5000));
+        let no_up = Limits {
+            allow_upscaling: false,
+            ..V2
+        };
+        assert_eq!(on("0,0,1000,1/99999999999999999999,", &no_up), (1000, 1));
     }
 
     #[test]
