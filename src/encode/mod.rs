@@ -82,6 +82,18 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// Every format, in the order of the enum.
+    pub const ALL: [OutputFormat; 8] = [
+        OutputFormat::Jpeg,
+        OutputFormat::Png,
+        OutputFormat::Webp,
+        OutputFormat::Avif,
+        OutputFormat::Tiff,
+        OutputFormat::Gif,
+        OutputFormat::Jp2,
+        OutputFormat::Pdf,
+    ];
+
     /// The `Content-Type` value.
     pub fn mime(self) -> &'static str {
         match self {
@@ -514,16 +526,7 @@ mod tests {
 
     #[test]
     fn encoder_for_every_format() {
-        for f in [
-            OutputFormat::Jpeg,
-            OutputFormat::Png,
-            OutputFormat::Webp,
-            OutputFormat::Avif,
-            OutputFormat::Tiff,
-            OutputFormat::Gif,
-            OutputFormat::Jp2,
-            OutputFormat::Pdf,
-        ] {
+        for f in OutputFormat::ALL {
             assert_eq!(encoder_for(f).format(), f);
         }
     }
@@ -555,16 +558,7 @@ mod tests {
             colour: ColourSpace::Srgb,
             samples: crate::image::Samples::U8(vec![0; 10]),
         };
-        for f in [
-            OutputFormat::Jpeg,
-            OutputFormat::Png,
-            OutputFormat::Webp,
-            OutputFormat::Avif,
-            OutputFormat::Tiff,
-            OutputFormat::Gif,
-            OutputFormat::Jp2,
-            OutputFormat::Pdf,
-        ] {
+        for f in OutputFormat::ALL {
             let err = encoder_for(f)
                 .encode(&img, &EncodeOptions::default())
                 .unwrap_err();
