@@ -27,15 +27,18 @@
 // OpenJPEG functions they use, with their own opaque handle types.
 #![allow(clashing_extern_declarations)]
 
+pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod image;
 pub mod logging;
+pub(crate) mod metrics;
 pub mod open_image;
 pub mod pipeline;
 pub mod protocols;

@@ -10,8 +10,11 @@ use crate::cache::meta::MetaCache;
 use crate::cache::tile::TileCache;
 use crate::config::Config;
 use crate::encode::{EncoderSettings, Encoders};
+use crate::health::{Check, Readiness};
 use crate::http::HeaderDefaults;
+use crate::metrics::{MemcachedStats, Snapshot};
 use crate::pipeline::Watermark;
+use crate::source::resolve::{self, Found};
 
 /// State shared by every connection and worker.
 #[derive(Debug)]
@@ -24,6 +27,19 @@ pub struct Shared {
     encoders: Encoders,
     /// The `WATERMARK` image, loaded on first use (`None`: not configured or unreadable).
     watermark: OnceLock<Option<Watermark>>,
+    /// The listeners' state and the checks of the configured dependencies (`/ready`).
+    readiness: Readiness,
+}
+
+/// What a purge dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Tiles (encoded and raw) dropped from the tile cache.
+    pub tiles: u64,
+    /// Opened files dropped from the metadata cache.
+    pub metadata: u64,
+    /// memcached entries deleted (those this process stored).
+    pub memcached: u64,
 }
 
 impl Shared {
@@ -42,6 +58,20 @@ impl Shared {
             avif_codec: config.output.avif_codec,
             ..EncoderSettings::default()
         });
+        let mut readiness = Readiness::default();
+        if let Some(mc) = &memcached {
+            let mc = mc.clone();
+            readiness.add(Check::new("memcached", move || {
+                let (up, total) = mc.servers_up();
+                Box::pin(async move {
+                    if up == total {
+                        Ok(())
+                    } else {
+                        Err(format!("{} of {total} servers unreachable", total - up))
+                    }
+                })
+            }));
+        }
         Shared {
             config,
             headers,
@@ -50,6 +80,78 @@ impl Shared {
             memcached,
             encoders,
             watermark: OnceLock::new(),
+            readiness,
+        }
+    }
+
+    /// The listeners' state and the readiness checks (`/ready`).
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// The readiness checks, to add one at start-up (before the state is shared).
+    pub fn readiness_mut(&mut self) -> &mut Readiness {
+        &mut self.readiness
+    }
+
+    /// The cache values of `/metrics` (the rest of the snapshot is the caller's).
+    pub(crate) fn metrics_snapshot(&self) -> Snapshot {
+        Snapshot {
+            tile_cache: self.tiles.stats(),
+            metadata_cache: self.meta.stats(),
+            memcached: self.memcached.as_ref().map(|mc| {
+                let s = mc.stats();
+                let (up, total) = mc.servers_up();
+                MemcachedStats {
+                    hits: s.hits,
+                    misses: s.misses,
+                    errors: s.errors,
+                    stale: s.stale,
+                    stored: s.stored,
+                    dropped: s.dropped,
+                    servers: total as u64,
+                    servers_up: up as u64,
+                }
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    /// Purge everything: the in-process caches (as SIGHUP) and the memcached entries this
+    /// process stored. Blocks on memcached: call it off the request path.
+    pub fn purge_all(&self) -> Purged {
+        let counts = (self.tiles.stats().entries, self.meta.stats().entries);
+        self.clear_caches();
+        Purged {
+            tiles: counts.0,
+            metadata: counts.1,
+            memcached: self.memcached.as_ref().map_or(0, |mc| mc.purge(None)),
+        }
+    }
+
+    /// Purge one image, by its key (the identifier as decoded, without `FILESYSTEM_PREFIX` or
+    /// `FILESYSTEM_SUFFIX`): its tiles, its opened file(s) (a sequence's every view) and the
+    /// memcached entries this process stored for it. Blocks on memcached.
+    pub fn purge_image(&self, key: &[u8]) -> Purged {
+        let tiles = self.tiles.purge(key);
+        let metadata = match resolve::find(&self.config, key) {
+            Ok(Found::File { path, .. }) => u64::from(self.meta.remove(&path)),
+            Ok(Found::Sequence(seq)) => {
+                let mut n = u64::from(self.meta.remove(&seq.default_path));
+                for &h in &seq.horizontal {
+                    for &v in &seq.vertical {
+                        n += u64::from(self.meta.remove(&seq.path(h, v)));
+                    }
+                }
+                n
+            }
+            // Gone: nothing is served from its cached source any more (the stat fails first).
+            Err(_) => 0,
+        };
+        Purged {
+            tiles,
+            metadata,
+            memcached: self.memcached.as_ref().map_or(0, |mc| mc.purge(Some(key))),
         }
     }
 

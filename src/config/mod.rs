@@ -28,7 +28,7 @@ pub use settings::{
     CacheSettings, Config, DecodingSettings, ExportSettings, FileSettings, HttpSettings,
     IiifSettings, LoggingSettings, OutputSettings, ServerSettings, UriMap, Warnings, parse_uri_map,
 };
-pub use types::{AvifCodec, Interpolation, Limit, MaxLayers, TiffCompression};
+pub use types::{AvifCodec, Interpolation, Limit, LogFormat, MaxLayers, TiffCompression};
 
 impl Default for Config {
     fn default() -> Self {

@@ -13,6 +13,7 @@ use super::responses;
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::{OpenImage, open_image};
 use crate::render::RegionOptions;
 use crate::source::ImageInfo;
@@ -79,6 +80,11 @@ pub(crate) fn tile_size(info: &ImageInfo) -> u32 {
 /// Answer a grid protocol's argument.
 pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
     let target = G::split(arg);
+    note::kind(match target {
+        Target::Document(_) => Kind::Info,
+        Target::Tile { .. } => Kind::Tile,
+        Target::Malformed(_) => Kind::Other,
+    });
     let image = open_image(ctx.shared, &image_key(target.id()))?;
     let headers = ctx.headers();
     if ctx.unmodified(&image) {

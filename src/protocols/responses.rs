@@ -6,6 +6,7 @@
 use crate::encode::OutputFormat;
 use crate::error::Result;
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
 use crate::pipeline::rotate::quarter_turns;
 use crate::render::{self, RegionOptions};
@@ -49,6 +50,8 @@ pub(crate) fn tile(
     format: OutputFormat,
     headers: &HeaderDefaults,
 ) -> Result<Response> {
+    note::kind(Kind::Tile);
+    note::format(format.metric());
     let bytes = render::tile(shared, image, view, resolution, tile, format)?;
     Ok(Response::content(
         headers,
@@ -70,6 +73,8 @@ pub(crate) fn export(
     (options, attachment): (&RegionOptions, bool),
     headers: &HeaderDefaults,
 ) -> Result<Response> {
+    note::kind(Kind::Region);
+    note::format(format.metric());
     let r = render::region_with(shared, image, view, format, options)?;
     tracing::debug!(
         "CVT :: {}x{} from resolution {} region {},{} {}x{}",

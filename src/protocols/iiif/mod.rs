@@ -18,6 +18,7 @@ use super::context::Context;
 use super::responses;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::{OpenImage, open_image};
 use crate::render::RegionOptions;
 use crate::shared::Shared;
@@ -191,6 +192,7 @@ fn redirect(ctx: &Context<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response
         format!("//{host}{}/info.json", header_text(uri))
     };
     tracing::debug!("IIIF :: Sending HTTP 303 See Other : {location}");
+    note::kind(Kind::Redirect);
     let mut r = Response::see_other(&location);
     r.add_cors(headers);
     r
@@ -247,6 +249,7 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
     let (version, negotiated) =
         negotiate(shared.config().iiif.version, ctx.req.param("HTTP_ACCEPT"));
     let headers = header_defaults(shared, negotiated);
+    note::kind(Kind::Region);
     let target = match split(&decoded) {
         Ok(t) => t,
         Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers)),
@@ -255,6 +258,7 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
     match target {
         Target::Base(_) => Ok(redirect(ctx, arg, &headers)),
         Target::Info(id) => {
+            note::kind(Kind::Info);
             let (image, _) = open(ctx, &id)?;
             if ctx.unmodified(&image) {
                 return Ok(responses::not_modified(&headers));

@@ -7,6 +7,7 @@ use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::image::Samples;
+use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
 use crate::protocols::context::Context;
 use crate::protocols::responses;
@@ -63,6 +64,12 @@ pub(super) fn run(
     post: bool,
     arg: &[u8],
 ) -> Result<Option<Response>> {
+    note::kind(match output {
+        Output::Tile(_) | Output::Jtls => Kind::Tile,
+        Output::Til => Kind::TileStream,
+        Output::Cvt => Kind::Region,
+        Output::Spectra | Output::Pfl => Kind::Values,
+    });
     match output {
         Output::Tile(format) => tile(ctx, image, arg, format).map(Some),
         Output::Jtls => jtls(ctx, image, arg),
