@@ -29,6 +29,27 @@ pub struct Shared {
     watermark: OnceLock<Option<Watermark>>,
     /// The listeners' state and the checks of the configured dependencies (`/ready`).
     readiness: Readiness,
+    /// The per-process part of image `ETag`s (`protocols/validators.rs`).
+    etag_seed: [u8; 32],
+}
+
+/// The per-process part of every image `ETag` (`protocols/validators.rs`): this version and
+/// the settings that change the bytes of an image response (qualities, watermark,
+/// interpolation, ICC, size limits, JPEG2000 layers). The Debug forms are stable for a given
+/// build, and a new version changes the seed anyway.
+fn etag_seed(config: &Config) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"iipsrv-rs ");
+    h.update(crate::CRATE_VERSION.as_bytes());
+    h.update(
+        format!(
+            "\n{:?}\n{:?}\n{:?}",
+            config.output, config.exports, config.decoding
+        )
+        .as_bytes(),
+    );
+    h.finalize().into()
 }
 
 /// What a purge dropped.
@@ -58,6 +79,7 @@ impl Shared {
             avif_codec: config.output.avif_codec,
             ..EncoderSettings::default()
         });
+        let etag_seed = etag_seed(&config);
         let mut readiness = Readiness::default();
         if let Some(mc) = &memcached {
             let mc = mc.clone();
@@ -81,7 +103,13 @@ impl Shared {
             encoders,
             watermark: OnceLock::new(),
             readiness,
+            etag_seed,
         }
+    }
+
+    /// The per-process part of image `ETag`s.
+    pub(crate) fn etag_seed(&self) -> &[u8; 32] {
+        &self.etag_seed
     }
 
     /// The listeners' state and the readiness checks (`/ready`).
@@ -223,5 +251,21 @@ impl Shared {
         crate::source::jpeg::set_decoded_cache_bytes(
             (self.config.caches.decoded_jpeg_mib as usize) << 20,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_etag_seed_changes_with_output_settings_only() {
+        let a = Config::default();
+        let mut b = Config::default();
+        b.output.jpeg_quality += 1;
+        assert_ne!(etag_seed(&a), etag_seed(&b));
+        let mut c = Config::default();
+        c.logging.verbosity = 5;
+        assert_eq!(etag_seed(&a), etag_seed(&c));
     }
 }

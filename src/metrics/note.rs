@@ -74,6 +74,12 @@ pub(crate) fn format(format: Format) {
     update(|n| n.format = format);
 }
 
+/// The image the current request opened first, if any (the memcached store remembers it, for
+/// purging).
+pub(crate) fn identifier_now() -> Option<Arc<[u8]>> {
+    IDENTIFIER.with(|i| i.borrow().clone())
+}
+
 /// The request opened the image `key` (only the first is kept).
 pub(crate) fn identifier(key: &Arc<[u8]>) {
     IDENTIFIER.with(|i| {

@@ -162,14 +162,7 @@ fn grid_tile(
             // off: those are made to size like unstored levels.
             if stored.tile_size(t) == Some((out_w, out_h)) {
                 let t = responses::mosaic_tile(info, &ctx.view, r, t);
-                return responses::tile(
-                    ctx.shared,
-                    image,
-                    &ctx.view,
-                    (r, t),
-                    OutputFormat::Jpeg,
-                    headers,
-                );
+                return responses::tile(ctx, image, &ctx.view, (r, t), OutputFormat::Jpeg, headers);
             }
         }
     }
@@ -188,7 +181,7 @@ fn grid_tile(
     view.width = Some(out_w);
     view.height = Some(out_h);
     responses::export(
-        ctx.shared,
+        ctx,
         image,
         &view,
         OutputFormat::Jpeg,

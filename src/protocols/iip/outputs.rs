@@ -99,7 +99,7 @@ fn tile(
         )));
     };
     let t = responses::mosaic_tile(image.info(), &ctx.view, r, t);
-    responses::tile(ctx.shared, image, &ctx.view, (r, t), format, ctx.headers())
+    responses::tile(ctx, image, &ctx.view, (r, t), format, ctx.headers())
 }
 
 /// `CVT=format` (§6.1): the view as one image, with a Content-Disposition file name.
@@ -118,7 +118,7 @@ fn cvt(ctx: &Context<'_>, image: &OpenImage, arg: &[u8], post: bool) -> Result<R
     };
     let options = RegionOptions::iip(ctx.config());
     responses::export(
-        ctx.shared,
+        ctx,
         image,
         &ctx.view,
         format,
