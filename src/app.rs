@@ -146,7 +146,12 @@ impl App {
                 status,
                 bytes = response.body.len() as u64,
                 duration_ms = elapsed.as_secs_f64() * 1e3,
-                request = %query(),
+                request = %String::from_utf8_lossy(
+                    request
+                        .param("REQUEST_URI")
+                        .or_else(|| request.param("QUERY_STRING"))
+                        .unwrap_or_default()
+                ),
                 "request"
             );
         }

@@ -21,6 +21,7 @@
 //! concurrently, each bounded by [`crate::health::CHECK_TIMEOUT`]; a purge runs on the
 //! blocking pool (memcached deletes wait on the network).
 
+mod common;
 mod purge;
 
 use std::convert::Infallible;
@@ -28,10 +29,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::Full;
+use common::{Admin, Reply, error, json, reply, wrong_method};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -47,49 +46,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The shared state of the admin listener.
-struct Admin {
-    app: App,
-    /// Whether the listener's address is a loopback address (purge without a token allowed).
-    loopback: bool,
-    /// When the process started, in seconds since the Unix epoch (`/metrics`).
-    start_time_seconds: f64,
-}
-
-type Reply = hyper::Response<Full<Bytes>>;
-
-/// A response with `body` of `content_type`, `Cache-Control: no-store`.
-fn reply(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = hyper::Response::new(Full::new(body.into()));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::SERVER,
-        HeaderValue::from_static(crate::SERVER_HEADER),
-    );
-    r
-}
-
-/// A JSON response.
-fn json(status: StatusCode, value: serde_json::Value) -> Reply {
-    reply(status, "application/json", value.to_string())
-}
-
-/// A JSON error: `{"error": message}`.
-fn error(status: StatusCode, message: &str) -> Reply {
-    json(status, serde_json::json!({ "error": message }))
-}
-
-/// 405 with the methods the path allows.
-fn wrong_method(allow: &'static str) -> Reply {
-    let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
-}
 
 /// Serve the admin listener until shutdown.
 pub async fn serve(listener: TcpListener, app: App, mut shutdown: watch::Receiver<bool>) {

@@ -24,7 +24,7 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderValue};
 use sha2::{Digest, Sha256};
 
-use super::{Admin, Reply, error, json};
+use super::common::{Admin, Reply, error, json};
 use crate::metrics;
 use crate::source::resolve::url_decode;
 
@@ -56,14 +56,38 @@ fn scope(query: Option<&str>) -> Result<Scope, &'static str> {
     Ok(Scope::Image(id))
 }
 
-/// Whether the request may purge; the refusal otherwise.
-fn guard(admin: &Admin, req: &hyper::Request<hyper::body::Incoming>) -> Result<(), Reply> {
+/// Why a purge is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No bearer token: 401.
+    NoToken,
+    /// A wrong token, or no token configured off loopback: 403.
+    Forbidden(&'static str),
+}
+
+impl Refusal {
+    fn reply(self) -> Reply {
+        match self {
+            Refusal::NoToken => {
+                let mut r = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"iipsrv-admin\""),
+                );
+                r
+            }
+            Refusal::Forbidden(why) => error(StatusCode::FORBIDDEN, why),
+        }
+    }
+}
+
+/// Whether the request may purge; why not otherwise.
+fn guard(admin: &Admin, req: &hyper::Request<hyper::body::Incoming>) -> Result<(), Refusal> {
     let Some(token) = admin.app.config().server.admin_token.as_deref() else {
         return if admin.loopback {
             Ok(())
         } else {
-            Err(error(
-                StatusCode::FORBIDDEN,
+            Err(Refusal::Forbidden(
                 "purging on a non-loopback admin address needs IIPSRV_ADMIN_TOKEN",
             ))
         };
@@ -74,25 +98,20 @@ fn guard(admin: &Admin, req: &hyper::Request<hyper::body::Incoming>) -> Result<(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let Some(given) = given else {
-        let mut r = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"iipsrv-admin\""),
-        );
-        return Err(r);
+        return Err(Refusal::NoToken);
     };
     if Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes()) {
         Ok(())
     } else {
-        Err(error(StatusCode::FORBIDDEN, "wrong token"))
+        Err(Refusal::Forbidden("wrong token"))
     }
 }
 
 /// Answer a purge.
 pub(super) async fn purge(admin: &Admin, req: &hyper::Request<hyper::body::Incoming>) -> Reply {
     if let Err(refusal) = guard(admin, req) {
-        tracing::warn!("Admin: purge refused ({})", refusal.status());
-        return refusal;
+        tracing::warn!("Admin: purge refused ({refusal:?})");
+        return refusal.reply();
     }
     let scope = match scope(req.uri().query()) {
         Ok(s) => s,

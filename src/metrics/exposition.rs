@@ -17,7 +17,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::histogram::Read;
-use super::{Codec, Format, Kind, METRICS, Protocol, StatusClass, Transport};
+use super::table::{Codec, Format, Kind, METRICS, Protocol, StatusClass, Transport};
 
 /// One in-process cache, as read at scrape time.
 #[derive(Debug, Clone, Copy, Default)]

@@ -8,7 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use super::{Format, Kind, Protocol};
+use super::table::{Format, Kind, Protocol};
 
 /// The labels of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,6 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 
 use super::context::Context;
-use super::responses;
 use crate::config::Config;
 use crate::encode::OutputFormat;
 use crate::http::{HeaderDefaults, Request, Response};
@@ -133,9 +132,11 @@ pub(crate) fn matches(header: &[u8], etag: &str) -> bool {
         .any(|t| t.trim_ascii() == b"*" || opaque(t) == ours)
 }
 
-/// The 304 for a matching `If-None-Match`: the viewer protocols' 304 with the tag.
+/// The 304 for a matching `If-None-Match`: the header-only 304 with the CORS lines (as the
+/// viewer protocols' 304 of `If-Modified-Since`) and the tag.
 pub(crate) fn not_modified(headers: &HeaderDefaults, etag: &str) -> Response {
-    let mut r = responses::not_modified(headers);
+    let mut r = Response::header_only(headers, 304);
+    r.add_cors(headers);
     r.set_etag(etag);
     r
 }

@@ -11,6 +11,7 @@ mod iiif;
 mod layers;
 mod memcached;
 mod nginx;
+mod operations;
 mod pipeline;
 mod sequences;
 mod sources;
