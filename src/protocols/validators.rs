@@ -17,9 +17,11 @@
 //!   more than the image (the request's host, IIIF version negotiation) and the hash covers
 //!   all of it.
 //!
-//! The tag is 128 bits of the digest in hex, quoted; weak (`W/"…"`) when a watermark is placed
-//! at random (`WATERMARK_PROBABILITY` below 1), since the same request may then give other
-//! bytes.
+//! The tag is 128 bits of the digest in hex, quoted. Image tags are weak (`W/"…"`): the same
+//! request always shows the same image, but its bytes may differ — a stored JPEG tile is sent
+//! as stored (codec pass-through) or, once its decoded pixels are cached, re-encoded
+//! (`behaviour/cache.md` §4), and a watermark with `WATERMARK_PROBABILITY` below 1 lands at
+//! random. Document tags are strong: they are the bytes' digest.
 //!
 //! # Conditional requests
 //!
@@ -31,7 +33,6 @@ use std::fmt::Write as _;
 use sha2::{Digest, Sha256};
 
 use super::context::Context;
-use crate::config::Config;
 use crate::encode::OutputFormat;
 use crate::http::{HeaderDefaults, Request, Response};
 use crate::open_image::OpenImage;
@@ -46,12 +47,6 @@ pub(crate) enum Served<'a> {
     Tile { resolution: u32, tile: u32 },
     /// A region export with these options.
     Export(&'a RegionOptions),
-}
-
-/// Whether the same request may give other bytes (a watermark placed at random).
-fn weak(config: &Config) -> bool {
-    let o = &config.output;
-    !o.watermark.is_empty() && o.watermark_probability > 0.0 && o.watermark_probability < 1.0
 }
 
 /// Feeds `Debug` output into the hash without building a string.
@@ -106,7 +101,7 @@ pub(crate) fn image_etag(
         }
     }
     let _ = write!(HashWriter(&mut h), "|{view:?}|{format:?}");
-    tag(&h.finalize(), weak(shared.config()))
+    tag(&h.finalize(), true)
 }
 
 /// The tag of a document: its body's digest.
