@@ -9,7 +9,7 @@ use iipsrv::cli::{self, Command};
 use iipsrv::config::Config;
 use iipsrv::server;
 use iipsrv::server::listen::{self, StdListener};
-use iipsrv::transport::Limits;
+use iipsrv::transport::{Connections, Limits};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -162,6 +162,8 @@ fn main() -> ExitCode {
         }
 
         let (tx, rx) = tokio::sync::watch::channel(false);
+        // Every accepted connection, until its last response is flushed and its socket closed.
+        let open = Connections::new();
         let mut tasks = Vec::new();
         for (listener, is_http) in [(fastcgi, false), (http, true)] {
             let Some(listener) = listener else { continue };
@@ -172,13 +174,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let (app, rx) = (app.clone(), rx.clone());
+            let (app, rx, open) = (app.clone(), rx.clone(), open.clone());
             tasks.push(tokio::spawn(async move {
                 match (listener, is_http) {
                     (listen::Listener::Tcp(l), true) => {
-                        server::serve_http(l, app, limits, rx).await
+                        server::serve_http(l, app, (limits, &open), rx).await
                     }
-                    (l, _) => server::serve_fastcgi(l, app, limits, rx).await,
+                    (l, _) => server::serve_fastcgi(l, app, (limits, &open), rx).await,
                 }
             }));
         }
@@ -198,7 +200,10 @@ fn main() -> ExitCode {
                         rx.clone(),
                     )));
                 }
-                Ok(listen::Listener::Unix(_)) => unreachable!("--admin is a TCP address"),
+                Ok(listen::Listener::Unix(_)) => {
+                    eprintln!("iipsrv: --admin needs a HOST:PORT address");
+                    return ExitCode::from(1);
+                }
                 Err(e) => {
                     eprintln!("iipsrv: {e}");
                     return ExitCode::from(1);
@@ -217,8 +222,15 @@ fn main() -> ExitCode {
         for t in tasks {
             let _ = t.await;
         }
+        // Requests finish their work, then their connections write, flush and close.
+        let deadline = tokio::time::Instant::now() + shutdown_timeout;
         if !app.wait_idle(shutdown_timeout).await {
             tracing::warn!("Shutdown: requests still running after {shutdown_timeout:?}; exiting");
+        } else if !open.wait_closed(deadline).await {
+            tracing::warn!(
+                "Shutdown: {} connections still open after {shutdown_timeout:?}; exiting",
+                open.count()
+            );
         }
         logging.shutdown_message(app.accesses(), name);
         ExitCode::SUCCESS
