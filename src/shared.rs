@@ -52,6 +52,19 @@ fn etag_seed(config: &Config) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The directory that `FILESYSTEM_PREFIX` names images in: the prefix itself when it ends
+/// with `/`, else the directory part of it (`/images/img_` → `/images`; empty → `.`).
+fn image_directory(prefix: &str) -> std::path::PathBuf {
+    use std::path::{Path, PathBuf};
+    if prefix.ends_with('/') {
+        return PathBuf::from(prefix);
+    }
+    match Path::new(prefix).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// What a purge dropped.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Purged {
@@ -81,6 +94,19 @@ impl Shared {
         });
         let etag_seed = etag_seed(&config);
         let mut readiness = Readiness::default();
+        let images = image_directory(&config.files.prefix);
+        readiness.add(Check::new("storage", move || {
+            let images = images.clone();
+            Box::pin(async move {
+                // A directory on a network file system may hang: off the workers, and the
+                // admin listener's deadline answers for it.
+                let readable = tokio::task::spawn_blocking(move || std::fs::read_dir(images).is_ok());
+                match readable.await {
+                    Ok(true) => Ok(()),
+                    _ => Err("the image directory is not readable".to_string()),
+                }
+            })
+        }));
         if let Some(mc) = &memcached {
             let mc = mc.clone();
             readiness.add(Check::new("memcached", move || {
@@ -257,6 +283,15 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_image_directory_is_the_prefix_or_its_directory_part() {
+        use std::path::PathBuf;
+        assert_eq!(image_directory("/images/"), PathBuf::from("/images/"));
+        assert_eq!(image_directory("/images/img_"), PathBuf::from("/images"));
+        assert_eq!(image_directory("img_"), PathBuf::from("."));
+        assert_eq!(image_directory(""), PathBuf::from("."));
+    }
 
     #[test]
     fn the_etag_seed_changes_with_output_settings_only() {

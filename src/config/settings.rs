@@ -135,6 +135,8 @@ pub struct DecodingSettings {
 pub struct HttpSettings {
     /// `CORS` (empty = off).
     pub cors: String,
+    /// `IIPSRV_CORS_ORIGINS` (ours): request origins answered with themselves (empty = none).
+    pub cors_origins: Vec<String>,
     /// `CACHE_CONTROL` (an empty value is sent empty).
     pub cache_control: String,
     /// `BASE_URL` (empty = derive from the request).

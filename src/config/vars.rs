@@ -739,6 +739,21 @@ pub(crate) static VARIABLES: &[Variable] = &[
         ..VARIABLE
     },
     Variable {
+        name: "IIPSRV_CORS_ORIGINS",
+        default: Described("unset"),
+        meaning: "origins (space- or comma-separated) whose requests get their own `Origin` as `Access-Control-Allow-Origin` instead of the `CORS` value, with `Vary: Origin`; needs `CORS`",
+        origin: Origin::Ours,
+        read: |r, c| {
+            c.http.cors_origins = r
+                .text()
+                .split([' ', ',', '\t'])
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect();
+        },
+        ..VARIABLE
+    },
+    Variable {
         name: "IIPSRV_ADMIN_TOKEN",
         default: Described("unset"),
         meaning: "bearer token that `POST /cache/purge` on the admin listener (`--admin`) requires; without it, purging is allowed only on a loopback admin address",

@@ -10,10 +10,11 @@
 //! ([`error::error_response`]).
 //!
 //! Inside this module, calls go one way: `mod.rs` → `iip` → `iiif`, `zoomify`, `deepzoom` →
-//! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); no child calls back into
-//! `mod.rs`.
+//! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); [`cors`] rewrites the
+//! finished response; no child calls back into `mod.rs`.
 
 mod context;
+mod cors;
 mod deepzoom;
 mod error;
 mod grid;
@@ -34,6 +35,12 @@ use request_string::{RequestString, request_string};
 
 /// Answer one request. Runs on a worker thread.
 pub fn respond(shared: &Shared, req: &Request) -> Response {
+    let response = answer(shared, req);
+    cors::echo_origin(&shared.config().http.cors_origins, req, response)
+}
+
+/// The response before the per-request CORS origin ([`cors`]).
+fn answer(shared: &Shared, req: &Request) -> Response {
     match request_string(shared, req) {
         RequestString::Empty => Response::banner(200),
         RequestString::Answered(r) => r,

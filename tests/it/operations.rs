@@ -6,17 +6,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    Addr, BIN, MemcachedServer, fcgi_get, fcgi_get_with, fixtures_dir_prefix, free_port,
+    Addr, BIN, MemcachedServer, Process, fcgi_get, fcgi_get_with, fixtures_dir_prefix, free_port,
     read_response, require,
 };
 
-/// `iipsrv --bind 127.0.0.1:P --http 127.0.0.1:Q --admin ADMIN`, killed on drop.
+/// `iipsrv --bind 127.0.0.1:P --http 127.0.0.1:Q --admin ADMIN`, ended on drop.
 struct Ops {
-    child: Child,
+    child: Process,
     fastcgi: SocketAddr,
     http: SocketAddr,
     /// Where to connect to the admin listener (its bind address may be 0.0.0.0).
@@ -51,7 +51,7 @@ impl Ops {
             c.env(k, v);
         }
         tweak(&mut c);
-        let child = c.spawn().expect("start iipsrv");
+        let child = Process::spawn(&mut c, libc::SIGKILL).expect("start iipsrv");
         let ops = Ops {
             child,
             fastcgi: loopback(fastcgi),
@@ -108,13 +108,6 @@ impl Ops {
             Some("text/plain; version=0.0.4; charset=utf-8")
         );
         Exposition::parse(&String::from_utf8(r.body).unwrap())
-    }
-}
-
-impl Drop for Ops {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -611,26 +604,28 @@ fn purge_deletes_the_memcached_entries_this_server_stored() {
     assert_eq!(m.value("iipsrv_memcached_servers_up", &[]), 1.0);
 }
 
-#[test]
-fn ready_is_503_while_memcached_is_unreachable() {
-    // A port nobody listens on.
-    let dead = format!("127.0.0.1:{}", free_port());
+/// Start iipsrv with `--http` and `--admin` only and `env`, and read `/ready` once the admin
+/// listener answers: (status, JSON body as text).
+fn ready_with(env: &[(&str, &str)]) -> Response {
     let dir = tempfile::tempdir().unwrap();
     let admin = free_port();
-    let mut child = Command::new(BIN)
-        .env_clear()
+    let mut c = Command::new(BIN);
+    c.env_clear()
         .env("LOGFILE", dir.path().join("log"))
-        .env("MEMCACHED_SERVERS", &dead)
+        .env("MEMCACHED_SERVERS", "")
+        .env("FILESYSTEM_PREFIX", fixtures_dir_prefix())
         .args(["--http", &format!("127.0.0.1:{}", free_port())])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let _child = Process::spawn(&mut c, libc::SIGKILL).unwrap();
     let url = format!("http://127.0.0.1:{admin}/ready");
     let deadline = Instant::now() + Duration::from_secs(20);
-    let r: Response = loop {
+    loop {
         match ureq::get(&url).call() {
             Err(ureq::Error::Status(_, r)) => break read_response(Ok(r), &url).into(),
             Ok(r) => break read_response(Ok(r), &url).into(),
@@ -639,18 +634,92 @@ fn ready_is_503_while_memcached_is_unreachable() {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-    };
-    let _ = child.kill();
-    let _ = child.wait();
+    }
+}
+
+#[test]
+fn ready_is_503_while_memcached_is_unreachable() {
+    // A port nobody listens on.
+    let dead = format!("127.0.0.1:{}", free_port());
+    let r = ready_with(&[("MEMCACHED_SERVERS", &dead)]);
     assert_eq!(r.status, 503);
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
     let j = r.json();
     assert_eq!(j["ready"], false);
     assert_eq!(j["checks"]["listeners"], "ok");
+    assert_eq!(j["checks"]["storage"], "ok");
     assert_eq!(j["checks"]["memcached"], "1 of 1 servers unreachable");
     assert!(
         !String::from_utf8_lossy(&r.body).contains(&dead),
         "no endpoint named"
     );
+}
+
+#[test]
+fn ready_is_503_while_the_image_directory_is_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = format!("{}/not-there/", dir.path().display());
+    let r = ready_with(&[("FILESYSTEM_PREFIX", &gone)]);
+    assert_eq!(r.status, 503);
+    let j = r.json();
+    assert_eq!(j["ready"], false);
+    assert_eq!(j["checks"]["listeners"], "ok");
+    assert_eq!(
+        j["checks"]["storage"],
+        "the image directory is not readable"
+    );
+    assert!(j["checks"].get("memcached").is_none(), "not configured");
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(!body.contains("not-there"), "no server path named: {body}");
+    // The same server with its directory: ready.
+    let r = ready_with(&[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["checks"]["storage"], "ok");
+}
+
+#[test]
+fn listed_origins_are_echoed_with_vary_origin() {
+    let s = Ops::start(&[
+        ("CORS", "https://main.example"),
+        (
+            "IIPSRV_CORS_ORIGINS",
+            "https://a.example, https://b.example",
+        ),
+    ]);
+    let allow = |r: &Response| r.header("Access-Control-Allow-Origin").map(String::from);
+    for path in [TILE, "/?IIIF=sample.tif/info.json", "/?FIF=sample.tif&JTL=0,0"] {
+        let r = s.get(path, &[("Origin", "https://b.example")]);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(allow(&r).as_deref(), Some("https://b.example"), "{path}");
+        assert_eq!(r.header("Vary"), Some("Origin"), "{path}");
+        let r = s.get(path, &[("Origin", "https://evil.example")]);
+        assert_eq!(allow(&r).as_deref(), Some("https://main.example"), "{path}");
+        assert_eq!(r.header("Vary"), Some("Origin"), "{path}");
+    }
+    // The 304 too, and over FastCGI.
+    let etag = s.get(TILE, &[]).header("ETag").unwrap().to_string();
+    let r = s.get(
+        TILE,
+        &[("Origin", "https://a.example"), ("If-None-Match", &etag)],
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(allow(&r).as_deref(), Some("https://a.example"));
+    assert_eq!(r.header("Vary"), Some("Origin"));
+    let r = fcgi_get_with(
+        &s.fcgi(),
+        "FIF=sample.tif&JTL=0,0",
+        &[(b"HTTP_ORIGIN", b"https://a.example")],
+    );
+    assert_eq!(
+        r.header("Access-Control-Allow-Origin").as_deref(),
+        Some("https://a.example")
+    );
+    assert_eq!(r.header("Vary").as_deref(), Some("Origin"));
+    // Without the list, iipsrv's fixed value and no Vary.
+    let plain = Ops::start(&[("CORS", "*")]);
+    let r = plain.get(TILE, &[("Origin", "https://a.example")]);
+    assert_eq!(allow(&r).as_deref(), Some("*"));
+    assert_eq!(r.header("Vary"), None);
 }
 
 #[test]
@@ -847,9 +916,7 @@ fn json_log_lines_on_stdout_one_per_request() {
         fcgi_get(&s.fcgi(), "FIF=sample.tif&OBJ=Max-size").status(),
         200
     );
-    unsafe {
-        libc::kill(s.child.id() as i32, libc::SIGTERM);
-    }
+    s.child.signal(libc::SIGTERM);
     let stdout = s.child.stdout.take().unwrap();
     let lines = lines_until(stdout, |_| false);
     let records: Vec<serde_json::Value> = lines
@@ -892,9 +959,7 @@ fn text_log_on_stderr_keeps_iipsrvs_lines() {
         c.stderr(Stdio::piped());
     });
     assert_eq!(s.get(TILE, &[]).status, 200);
-    unsafe {
-        libc::kill(s.child.id() as i32, libc::SIGTERM);
-    }
+    s.child.signal(libc::SIGTERM);
     let stderr = s.child.stderr.take().unwrap();
     let lines = lines_until(stderr, |_| false);
     assert!(
@@ -920,25 +985,22 @@ fn systemd_hears_ready_then_stopping() {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .env_clear()
+    let mut c = Command::new(BIN);
+    c.env_clear()
         .env("LOGFILE", dir.path().join("log"))
         .env("MEMCACHED_SERVERS", "")
         .env("NOTIFY_SOCKET", &socket_path)
         .args(["--http", &format!("127.0.0.1:{port}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    let mut child = Process::spawn(&mut c, libc::SIGKILL).unwrap();
     let mut buf = [0u8; 256];
     let n = socket.recv(&mut buf).expect("READY=1 arrives");
     let ready = String::from_utf8_lossy(&buf[..n]).to_string();
     // READY=1 comes once the listener accepts.
     let connected = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    child.signal(libc::SIGTERM);
     let n = socket.recv(&mut buf).expect("STOPPING=1 arrives");
     let stopping = String::from_utf8_lossy(&buf[..n]).to_string();
     let status = child.wait().unwrap();
