@@ -100,7 +100,8 @@ impl Shared {
             Box::pin(async move {
                 // A directory on a network file system may hang: off the workers, and the
                 // admin listener's deadline answers for it.
-                let readable = tokio::task::spawn_blocking(move || std::fs::read_dir(images).is_ok());
+                let readable =
+                    tokio::task::spawn_blocking(move || std::fs::read_dir(images).is_ok());
                 match readable.await {
                     Ok(true) => Ok(()),
                     _ => Err("the image directory is not readable".to_string()),

@@ -69,7 +69,11 @@ mod tests {
 
     #[test]
     fn another_origin_gets_the_cors_value_and_vary() {
-        for origin in [Some("https://evil.example"), Some("https://a.example.evil"), None] {
+        for origin in [
+            Some("https://evil.example"),
+            Some("https://a.example.evil"),
+            None,
+        ] {
             let r = echo_origin(&listed(), &request(origin), with_cors());
             assert_eq!(r.header(ALLOW_ORIGIN), Some("https://main.example"));
             assert_eq!(r.header("Vary"), Some("Origin"));
@@ -81,7 +85,11 @@ mod tests {
         let r = echo_origin(&[], &request(Some("https://a.example")), with_cors());
         assert_eq!(r, with_cors());
         let plain = Response::plain_error(&HeaderDefaults::default(), 404, "x");
-        let r = echo_origin(&listed(), &request(Some("https://a.example")), plain.clone());
+        let r = echo_origin(
+            &listed(),
+            &request(Some("https://a.example")),
+            plain.clone(),
+        );
         assert_eq!(r, plain);
     }
 }

@@ -687,7 +687,11 @@ fn listed_origins_are_echoed_with_vary_origin() {
         ),
     ]);
     let allow = |r: &Response| r.header("Access-Control-Allow-Origin").map(String::from);
-    for path in [TILE, "/?IIIF=sample.tif/info.json", "/?FIF=sample.tif&JTL=0,0"] {
+    for path in [
+        TILE,
+        "/?IIIF=sample.tif/info.json",
+        "/?FIF=sample.tif&JTL=0,0",
+    ] {
         let r = s.get(path, &[("Origin", "https://b.example")]);
         assert_eq!(r.status, 200, "{path}");
         assert_eq!(allow(&r).as_deref(), Some("https://b.example"), "{path}");
