@@ -4,7 +4,7 @@
 //!
 //! | `IIPSRV_ADMIN_TOKEN` | admin address | request | answer |
 //! |---|---|---|---|
-//! | set | any | `Authorization: Bearer <token>` | the purge |
+//! | set | any | `Authorization: Bearer <token>` (scheme in any case) | the purge |
 //! | set | any | no `Authorization` (or not `Bearer`) | 401, `WWW-Authenticate: Bearer` |
 //! | set | any | another token | 403 |
 //! | unset | loopback | anything | the purge |
@@ -96,7 +96,9 @@ fn guard(admin: &Admin, req: &hyper::Request<hyper::body::Incoming>) -> Result<(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+        .map(|(_, token)| token);
     let Some(given) = given else {
         return Err(Refusal::NoToken);
     };
@@ -133,7 +135,9 @@ pub(super) async fn purge(admin: &Admin, req: &hyper::Request<hyper::body::Incom
     metrics::purged(id.is_none());
     tracing::info!(
         "Admin: purged {} ({} tiles, {} opened files, {} memcached entries)",
-        id.as_deref().unwrap_or("everything"),
+        // Escaped: an identifier may hold line breaks, which must not start a log line.
+        id.as_deref()
+            .map_or("everything".into(), |id| format!("{id:?}")),
         purged.tiles,
         purged.metadata,
         purged.memcached
@@ -154,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes() {
+    fn a_purge_names_one_image_or_everything_and_never_a_path_pattern() {
         assert_eq!(scope(None), Ok(Scope::All));
         assert_eq!(scope(Some("")), Ok(Scope::All));
         assert_eq!(
