@@ -184,6 +184,10 @@ fn main() -> ExitCode {
                 }
             }));
         }
+        // The admin listener stops last, after the drain, so that `/ready` answers 503 and
+        // `/metrics` is readable while requests in flight finish.
+        let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+        let mut admin_task = None;
         if let Some(listener) = admin {
             match listener.into_tokio() {
                 Ok(listen::Listener::Tcp(l)) => {
@@ -194,10 +198,10 @@ fn main() -> ExitCode {
                              IIPSRV_ADMIN_TOKEN is unset: POST /cache/purge is refused"
                         );
                     }
-                    tasks.push(tokio::spawn(iipsrv::admin::serve(
+                    admin_task = Some(tokio::spawn(iipsrv::admin::serve(
                         l,
                         app.clone(),
-                        rx.clone(),
+                        admin_stopped,
                     )));
                 }
                 Ok(listen::Listener::Unix(_)) => {
@@ -231,6 +235,10 @@ fn main() -> ExitCode {
                 "Shutdown: {} connections still open after {shutdown_timeout:?}; exiting",
                 open.count()
             );
+        }
+        let _ = admin_stop.send(true);
+        if let Some(t) = admin_task {
+            let _ = t.await;
         }
         logging.shutdown_message(app.accesses(), name);
         ExitCode::SUCCESS

@@ -1013,3 +1013,41 @@ fn systemd_hears_ready_then_stopping() {
     assert_eq!(stopping.trim(), "STOPPING=1");
     assert!(status.success());
 }
+
+#[test]
+fn ready_turns_503_while_shutdown_drains_and_metrics_stay_readable() {
+    use crate::common::fcgi::{Client, begin_request, encode_params, record, stream_records};
+    let mut s = Ops::start(&[]);
+    // A request that has begun to arrive: BEGIN_REQUEST and part of its parameters. Shutdown
+    // waits for it to be read and answered.
+    let mut c = Client::connect_tcp(s.fastcgi).unwrap();
+    c.set_timeout(Some(Duration::from_secs(60))).unwrap();
+    let params = encode_params(&[
+        (b"REQUEST_METHOD", b"GET"),
+        (b"QUERY_STRING", b"FIF=sample.tif&JTL=0,0"),
+    ]);
+    let mut first = begin_request(1, 1, false);
+    first.extend(record(4, 1, &params));
+    c.send_raw(&first).unwrap();
+    s.child.signal(libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        // The admin listener still answers (a refused connection fails the test).
+        let r = s.admin("GET", "/ready", &[]);
+        if r.status == 503 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "/ready stayed 200 after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(r.json()["checks"]["listeners"], "not accepting");
+    assert_eq!(s.admin("GET", "/health", &[]).status, 200);
+    assert_eq!(s.scrape().value("iipsrv_build_info", &[]), 1.0);
+    // The rest of the request: it is answered, then the process exits.
+    let mut rest = record(4, 1, b"");
+    rest.extend(stream_records(5, 1, b"", 65535));
+    c.send_raw(&rest).unwrap();
+    let reply = c.read_reply(1).unwrap();
+    assert_eq!(reply.status(), 200);
+    assert!(s.child.wait().unwrap().success());
+}
