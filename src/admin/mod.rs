@@ -16,10 +16,10 @@
 //! # States
 //!
 //! The listener accepts until `main` stops it, after the image listeners' drain (so `/ready`
-//! answers 503 while requests in flight finish), at most [`MAX_CONNECTIONS`] connections at once (more
-//! wait in the backlog), each a task on the runtime that also serves images: `/health` and
-//! `/metrics` read atomics and never wait for image work; `/ready` runs the checks
-//! concurrently, each bounded by [`crate::health::CHECK_TIMEOUT`]; a purge runs on the
+//! answers 503 while requests in flight finish), at most [`MAX_CONNECTIONS`] connections at
+//! once (more wait in the backlog), each a task on the runtime that also serves images:
+//! `/health` and `/metrics` read atomics and never wait for image work; `/ready` runs the
+//! checks concurrently, each bounded by [`crate::health::CHECK_TIMEOUT`]; a purge runs on the
 //! blocking pool (memcached deletes wait on the network).
 
 mod common;
