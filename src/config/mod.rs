@@ -88,6 +88,26 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_are_a_list_read_after_cors() {
+        let (c, w) = cfg(&[
+            ("CORS", "https://main.example"),
+            (
+                "IIPSRV_CORS_ORIGINS",
+                "https://a.example, https://b.example:8443",
+            ),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.http.cors_origins,
+            ["https://a.example", "https://b.example:8443"]
+        );
+        let (c, w) = cfg(&[("IIPSRV_CORS_ORIGINS", "a.example")]);
+        assert_eq!(c.http.cors_origins, ["a.example"]);
+        assert_eq!(w.len(), 2, "not an origin, and no CORS: {w:?}");
+        assert!(cfg(&[]).0.http.cors_origins.is_empty());
+    }
+
+    #[test]
     fn defaults_are_iipsrvs() {
         let (c, w) = cfg(&[]);
         assert!(w.is_empty());

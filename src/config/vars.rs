@@ -744,12 +744,21 @@ pub(crate) static VARIABLES: &[Variable] = &[
         meaning: "origins (space- or comma-separated) whose requests get their own `Origin` as `Access-Control-Allow-Origin` instead of the `CORS` value, with `Vary: Origin`; needs `CORS`",
         origin: Origin::Ours,
         read: |r, c| {
+            // Read after CORS (the table's order), so its value is known here.
             c.http.cors_origins = r
                 .text()
                 .split([' ', ',', '\t'])
                 .filter(|o| !o.is_empty())
                 .map(String::from)
                 .collect();
+            for o in c.http.cors_origins.iter().filter(|o| !o.contains("://")) {
+                r.warn(format!(
+                    "IIPSRV_CORS_ORIGINS: '{o}' is not an origin (scheme://host[:port]); it matches no browser's Origin"
+                ));
+            }
+            if !c.http.cors_origins.is_empty() && c.http.cors.is_empty() {
+                r.warn("IIPSRV_CORS_ORIGINS has no effect without CORS".to_string());
+            }
         },
         ..VARIABLE
     },
