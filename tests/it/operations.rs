@@ -1017,7 +1017,8 @@ fn systemd_hears_ready_then_stopping() {
 #[test]
 fn ready_turns_503_while_shutdown_drains_and_metrics_stay_readable() {
     use crate::common::fcgi::{Client, begin_request, encode_params, record, stream_records};
-    let mut s = Ops::start(&[]);
+    // A long drain limit: the test, not the limit, ends the drain.
+    let mut s = Ops::start(&[("IIPSRV_SHUTDOWN_TIMEOUT", "120")]);
     // A request that has begun to arrive: BEGIN_REQUEST and part of its parameters. Shutdown
     // waits for it to be read and answered.
     let mut c = Client::connect_tcp(s.fastcgi).unwrap();
@@ -1029,6 +1030,16 @@ fn ready_turns_503_while_shutdown_drains_and_metrics_stay_readable() {
     let mut first = begin_request(1, 1, false);
     first.extend(record(4, 1, &params));
     c.send_raw(&first).unwrap();
+    // Accepted (a connection still in the backlog at SIGTERM is never served).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s
+        .scrape()
+        .value("iipsrv_open_connections", &[("transport", "fastcgi")])
+        != 1.0
+    {
+        assert!(Instant::now() < deadline, "the connection was not accepted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     s.child.signal(libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(20);
     let r = loop {
