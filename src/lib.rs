@@ -23,9 +23,6 @@
 // The module docs are written for the people who work on the crate and link to its private
 // items (`cargo doc --document-private-items` shows them).
 #![allow(rustdoc::private_intra_doc_links)]
-// The JPEG2000 decoder (`source::jp2::ffi`) and encoder (`encode::jp2_ffi`) each declare the
-// OpenJPEG functions they use, with their own opaque handle types.
-#![allow(clashing_extern_declarations)]
 
 pub mod admin;
 pub mod app;
@@ -40,6 +37,7 @@ pub mod image;
 pub mod logging;
 pub(crate) mod metrics;
 pub mod open_image;
+mod openjpeg;
 pub mod pipeline;
 pub mod protocols;
 pub mod render;
