@@ -29,7 +29,9 @@ const LAYERS: &[&[&str]] = &[
     &["shared", "health"],
     &["cache", "pipeline", "view"],
     &["source", "encode"],
-    &["config", "http", "image", "error", "text", "metrics", "openjpeg"],
+    &[
+        "config", "http", "image", "error", "text", "metrics", "openjpeg",
+    ],
 ];
 
 /// Directory modules whose `mod.rs` holds the trait and types its children implement and use,
