@@ -94,6 +94,21 @@ impl OutputFormat {
         OutputFormat::Pdf,
     ];
 
+    /// The format's label in the metrics.
+    pub(crate) fn metric(self) -> crate::metrics::Format {
+        use crate::metrics::Format;
+        match self {
+            OutputFormat::Jpeg => Format::Jpeg,
+            OutputFormat::Png => Format::Png,
+            OutputFormat::Webp => Format::Webp,
+            OutputFormat::Avif => Format::Avif,
+            OutputFormat::Tiff => Format::Tiff,
+            OutputFormat::Gif => Format::Gif,
+            OutputFormat::Jp2 => Format::Jp2,
+            OutputFormat::Pdf => Format::Pdf,
+        }
+    }
+
     /// The `Content-Type` value.
     pub fn mime(self) -> &'static str {
         match self {

@@ -10,10 +10,11 @@
 //! ([`error::error_response`]).
 //!
 //! Inside this module, calls go one way: `mod.rs` → `iip` → `iiif`, `zoomify`, `deepzoom` →
-//! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); no child calls back into
-//! `mod.rs`.
+//! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); [`cors`] rewrites the
+//! finished response; no child calls back into `mod.rs`.
 
 mod context;
+mod cors;
 mod deepzoom;
 mod error;
 mod grid;
@@ -24,6 +25,7 @@ mod responses;
 #[cfg(test)]
 mod test_util;
 mod uri_map;
+mod validators;
 mod zoomify;
 
 use crate::http::{Request, Response};
@@ -33,27 +35,40 @@ use request_string::{RequestString, request_string};
 
 /// Answer one request. Runs on a worker thread.
 pub fn respond(shared: &Shared, req: &Request) -> Response {
+    let response = answer(shared, req);
+    cors::echo_origin(&shared.config().http.cors_origins, req, response)
+}
+
+/// The response before the per-request CORS origin ([`cors`]).
+fn answer(shared: &Shared, req: &Request) -> Response {
     match request_string(shared, req) {
         RequestString::Empty => Response::banner(200),
         RequestString::Answered(r) => r,
         RequestString::Commands { text, mapped } => {
             tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
             let memcached = shared.memcached();
-            // As iipsrv: no lookup when the client asks If-Modified-Since.
-            if let Some(mc) = memcached.filter(|_| req.param("HTTP_IF_MODIFIED_SINCE").is_none()) {
-                if let Some(response) = mc.get_fresh(&text, || image_mtime(shared, &text)) {
+            // As iipsrv: no lookup when the client asks If-Modified-Since (nor, here, when it
+            // asks If-None-Match: both are answered by the protocols).
+            let conditional = req.param("HTTP_IF_MODIFIED_SINCE").is_some()
+                || req.param("HTTP_IF_NONE_MATCH").is_some();
+            if let Some(mc) = memcached.filter(|_| !conditional) {
+                if let Some(mut response) = mc.get_fresh(&text, || image_mtime(shared, &text)) {
                     tracing::debug!("Memcached hit");
+                    // An entry iipsrv stored has no tag: the body's.
+                    validators::add_content_etag(&mut response);
                     return response;
                 }
             }
             let post = !mapped && req.method() == b"POST";
-            let response = iip::run(shared, req, &text, post);
+            let mut response = iip::run(shared, req, &text, post);
+            validators::add_content_etag(&mut response);
             if let Some(mc) = memcached {
                 if cachable(&response) {
-                    mc.set_owned(&text, response.to_cgi_bytes());
+                    let image = crate::metrics::note::identifier_now();
+                    mc.set_for_image(&text, image, response.to_cgi_bytes());
                 }
             }
-            response
+            validators::conditional(req, shared.headers(), response)
         }
     }
 }

@@ -1,15 +1,19 @@
 //! The image responses every protocol shares: one stored tile (with `Content-Length`), a
 //! region export (with `Content-Disposition`), the 304 of the viewer protocols, and IIP's
 //! mosaic rule for tile indices under `ROT=180`. IIP, IIIF, Zoomify and DeepZoom all answer
-//! through these, so a tile or an export has the same headers whichever protocol asked.
+//! through these, so a tile or an export has the same headers whichever protocol asked. Both
+//! carry the image `ETag` ([`super::validators`]), and a matching `If-None-Match` is answered
+//! 304 before any pixel is decoded.
 
+use super::context::Context;
+use super::validators::{self, Served};
 use crate::encode::OutputFormat;
 use crate::error::Result;
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
 use crate::pipeline::rotate::quarter_turns;
 use crate::render::{self, RegionOptions};
-use crate::shared::Shared;
 use crate::source::ImageInfo;
 use crate::view::View;
 
@@ -40,36 +44,53 @@ pub(crate) fn mosaic_tile(info: &ImageInfo, view: &View, resolution: u32, tile: 
 }
 
 /// One stored tile through [`render::tile`] (tile cache, codec pass-through) with
-/// `Content-Length`.
+/// `Content-Length` and its `ETag`.
 pub(crate) fn tile(
-    shared: &Shared,
+    ctx: &Context<'_>,
     image: &OpenImage,
     view: &View,
     (resolution, tile): (u32, u32),
     format: OutputFormat,
     headers: &HeaderDefaults,
 ) -> Result<Response> {
+    note::kind(Kind::Tile);
+    note::format(format.metric());
+    let shared = ctx.shared;
+    let served = Served::Tile { resolution, tile };
+    let etag = validators::image_etag(shared, image, view, served, format);
+    if let Some(not_modified) = validators::precondition(ctx, &etag, headers) {
+        return Ok(not_modified);
+    }
     let bytes = render::tile(shared, image, view, resolution, tile, format)?;
-    Ok(Response::content(
+    let mut r = Response::content(
         headers,
         format.mime(),
         &image.last_modified,
         true,
         None,
         bytes,
-    ))
+    );
+    r.set_etag(&etag);
+    Ok(r)
 }
 
 /// A region export through [`render::region_with`], with `Content-Disposition` naming the
 /// output size (`attachment` for IIP's POST form, else `inline`).
 pub(crate) fn export(
-    shared: &Shared,
+    ctx: &Context<'_>,
     image: &OpenImage,
     view: &View,
     format: OutputFormat,
     (options, attachment): (&RegionOptions, bool),
     headers: &HeaderDefaults,
 ) -> Result<Response> {
+    note::kind(Kind::Region);
+    note::format(format.metric());
+    let shared = ctx.shared;
+    let etag = validators::image_etag(shared, image, view, Served::Export(options), format);
+    if let Some(not_modified) = validators::precondition(ctx, &etag, headers) {
+        return Ok(not_modified);
+    }
     let r = render::region_with(shared, image, view, format, options)?;
     tracing::debug!(
         "CVT :: {}x{} from resolution {} region {},{} {}x{}",
@@ -82,14 +103,16 @@ pub(crate) fn export(
         r.plan.h
     );
     let disposition = disposition(&image.key, format, (r.width, r.height), attachment);
-    Ok(Response::content(
+    let mut response = Response::content(
         headers,
         format.mime(),
         &image.last_modified,
         false,
         Some(disposition),
         r.bytes,
-    ))
+    );
+    response.set_etag(&etag);
+    Ok(response)
 }
 
 /// The `Content-Disposition` value of a region export (`protocols-iip.md` §6.1), as iipsrv 1.3

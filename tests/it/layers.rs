@@ -21,15 +21,17 @@ use std::path::Path;
 /// The top-level modules from top to bottom; a module may use modules of its own layer or of
 /// layers below. `crate` (lib.rs: the version constants) is below everything.
 const LAYERS: &[&[&str]] = &[
-    &["server", "cli", "logging"],
+    &["server", "cli", "logging", "admin"],
     &["app"],
     &["transport"],
     &["protocols", "viewer"],
     &["render", "open_image"],
-    &["shared"],
+    &["shared", "health"],
     &["cache", "pipeline", "view"],
     &["source", "encode"],
-    &["config", "http", "image", "error", "text", "openjpeg"],
+    &[
+        "config", "http", "image", "error", "text", "metrics", "openjpeg",
+    ],
 ];
 
 /// Directory modules whose `mod.rs` holds the trait and types its children implement and use,

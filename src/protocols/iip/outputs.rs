@@ -7,6 +7,7 @@ use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::image::Samples;
+use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
 use crate::protocols::context::Context;
 use crate::protocols::responses;
@@ -63,6 +64,12 @@ pub(super) fn run(
     post: bool,
     arg: &[u8],
 ) -> Result<Option<Response>> {
+    note::kind(match output {
+        Output::Tile(_) | Output::Jtls => Kind::Tile,
+        Output::Til => Kind::TileStream,
+        Output::Cvt => Kind::Region,
+        Output::Spectra | Output::Pfl => Kind::Values,
+    });
     match output {
         Output::Tile(format) => tile(ctx, image, arg, format).map(Some),
         Output::Jtls => jtls(ctx, image, arg),
@@ -92,7 +99,7 @@ fn tile(
         )));
     };
     let t = responses::mosaic_tile(image.info(), &ctx.view, r, t);
-    responses::tile(ctx.shared, image, &ctx.view, (r, t), format, ctx.headers())
+    responses::tile(ctx, image, &ctx.view, (r, t), format, ctx.headers())
 }
 
 /// `CVT=format` (§6.1): the view as one image, with a Content-Disposition file name.
@@ -111,7 +118,7 @@ fn cvt(ctx: &Context<'_>, image: &OpenImage, arg: &[u8], post: bool) -> Result<R
     };
     let options = RegionOptions::iip(ctx.config());
     responses::export(
-        ctx.shared,
+        ctx,
         image,
         &ctx.view,
         format,
