@@ -581,4 +581,18 @@ impl ImageSource for Jp2Source {
             .map_err(|e| e.context(self.path.display()))?;
         self.read(resolution, rect, layers, 1)
     }
+
+    /// One decode of the window (as iipsrv does), unless every tile under it is cached.
+    fn region(
+        &self,
+        resolution: u32,
+        rect: (u32, u32, u32, u32),
+        read: &crate::source::RegionRead,
+        supply: &dyn crate::source::TileSupply,
+    ) -> Result<RawImage> {
+        match crate::source::region::from_cache(&self.info, resolution, rect, supply) {
+            Some(stitched) => stitched,
+            None => self.read(resolution, rect, read.layers, read.threads),
+        }
+    }
 }
