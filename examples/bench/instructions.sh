@@ -10,6 +10,8 @@
 # Usage: bash examples/bench/instructions.sh [K] SCENARIO...   (scenarios: `perf_requests list`)
 # Environment: BENCH_DIR (the benchmark images, made by the scripts of this folder), OUT, and
 # any server variable (CODEC_PASSTHROUGH=0 for transcoded tiles, as tiles.sh runs them).
+# BIN=/path/to/perf_requests counts another build (e.g. of an older commit, for before/after
+# figures) instead of building this tree's.
 # IIPSRV_WORKERS is 1 unless given: a lone request then gets no decoder threads
 # (render::decoder_threads), so that the count is the work a request costs on a busy server.
 # Needs: valgrind.
@@ -19,8 +21,10 @@ k=10
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then k=$1; shift; fi
 out=${OUT:-/tmp/iipsrv-instructions}
 mkdir -p "$out"
-(cd "$root" && cargo build --release --locked -q --example perf_requests)
-bin=$root/target/release/examples/perf_requests
+bin=${BIN:-$root/target/release/examples/perf_requests}
+if [[ -z ${BIN:-} ]]; then
+  (cd "$root" && cargo build --release --locked -q --example perf_requests)
+fi
 export IIPSRV_WORKERS=${IIPSRV_WORKERS:-1}
 
 # count SCENARIO N: total instructions of a run of N requests.

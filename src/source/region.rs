@@ -205,7 +205,10 @@ mod tests {
         }
 
         fn cached(&self, tiles: &[u32]) -> Option<Vec<Arc<RawImage>>> {
-            tiles.iter().map(|&t| self.0.get(t as usize).cloned()).collect()
+            tiles
+                .iter()
+                .map(|&t| self.0.get(t as usize).cloned())
+                .collect()
         }
     }
 
@@ -238,7 +241,12 @@ mod tests {
         let mut out = vec![
             (0, 0, w, h),
             (w / 3, h / 5, (w / 2).max(1), (h / 2).max(1)),
-            (w - (w / 3).max(1), h - (h / 4).max(1), (w / 3).max(1), (h / 4).max(1)),
+            (
+                w - (w / 3).max(1),
+                h - (h / 4).max(1),
+                (w / 3).max(1),
+                (h / 4).max(1),
+            ),
             (w / 2, h / 2, 1, 1),
             (0, h - 1, w, 1),
         ];
@@ -276,7 +284,12 @@ mod tests {
 
     #[test]
     fn jpeg2000_window_decodes_match_stitched_tile_decodes() {
-        for name in ["rgb8_tiled.jp2", "rgb8_untiled.jp2", "rgb16.jp2", "rgb8_res1.jp2"] {
+        for name in [
+            "rgb8_tiled.jp2",
+            "rgb8_untiled.jp2",
+            "rgb16.jp2",
+            "rgb8_res1.jp2",
+        ] {
             let source = Jp2Source::open(&fixture("jp2", name)).unwrap();
             region_reads_match_stitched_tiles(&source, name);
         }
@@ -325,9 +338,8 @@ mod tests {
             })
             .collect();
         let rect = (200, 100, 300, 200);
-        let got =
-            ImageSource::region(&source, top, rect, &RegionRead::default(), &Cached(tiles))
-                .unwrap();
+        let got = ImageSource::region(&source, top, rect, &RegionRead::default(), &Cached(tiles))
+            .unwrap();
         assert_eq!((got.width, got.height), (300, 200));
         assert!(values(&got.samples).iter().all(|&v| v == 7.0));
     }

@@ -231,8 +231,11 @@ pub fn read_boxes(file: &File, file_len: u64) -> Result<Boxes> {
     Ok(boxes)
 }
 
+/// A box inside an in-memory payload: (type, payload offset in the payload, its payload).
+type SubBox<'a> = ([u8; 4], usize, &'a [u8]);
+
 /// Box headers inside an in-memory payload: (type, payload offset in `data`, payload).
-fn sub_boxes(data: &[u8]) -> Result<Vec<([u8; 4], usize, &[u8])>> {
+fn sub_boxes(data: &[u8]) -> Result<Vec<SubBox<'_>>> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < data.len() {

@@ -257,7 +257,8 @@ impl Index {
             let mut head = vec![0u8; total as usize];
             let mut o = 0;
             for (at, len) in ranges {
-                file.read_exact_at(&mut head[o..o + len as usize], at).ok()?;
+                file.read_exact_at(&mut head[o..o + len as usize], at)
+                    .ok()?;
                 o += len as usize;
             }
             index.head = Head::Mem(Bytes::from(head));
@@ -299,7 +300,9 @@ impl Index {
         for row in ty..ey {
             for col in tx..ex {
                 let t = (row * g.across + col) as usize;
-                picked.extend_from_slice(&self.order[self.first[t] as usize..self.first[t + 1] as usize]);
+                picked.extend_from_slice(
+                    &self.order[self.first[t] as usize..self.first[t + 1] as usize],
+                );
             }
         }
         picked.sort_unstable();
@@ -365,7 +368,12 @@ impl Index {
         head_piece(1, &mut out);
         let jp2c = match u32::try_from(cs_len + 8) {
             Ok(n) => [&n.to_be_bytes()[..], b"jp2c"].concat(),
-            Err(_) => [&1u32.to_be_bytes()[..], b"jp2c", &(cs_len + 16).to_be_bytes()].concat(),
+            Err(_) => [
+                &1u32.to_be_bytes()[..],
+                b"jp2c",
+                &(cs_len + 16).to_be_bytes(),
+            ]
+            .concat(),
         };
         out.push(Piece::Mem(Bytes::from(jp2c)));
         out.extend(body);

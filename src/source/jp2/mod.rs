@@ -157,10 +157,7 @@ impl Jp2Source {
         }
 
         // OpenJPEG must agree with the header parse before anything is decoded.
-        let whole = [Piece::File {
-            offset: 0,
-            len,
-        }];
+        let whole = [Piece::File { offset: 0, len }];
         let input = Input {
             file: &file,
             pieces: &whole,
@@ -312,16 +309,18 @@ impl Jp2Source {
         let window = Window {
             reduce,
             layers: self.layers_for(layers),
-            threads: if pixels >= THREADED_PIXELS { threads } else { 1 },
+            threads: if pixels >= THREADED_PIXELS {
+                threads
+            } else {
+                1
+            },
             x0: ((cx0 + px0) << reduce) as u32,
             y0: ((cy0 + py0) << reduce) as u32,
             x1: ((cx0 + px1) << reduce).min(self.x1 as u64) as u32,
             y1: ((cy0 + py1) << reduce).min(self.y1 as u64) as u32,
         };
         let cut_down = match &self.index {
-            Some(index) if cut => {
-                Some(index.stream((window.x0, window.y0, window.x1, window.y1)))
-            }
+            Some(index) if cut => Some(index.stream((window.x0, window.y0, window.x1, window.y1))),
             _ => None,
         };
         let input = Input {

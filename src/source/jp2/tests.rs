@@ -597,7 +597,12 @@ fn windows(w: u32, h: u32) -> Vec<(u32, u32, u32, u32)> {
         (0, 0, 1, 1),
         (w - 1, h - 1, 1, 1),
         (w / 3, h / 5, (w / 2).max(1), (h / 3).max(1)),
-        (w.saturating_sub(70), 1.min(h - 1), 70.min(w), h - 1.min(h - 1)),
+        (
+            w.saturating_sub(70),
+            1.min(h - 1),
+            70.min(w),
+            h - 1.min(h - 1),
+        ),
         (1.min(w - 1), h / 2, w - 1.min(w - 1), 1),
     ];
     let (nx, ny) = (w.div_ceil(TILE_SIZE), h.div_ceil(TILE_SIZE));
