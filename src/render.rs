@@ -424,8 +424,17 @@ impl Drop for Heavy {
 /// requests (tiles, info.json) are short and not counted. This is the one place a request
 /// scheduler decides a request's parallelism from the load.
 pub fn decoder_threads(shared: &Shared) -> u32 {
-    if HEAVY_IN_FLIGHT.load(Ordering::Relaxed) <= 1 {
-        shared.config().server.workers.max(1) as u32
+    threads_for(
+        HEAVY_IN_FLIGHT.load(Ordering::Relaxed),
+        shared.config().server.workers,
+    )
+}
+
+/// [`decoder_threads`] with `in_flight` region exports running (this one included) on
+/// `workers` worker threads.
+fn threads_for(in_flight: usize, workers: usize) -> u32 {
+    if in_flight <= 1 {
+        workers.clamp(1, u32::MAX as usize) as u32
     } else {
         1
     }
@@ -660,4 +669,18 @@ pub fn region_with(
             plan,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_export_gets_every_worker_for_its_decoder_and_concurrent_ones_get_one() {
+        assert_eq!(threads_for(1, 4), 4);
+        assert_eq!(threads_for(0, 2), 2);
+        assert_eq!(threads_for(2, 4), 1);
+        assert_eq!(threads_for(5, 4), 1);
+        assert_eq!(threads_for(1, 0), 1);
+    }
 }
