@@ -1,6 +1,5 @@
 //! JPEG2000 and JPEG sources through the server: every protocol, against iipsrv 1.1, region
-//! exports against their stitched tiles, and
-//! corrupt files.
+//! exports against their stitched tiles, and corrupt files.
 
 use std::time::Duration;
 
