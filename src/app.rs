@@ -81,9 +81,17 @@ impl App {
         // per core by default): measured 2.7× the throughput of handing every request to a
         // separate pool (docs/performance.md). Long region exports move themselves off the
         // worker with `tokio::task::block_in_place`, so that I/O keeps flowing.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            crate::protocols::respond(&inner.shared, &request)
-        }));
+        // With object storage, the work runs in passes with asynchronous fetches in between, so
+        // that waiting for storage never holds this worker (`storage::collect`).
+        let outcome = inner
+            .shared
+            .storage()
+            .serve(|| {
+                std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    crate::protocols::respond(&inner.shared, &request)
+                }))
+            })
+            .await;
         let query = || String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default());
         let mut response = match outcome {
             Ok(response) => {

@@ -384,14 +384,18 @@ pub fn read_region(
         .flat_map(|ty| (x / tw..=(x + w - 1) / tw).map(move |tx| (tx, ty)))
         .collect();
     let source = image.source_for(shared, view)?;
+    // Every tile is read even when one fails, so that a pass waiting for remote storage asks
+    // for all of them at once (the storage scope follows the tiles onto rayon's threads).
+    let storage = crate::storage::collect::scope();
     let fetch = |&(tx, ty): &(u32, u32)| {
-        raw_tile_from(shared, image, &source, view, resolution, ty * ntx + tx)
+        storage.enter(|| raw_tile_from(shared, image, &source, view, resolution, ty * ntx + tx))
     };
-    let tiles: Vec<Arc<RawImage>> = if cells.len() > 1 {
-        cells.par_iter().map(fetch).collect::<Result<_>>()?
+    let tiles: Vec<Result<Arc<RawImage>>> = if cells.len() > 1 {
+        cells.par_iter().map(fetch).collect()
     } else {
-        cells.iter().map(fetch).collect::<Result<_>>()?
+        cells.iter().map(fetch).collect()
     };
+    let tiles: Vec<Arc<RawImage>> = tiles.into_iter().collect::<Result<_>>()?;
     let first = tiles
         .first()
         .ok_or_else(|| Error::internal("empty region"))?

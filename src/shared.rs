@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::encode::{EncoderSettings, Encoders};
 use crate::http::HeaderDefaults;
 use crate::pipeline::Watermark;
+use crate::storage::Storage;
 
 /// State shared by every connection and worker.
 #[derive(Debug)]
@@ -22,6 +23,8 @@ pub struct Shared {
     meta: MetaCache,
     memcached: Option<Memcached>,
     encoders: Encoders,
+    /// Where images are: local files or object storage (FILESYSTEM_PREFIX).
+    storage: Storage,
     /// The `WATERMARK` image, loaded on first use (`None`: not configured or unreadable).
     watermark: OnceLock<Option<Watermark>>,
 }
@@ -42,6 +45,12 @@ impl Shared {
             avif_codec: config.output.avif_codec,
             ..EncoderSettings::default()
         });
+        // main checks the prefix first and refuses to start with a bad one; here a store that
+        // cannot be built leaves every image not found.
+        let storage = Storage::new(&config.files.prefix, config.storage).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            Storage::local(&config.files.prefix)
+        });
         Shared {
             config,
             headers,
@@ -49,8 +58,14 @@ impl Shared {
             meta,
             memcached,
             encoders,
+            storage,
             watermark: OnceLock::new(),
         }
+    }
+
+    /// Where images are read from.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     pub fn config(&self) -> &Config {
@@ -116,6 +131,7 @@ impl Shared {
     pub fn clear_caches(&self) {
         self.tiles.clear();
         self.meta.clear();
+        self.storage.clear_caches();
         // Emptying the decoded-JPEG cache: set its size to 0 and back.
         crate::source::jpeg::set_decoded_cache_bytes(0);
         crate::source::jpeg::set_decoded_cache_bytes(

@@ -42,6 +42,10 @@ impl MetaCache {
     }
 
     pub(crate) fn insert(&self, path: PathBuf, mtime: SystemTime, source: Arc<dyn ImageSource>) {
+        if crate::storage::collect::pending() {
+            // A pass that is waiting for storage is thrown away: cache nothing it made.
+            return;
+        }
         if let Some(c) = &self.cache {
             c.insert(path, CachedSource { mtime, source });
         }

@@ -722,6 +722,38 @@ pub(crate) static VARIABLES: &[Variable] = &[
         read: |r, c| c.caches.decoded_jpeg_mib = r.clamped(0, 1 << 20) as u64,
         ..VARIABLE
     },
+    Variable {
+        name: "IIPSRV_STORAGE_TIMEOUT",
+        default: Number("10000"),
+        meaning: "object storage: each call's timeout in milliseconds (then 504 after the retries)",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.timeout_ms = r.clamped(1, 3_600_000) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_RETRIES",
+        default: Number("3"),
+        meaning: "object storage: retries of a failed call, with exponential back-off from 100 ms (at most 2 s)",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.retries = r.clamped(0, 100) as u32,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_REVALIDATE",
+        default: Number("10"),
+        meaning: "object storage: seconds an object's size and ETag (or a listing) are trusted before storage is asked again; a changed object is reopened, a deleted one is 404",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.revalidate_secs = r.clamped(0, 86_400 * 365) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_CACHE_SIZE",
+        default: Number("256"),
+        meaning: "object storage: MiB of fetched object bytes kept (blocks of 64 KiB; at least 1)",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.cache_bytes = (r.clamped(1, 1 << 20) as u64) << 20,
+        ..VARIABLE
+    },
 ];
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["shared"],
     &["cache", "pipeline", "view"],
     &["source", "encode"],
+    &["storage"],
     &["config", "http", "image", "error", "text"],
 ];
 

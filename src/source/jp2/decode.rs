@@ -8,23 +8,25 @@
 //! small decodes a tile server makes).
 
 use std::ffi::{CStr, c_char, c_void};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::ptr::{self, NonNull};
 
 use super::ffi;
 use crate::source::ImageFormat;
 use crate::source::error::{Corrupt, DecodeStep, Defect, Result, SourceError, SourceErrorKind};
+use crate::storage::{Blob, StorageError};
 
 /// OpenJPEG's stream buffer: reads smaller than this are served from it.
 const STREAM_BUFFER: usize = 64 << 10;
+/// OpenJPEG reads the codestream front to back: bytes that must be fetched from remote
+/// storage are fetched this far ahead (local files ignore it).
+const READ_AHEAD: u64 = 1 << 20;
 /// Messages kept per decode (OpenJPEG can warn once per code-block).
 const MAX_MESSAGES: usize = 16;
 
 /// Where the codestream comes from.
 #[derive(Clone, Copy)]
 pub struct Input<'a> {
-    pub file: &'a File,
+    pub file: &'a dyn Blob,
     pub len: u64,
     /// `ffi::OPJ_CODEC_JP2` or `ffi::OPJ_CODEC_J2K`.
     pub format: i32,
@@ -118,9 +120,12 @@ unsafe extern "C" fn on_warning(msg: *const c_char, data: *mut c_void) {
 
 /// The read position of one stream over the shared file.
 struct StreamState<'a> {
-    file: &'a File,
+    file: &'a dyn Blob,
     len: u64,
     pos: u64,
+    /// The first remote storage failure (OpenJPEG only sees the end of the stream): the
+    /// decode's error is that failure, not a broken file.
+    failed: Option<StorageError>,
 }
 
 unsafe extern "C" fn stream_read(buf: *mut c_void, n: usize, data: *mut c_void) -> usize {
@@ -131,17 +136,18 @@ unsafe extern "C" fn stream_read(buf: *mut c_void, n: usize, data: *mut c_void) 
     }
     let want = (n as u64).min(state.len - state.pos) as usize;
     let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, want) };
-    let mut got = 0;
-    while got < want {
-        match state.file.read_at(&mut dst[got..], state.pos + got as u64) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
+    match state.file.read_at(dst, state.pos, READ_AHEAD) {
+        Ok(()) => {
+            state.pos += want as u64;
+            if want == 0 { usize::MAX } else { want }
+        }
+        Err(e) => {
+            if e.is_remote() && state.failed.is_none() {
+                state.failed = Some(e);
+            }
+            usize::MAX
         }
     }
-    state.pos += got as u64;
-    if got == 0 { usize::MAX } else { got }
 }
 
 unsafe extern "C" fn stream_skip(n: i64, data: *mut c_void) -> i64 {
@@ -232,6 +238,7 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
         file: input.file,
         len: input.len,
         pos: 0,
+        failed: None,
     });
     let result = (|| {
         // SAFETY: plain constructor; checked for null.
@@ -328,6 +335,12 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
     if !messages.warnings.is_empty() {
         tracing::debug!("OpenJPEG warnings: {}", messages.warnings.join("; "));
     }
-    drop(state);
-    result
+    match (result, state.failed.take()) {
+        (Err(_), Some(failed)) => Err(SourceError::from_storage(
+            Some(ImageFormat::Jpeg2000),
+            failed,
+            |e| SourceError::internal(ImageFormat::Jpeg2000, "local read").because(e),
+        )),
+        (result, _) => result,
+    }
 }
