@@ -45,6 +45,11 @@ pub(crate) fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
             Response::banner(500)
         }
         ErrorKind::Unavailable | ErrorKind::BadGateway | ErrorKind::GatewayTimeout => {
+            if crate::storage::collect::pending() {
+                // A pass waiting for storage: thrown away, and asked again once fetched.
+                tracing::debug!("{logged}");
+                return Response::plain_error(d, kind.status(), &message);
+            }
             tracing::warn!("{logged}");
             tracing::debug!("Sending HTTP {}", kind.status());
             Response::plain_error(d, kind.status(), &message)

@@ -155,6 +155,9 @@ pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) 
         let out = scope.enter(&mut work);
         let wants = collector.take_wants();
         if wants.is_empty() {
+            if round > 1 {
+                tracing::debug!("Storage :: answered in pass {round}");
+            }
             return out;
         }
         drop(out);

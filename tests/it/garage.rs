@@ -16,7 +16,7 @@ use object_store::ObjectStoreExt;
 use super::support::free_port;
 
 /// The bucket every test cluster has.
-pub const BUCKET: &str = "images";
+pub const BUCKET: &str = "masters-b1";
 /// The access key every test cluster has (test-only values, generated for the cluster).
 pub const KEY_ID: &str = "GK31c2f218a2e44f485b94239e";
 pub const SECRET: &str = "b892c0665f0ada8a4755dae98baa3b133590e11dae3bcc1f9d38d9c2af57b9f3";
@@ -238,6 +238,15 @@ impl Garage {
         self.runtime
             .block_on(store.put(&path, bytes.into()))
             .unwrap_or_else(|e| panic!("PUT {key}: {e}\n{}", self.logs()));
+    }
+
+    /// Delete `key`.
+    pub fn delete(&self, key: &str) {
+        let store = self.client(0);
+        let path = object_store::path::Path::parse(key).unwrap();
+        self.runtime
+            .block_on(store.delete(&path))
+            .unwrap_or_else(|e| panic!("DELETE {key}: {e}"));
     }
 
     /// Upload every file of `dir` (not recursive) under `prefix`.

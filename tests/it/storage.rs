@@ -3,6 +3,7 @@
 //! storage answer byte for byte the same in every protocol; few round trips; freshness; bad
 //! keys; failures.
 
+use std::path::Path;
 use std::time::Duration;
 
 use super::garage::{self, BUCKET, Garage};
@@ -157,4 +158,279 @@ fn every_protocol_answers_the_same_from_garage_as_from_files() {
     eprintln!("{ok} answers identical: {statuses:?}");
     // The remote server's log names no secret.
     assert!(!remote.log().contains(garage::SECRET));
+}
+
+/// The number of log lines containing `what`.
+fn count(log: &str, what: &str) -> usize {
+    log.lines().filter(|l| l.contains(what)).count()
+}
+
+/// A tiled pyramid TIFF with JPEG tiles, large enough that its tiles lie beyond the header's
+/// read-ahead (made with vips from noise, so tiles do not compress to nothing).
+fn large_jpeg_pyramid(dir: &Path, size: u32) -> Vec<u8> {
+    let noise = dir.join(format!("noise{size}.v"));
+    let tif = dir.join(format!("large{size}.tif"));
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("vips")
+            .args(args)
+            .status()
+            .expect("vips is installed (apt-get install libvips-tools)");
+        assert!(st.success(), "vips {args:?}");
+    };
+    let size = size.to_string();
+    run(&["gaussnoise", noise.to_str().unwrap(), &size, &size]);
+    run(&[
+        "tiffsave",
+        noise.to_str().unwrap(),
+        tif.to_str().unwrap(),
+        "--tile",
+        "--pyramid",
+        "--compression",
+        "jpeg",
+        "--tile-width",
+        "256",
+        "--tile-height",
+        "256",
+    ]);
+    std::fs::read(tif).unwrap()
+}
+
+#[test]
+fn tiles_cost_one_ranged_get_and_regions_fetch_their_tiles_in_one_pass() {
+    let Some(bin) = garage::binary() else { return };
+    let g = Garage::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let large = large_jpeg_pyramid(work.path(), 2048);
+    assert!(large.len() > 1 << 20, "{} bytes", large.len());
+    g.put("t/large.tif", large);
+    let aws = g.env(0);
+    let prefix = format!("s3://{BUCKET}/t/");
+    let mut env = env_for(&aws, &prefix);
+    env.push(("IIPSRV_STORAGE_REVALIDATE", "3600"));
+    let s = TestServer::http(&env);
+    let agent = ureq::AgentBuilder::new().build();
+    let base = format!("http://{}", s.tcp_addr());
+    let fetch = |q: &str| {
+        let (status, _, body) = get(&agent, &format!("{base}/?{q}"));
+        assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
+        body
+    };
+    let gets = || count(&s.log(), "Storage :: GET ");
+    let heads = || count(&s.log(), "Storage :: HEAD ");
+
+    // Opening: one HEAD, then the header and IFDs in a few GETs.
+    fetch("FIF=large.tif&OBJ=IIP,1.0&OBJ=Max-size&OBJ=Resolution-number");
+    let (open_gets, open_heads) = (gets(), heads());
+    assert_eq!(open_heads, 1, "{}", s.log());
+    assert!(
+        (1..=5).contains(&open_gets),
+        "opening took {open_gets} GETs"
+    );
+
+    // A pass-through tile of the full resolution: one ranged GET each, no HEAD (the opened
+    // source stays cached, the description is trusted for IIPSRV_STORAGE_REVALIDATE).
+    let full = 3; // 2048 → 1024 → 512 → 256: IIP resolution 3 is full size
+    // (The first tiles came with the header's read-ahead.)
+    for tile in [18, 27, 36, 45, 54] {
+        let before = gets();
+        let body = fetch(&format!("FIF=large.tif&JTL={full},{tile}"));
+        assert!(body.starts_with(&[0xFF, 0xD8]));
+        let log = s.log();
+        assert_eq!(
+            gets() - before,
+            1,
+            "tile {tile}: {}",
+            &log[log.len().saturating_sub(3000)..]
+        );
+    }
+    assert_eq!(heads(), 1);
+    // Tiles already fetched (in cached blocks) cost nothing.
+    let before = gets();
+    fetch(&format!("FIF=large.tif&JTL={full},18"));
+    assert_eq!(gets(), before);
+
+    // A region over 4×2 uncached tiles: one pass records them all, the next one answers;
+    // at most one GET per tile (neighbouring tiles share one).
+    let before = gets();
+    fetch("FIF=large.tif&RGN=0,0.625,0.5,0.125&WID=1024&CVT=jpeg");
+    let region_gets = gets() - before;
+    assert!((1..=4).contains(&region_gets), "{region_gets} GETs");
+    let log = s.log();
+    let last = log
+        .lines()
+        .filter(|l| l.contains("answered in pass"))
+        .last();
+    assert_eq!(last, Some("Storage :: answered in pass 2"), "{log}");
+    assert_eq!(count(&log, "blocking read"), 0, "{log}");
+}
+
+#[test]
+fn changed_objects_are_picked_up_and_deleted_ones_are_404() {
+    let Some(bin) = garage::binary() else { return };
+    let g = Garage::start(&bin);
+    let a = std::fs::read(fixtures().join("sample.tif")).unwrap();
+    let b = std::fs::read(fixtures().join("tiff/rgb8_jpeg.tif")).unwrap();
+    g.put("c/img.tif", a.clone());
+    let aws = g.env(2);
+    let prefix = format!("s3://{BUCKET}/c/");
+    let mut env = env_for(&aws, &prefix);
+    env.push(("IIPSRV_STORAGE_REVALIDATE", "1"));
+    env.push(("MAX_IMAGE_CACHE_SIZE", "10"));
+    let s = TestServer::http(&env);
+    let agent = ureq::AgentBuilder::new().build();
+    let base = format!("http://{}", s.tcp_addr());
+    let size = |agent: &ureq::Agent| {
+        let (status, _, body) = get(agent, &format!("{base}/?FIF=img.tif&OBJ=Max-size"));
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (st, first) = size(&agent);
+    assert_eq!(st, 200);
+    assert!(first.contains("1000 1000"), "{first}");
+    let tile_a = get(&agent, &format!("{base}/?FIF=img.tif&JTL=0,0")).2;
+
+    // Replaced by an image of another size: picked up once the description is revalidated.
+    g.put("c/img.tif", b.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (st, second) = size(&agent);
+    assert_eq!(st, 200);
+    assert_ne!(first, second, "the new object is described");
+    let tile_b = get(&agent, &format!("{base}/?FIF=img.tif&JTL=0,0")).2;
+    assert_ne!(tile_a, tile_b, "no tile of the old object is served");
+
+    // Deleted: 404, as a missing file.
+    g.delete("c/img.tif");
+    std::thread::sleep(Duration::from_millis(1500));
+    let (st, body) = size(&agent);
+    assert_eq!(st, 404, "{body}");
+    assert!(
+        body.contains("img.tif is neither a file nor part of an image sequence"),
+        "{body}"
+    );
+}
+
+#[test]
+fn an_object_replaced_between_two_requests_is_never_mixed_with_the_old_one() {
+    let Some(bin) = garage::binary() else { return };
+    let g = Garage::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let large = large_jpeg_pyramid(work.path(), 2048);
+    let other = large_jpeg_pyramid(work.path(), 1500);
+    g.put("r/img.tif", large);
+    let aws = g.env(0);
+    let prefix = format!("s3://{BUCKET}/r/");
+    let mut env = env_for(&aws, &prefix);
+    // The description is trusted for an hour: only the ETag check on reads notices.
+    env.push(("IIPSRV_STORAGE_REVALIDATE", "3600"));
+    let s = TestServer::http(&env);
+    let agent = ureq::AgentBuilder::new().build();
+    let base = format!("http://{}", s.tcp_addr());
+    let (st, _, _) = get(&agent, &format!("{base}/?FIF=img.tif&OBJ=Max-size"));
+    assert_eq!(st, 200);
+    g.put("r/img.tif", other.clone());
+    // A tile not read before (its bytes lie beyond what opening fetched): the read names the
+    // old ETag, storage refuses it, the request reopens the new object and answers from it
+    // (a file server gives the same answer).
+    let (st, _, remote_tile) = get(&agent, &format!("{base}/?FIF=img.tif&JTL=3,20"));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("img.tif"), &other).unwrap();
+    let local_prefix = format!("{}/", dir.path().display());
+    let local = TestServer::http(&env_for(&[], &local_prefix));
+    let (lst, _, local_tile) = get(
+        &agent,
+        &format!("http://{}/?FIF=img.tif&JTL=3,20", local.tcp_addr()),
+    );
+    assert_eq!((st, lst), (200, 200), "{}", s.log());
+    assert!(
+        remote_tile == local_tile,
+        "the answer is the new object's tile"
+    );
+}
+
+#[test]
+fn bad_keys_and_bad_objects_answer_as_files_do_and_name_no_bucket() {
+    let Some(bin) = garage::binary() else { return };
+    let g = Garage::start(&bin);
+    let sample = std::fs::read(fixtures().join("sample.tif")).unwrap();
+    let jp2 = std::fs::read(fixtures().join("jp2/rgb8_tiled.jp2")).unwrap();
+    // The same tree as objects and as files: a good image, text, truncated images.
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("k/sample.tif", sample.clone()),
+        ("k/text.tif", b"hello, this is not an image at all".to_vec()),
+        ("k/half.tif", sample[..sample.len() / 2].to_vec()),
+        ("k/head.tif", sample[..600].to_vec()),
+        ("k/half.jp2", jp2[..jp2.len() / 2].to_vec()),
+        ("k/empty.tif", Vec::new()),
+        ("secret.tif", sample.clone()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("k")).unwrap();
+    for (key, bytes) in &files {
+        g.put(key, bytes.clone());
+        std::fs::write(dir.path().join(key), bytes).unwrap();
+    }
+    let aws = g.env(0);
+    let remote_prefix = format!("s3://{BUCKET}/k/");
+    let local_prefix = format!("{}/k/", dir.path().display());
+    let remote = TestServer::http(&env_for(&aws, &remote_prefix));
+    let local = TestServer::http(&env_for(&[], &local_prefix));
+    let agent = ureq::AgentBuilder::new().build();
+    let ask = |s: &TestServer, q: &str| get(&agent, &format!("http://{}/?{q}", s.tcp_addr()));
+    for id in [
+        "sample.tif",
+        "text.tif",
+        "half.tif",
+        "head.tif",
+        "half.jp2",
+        "empty.tif",
+        "nothing.tif",
+    ] {
+        for q in [
+            format!("FIF={id}&OBJ=Max-size"),
+            format!("FIF={id}&JTL=2,5"),
+            format!("IIIF={id}/info.json"),
+            format!("IIIF={id}/full/200,/0/default.jpg"),
+        ] {
+            let (ls, _, lb) = ask(&local, &q);
+            let (rs, _, rb) = ask(&remote, &q);
+            assert_eq!(ls, rs, "{q}: {}", String::from_utf8_lossy(&rb));
+            assert!(
+                lb == rb,
+                "{q}: {} / {}",
+                String::from_utf8_lossy(&lb),
+                String::from_utf8_lossy(&rb)
+            );
+        }
+    }
+    // Keys that try to leave the prefix, or that carry URL syntax, name nothing: 404, and
+    // never the object outside the prefix.
+    for id in [
+        "../secret.tif",
+        "..%2Fsecret.tif",
+        "%2e%2e/secret.tif",
+        "%2E%2E%2Fsecret.tif",
+        "/secret.tif",
+        "%2Fsecret.tif",
+        "./sample.tif",
+        "sub//sample.tif",
+        "sample.tif%3Fx=1",
+        "sample.tif%23frag",
+        "sample.tif%00",
+        "%0asample.tif",
+    ] {
+        let (st, _, body) = ask(&remote, &format!("FIF={id}&OBJ=Max-size"));
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            matches!(st, 400 | 404) || text.contains("1000 1000") && !id.contains("secret"),
+            "{id}: {st} {text}"
+        );
+        if id.contains("secret") {
+            assert_ne!(st, 200, "{id} reached outside the prefix");
+        }
+        for leak in [BUCKET, "127.0.0.1", garage::KEY_ID, garage::SECRET] {
+            assert!(
+                !text.contains(leak),
+                "{id}: the answer names {leak}: {text}"
+            );
+        }
+    }
 }
