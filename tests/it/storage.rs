@@ -256,10 +256,7 @@ fn tiles_cost_one_ranged_get_and_regions_fetch_their_tiles_in_one_pass() {
     let region_gets = gets() - before;
     assert!((1..=4).contains(&region_gets), "{region_gets} GETs");
     let log = s.log();
-    let last = log
-        .lines()
-        .filter(|l| l.contains("answered in pass"))
-        .last();
+    let last = log.lines().rfind(|l| l.contains("answered in pass"));
     assert_eq!(last, Some("Storage :: answered in pass 2"), "{log}");
     assert_eq!(count(&log, "blocking read"), 0, "{log}");
 }
@@ -433,4 +430,191 @@ fn bad_keys_and_bad_objects_answer_as_files_do_and_name_no_bucket() {
             );
         }
     }
+}
+
+/// How the misbehaving storage server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Good,
+    Error500,
+    Hang,
+    WrongRange,
+    ShortBody,
+}
+
+/// A small HTTP file server for the `http://` source that can be told to misbehave. One
+/// request per connection; its thread ends with the test process.
+struct Misbehaving {
+    port: u16,
+    mode: std::sync::Arc<std::sync::Mutex<Mode>>,
+}
+
+impl Misbehaving {
+    fn start(files: Vec<(&'static str, Vec<u8>)>) -> Misbehaving {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(Mode::Good));
+        let m = mode.clone();
+        let files = std::sync::Arc::new(files);
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let (files, mode) = (files.clone(), *m.lock().unwrap());
+                std::thread::spawn(move || {
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&req).into_owned();
+                    let mut words = text.split_whitespace();
+                    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+                    let range = text.lines().find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("range: bytes=")
+                            .map(str::to_string)
+                    });
+                    let file = files.iter().find(|(name, _)| path == format!("/{name}"));
+                    let reply = |conn: &mut std::net::TcpStream, head: String, body: &[u8]| {
+                        let _ = conn.write_all(head.as_bytes());
+                        let _ = conn.write_all(body);
+                    };
+                    match (mode, file) {
+                        (Mode::Hang, _) => std::thread::sleep(Duration::from_secs(30)),
+                        (Mode::Error500, _) => reply(&mut conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), b""),
+                        (_, None) => reply(&mut conn, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), b""),
+                        (_, Some((_, bytes))) => {
+                            let common = format!("ETag: \"v1\"\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n");
+                            if method == "HEAD" {
+                                return reply(&mut conn, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{common}\r\n", bytes.len()), b"");
+                            }
+                            let (a, b) = match range.and_then(|r| {
+                                let (a, b) = r.trim().split_once('-')?;
+                                Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?))
+                            }) {
+                                Some((a, b)) => (a, b.min(bytes.len() - 1)),
+                                None => (0, bytes.len() - 1),
+                            };
+                            let body = &bytes[a..=b];
+                            let (shown_a, shown_b, sent) = match mode {
+                                Mode::WrongRange => (a + 1, b + 1, body),
+                                Mode::ShortBody => (a, b, &body[..body.len() / 2]),
+                                _ => (a, b, body),
+                            };
+                            reply(&mut conn, format!("HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {shown_a}-{shown_b}/{}\r\n{common}\r\n", body.len(), bytes.len()), sent);
+                        }
+                    }
+                });
+            }
+        });
+        Misbehaving { port, mode }
+    }
+
+    fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+}
+
+#[test]
+fn storage_failures_are_5xx_naming_no_endpoint_cached_tiles_keep_coming_and_it_recovers() {
+    let sample = std::fs::read(fixtures().join("sample.tif")).unwrap();
+    let files: Vec<(&'static str, Vec<u8>)> = ["a.tif", "b.tif", "c.tif", "d.tif", "e.tif"]
+        .into_iter()
+        .map(|n| (n, sample.clone()))
+        .collect();
+    let mock = Misbehaving::start(files);
+    let prefix = format!("http://127.0.0.1:{}/", mock.port);
+    let s = TestServer::http(&[
+        ("FILESYSTEM_PREFIX", prefix.as_str()),
+        ("IIPSRV_STORAGE_TIMEOUT", "3000"),
+        ("IIPSRV_STORAGE_RETRIES", "1"),
+        ("IIPSRV_STORAGE_REVALIDATE", "3600"),
+        ("IIPSRV_WORKERS", "1"),
+    ]);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let base = format!("http://{}", s.tcp_addr());
+    let ask = |q: &str| {
+        let (st, _, body) = get(&agent, &format!("{base}/?{q}"));
+        let text = String::from_utf8_lossy(&body).into_owned();
+        for leak in ["127.0.0.1", &mock.port.to_string()] {
+            assert!(!text.contains(leak), "{q}: the answer names {leak}: {text}");
+        }
+        (st, text)
+    };
+    assert_eq!(ask("FIF=a.tif&JTL=1,0").0, 200);
+
+    mock.set(Mode::Error500);
+    assert_eq!(
+        ask("FIF=a.tif&JTL=1,0").0,
+        200,
+        "a cached tile is still served"
+    );
+    let (st, text) = ask("FIF=b.tif&JTL=1,0");
+    assert_eq!(
+        (st, text.as_str()),
+        (502, "Image storage answered with an error")
+    );
+
+    mock.set(Mode::WrongRange);
+    assert_eq!(ask("FIF=c.tif&JTL=1,0").0, 502, "a wrong Content-Range");
+    mock.set(Mode::ShortBody);
+    assert_eq!(ask("FIF=d.tif&JTL=1,0").0, 502, "a short body");
+
+    // A storage that never answers: 504 after the timeout; meanwhile the only worker serves
+    // other requests (waiting for storage never holds it).
+    mock.set(Mode::Hang);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hung = {
+        let url = format!("{base}/?FIF=e.tif&JTL=1,0");
+        std::thread::spawn(move || {
+            let agent = ureq::AgentBuilder::new().build();
+            let (st, _, body) = get(&agent, &url);
+            tx.send(()).unwrap();
+            (st, String::from_utf8_lossy(&body).into_owned())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ask("FIF=a.tif&JTL=1,0").0, 200);
+    assert!(
+        rx.try_recv().is_err(),
+        "the cached tile was answered while the other request still waited for storage"
+    );
+    let (st, text) = hung.join().unwrap();
+    assert_eq!(
+        (st, text.as_str()),
+        (504, "Image storage did not answer in time")
+    );
+
+    // Storage is back: the same images are served.
+    mock.set(Mode::Good);
+    for id in ["b.tif", "c.tif", "d.tif", "e.tif"] {
+        assert_eq!(
+            ask(&format!("FIF={id}&JTL=1,0")).0,
+            200,
+            "{id} after recovery"
+        );
+    }
+    assert!(!s.log().contains("panicked"));
+
+    // Storage that cannot be reached at all: 503.
+    let closed = format!("http://127.0.0.1:{}/", super::support::free_port());
+    let down = TestServer::http(&[
+        ("FILESYSTEM_PREFIX", closed.as_str()),
+        ("IIPSRV_STORAGE_RETRIES", "1"),
+    ]);
+    let (st, _, body) = get(
+        &agent,
+        &format!("http://{}/?FIF=a.tif&JTL=1,0", down.tcp_addr()),
+    );
+    assert_eq!(
+        (st, String::from_utf8_lossy(&body).as_ref()),
+        (503, "Image storage is unavailable")
+    );
 }
