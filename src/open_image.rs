@@ -122,12 +122,13 @@ impl OpenImage {
             mtime,
             format: self.located.format,
         };
-        let source = crate::source::open(
-            shared.storage(),
-            &located,
-            shared.config().decoding.max_layers,
-        )?;
-        shared.meta().insert(located.path, mtime, source.clone());
+        let source = shared.meta().open(&located.path, mtime, || {
+            crate::source::open(
+                shared.storage(),
+                &located,
+                shared.config().decoding.max_layers,
+            )
+        })?;
         Ok(ViewSource {
             source,
             mtime,
@@ -196,14 +197,13 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
         },
         None => resolve::detect(shared.storage(), key, path, mtime)?,
     };
-    let source = crate::source::open(
-        shared.storage(),
-        &located,
-        shared.config().decoding.max_layers,
-    )?;
-    shared
-        .meta()
-        .insert(located.path.clone(), mtime, source.clone());
+        let source = shared.meta().open(&located.path, mtime, || {
+            crate::source::open(
+                shared.storage(),
+                &located,
+                shared.config().decoding.max_layers,
+            )
+        })?;
     Ok(OpenImage {
         key: Arc::from(key),
         located,
