@@ -558,7 +558,15 @@ impl Client {
                     format!("{what}: the object is now {} bytes", result.meta.size),
                 ));
             }
-            let bytes = result.bytes().await.map_err(|e| storage_error(e, &what))?;
+            // Storage answered, then the body broke off (a short body): a bad answer, unless
+            // it stalled until the timeout.
+            let bytes = result.bytes().await.map_err(|e| {
+                let mut e = storage_error(e, &what);
+                if e.kind != StorageErrorKind::Timeout {
+                    e.kind = StorageErrorKind::BadResponse;
+                }
+                e
+            })?;
             if bytes.len() as u64 != range.end - range.start {
                 return Err(StorageError::new(
                     StorageErrorKind::BadResponse,
