@@ -95,6 +95,9 @@ impl Drop for IoRuntime {
 struct Client {
     store: Arc<dyn ObjectStore>,
     limit: Duration,
+    /// A plain HTTP server lists directories only if it speaks WebDAV (`PROPFIND`); one that
+    /// refuses has no image sequences rather than failing every missing image.
+    listing_optional: bool,
 }
 
 /// The remote store and its caches.
@@ -170,7 +173,11 @@ impl Remote {
         // Each try's timeout, the back-off between tries (at most 2 s each), and a margin.
         let limit = (timeout + Duration::from_secs(2)) * (settings.retries + 1) + timeout;
         Ok(Remote {
-            client: Client { store, limit },
+            client: Client {
+                store,
+                limit,
+                listing_optional: matches!(location, Location::Http { .. }),
+            },
             runtime: IoRuntime(Some(runtime)),
             describe,
             settings,
@@ -592,10 +599,17 @@ impl Client {
                         .map_err(|e| storage_error(e.into(), &what))?,
                 )
             };
-            let listed = store
-                .list_with_delimiter(prefix.as_ref())
-                .await
-                .map_err(|e| storage_error(e, &what))?;
+            let listed = match store.list_with_delimiter(prefix.as_ref()).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    let e = storage_error(e, &what);
+                    if self.listing_optional && e.kind == StorageErrorKind::BadResponse {
+                        tracing::debug!("Storage :: no listing (not a WebDAV server): {e}");
+                        return Ok(Vec::new());
+                    }
+                    return Err(e);
+                }
+            };
             Ok(listed
                 .objects
                 .iter()

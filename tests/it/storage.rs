@@ -447,6 +447,8 @@ enum Mode {
 struct Misbehaving {
     port: u16,
     mode: std::sync::Arc<std::sync::Mutex<Mode>>,
+    /// Requests received.
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Misbehaving {
@@ -456,10 +458,13 @@ impl Misbehaving {
         let port = listener.local_addr().unwrap().port();
         let mode = std::sync::Arc::new(std::sync::Mutex::new(Mode::Good));
         let m = mode.clone();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
         let files = std::sync::Arc::new(files);
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (files, mode) = (files.clone(), *m.lock().unwrap());
                 std::thread::spawn(move || {
                     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
@@ -512,7 +517,11 @@ impl Misbehaving {
                 });
             }
         });
-        Misbehaving { port, mode }
+        Misbehaving { port, mode, hits }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn set(&self, mode: Mode) {
@@ -556,11 +565,14 @@ fn storage_failures_are_5xx_naming_no_endpoint_cached_tiles_keep_coming_and_it_r
         200,
         "a cached tile is still served"
     );
+    let before = mock.hits();
     let (st, text) = ask("FIF=b.tif&JTL=1,0");
     assert_eq!(
         (st, text.as_str()),
         (502, "Image storage answered with an error")
     );
+    // Retries are bounded: the description asked once and retried once (RETRIES=1).
+    assert_eq!(mock.hits() - before, 2, "{}", s.log());
 
     mock.set(Mode::WrongRange);
     assert_eq!(ask("FIF=c.tif&JTL=1,0").0, 502, "a wrong Content-Range");
@@ -617,4 +629,165 @@ fn storage_failures_are_5xx_naming_no_endpoint_cached_tiles_keep_coming_and_it_r
         (st, String::from_utf8_lossy(&body).as_ref()),
         (503, "Image storage is unavailable")
     );
+}
+
+/// What a load of requests saw.
+#[derive(Debug, Default)]
+struct LoadResult {
+    answered: usize,
+    /// Answers that were not the expected ones: (query, status, start of the body).
+    wrong: Vec<(String, u16, String)>,
+}
+
+/// `clients` threads ask `base` for the `(query, expected body)` pairs round robin until
+/// `stop` is set.
+fn load(
+    base: &str,
+    expected: std::sync::Arc<Vec<(String, Vec<u8>)>>,
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<std::thread::JoinHandle<LoadResult>> {
+    (0..clients)
+        .map(|c| {
+            let (base, expected, stop) = (base.to_string(), expected.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(60))
+                    .build();
+                let mut out = LoadResult::default();
+                let mut i = c;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let (q, want) = &expected[i % expected.len()];
+                    let (st, _, body) = get(&agent, &format!("{base}{q}"));
+                    if st != 200 || &body != want {
+                        let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+                        out.wrong.push((q.clone(), st, text.into_owned()));
+                    }
+                    out.answered += 1;
+                    i += clients;
+                }
+                out
+            })
+        })
+        .collect()
+}
+
+fn total(handles: Vec<std::thread::JoinHandle<LoadResult>>) -> LoadResult {
+    let mut all = LoadResult::default();
+    for h in handles {
+        let r = h.join().unwrap();
+        all.answered += r.answered;
+        all.wrong.extend(r.wrong);
+    }
+    all
+}
+
+#[test]
+fn a_load_of_tiles_sees_no_error_when_one_garage_node_stops() {
+    let Some(bin) = garage::binary() else { return };
+    let mut g = Garage::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    g.put("n/large.tif", large_jpeg_pyramid(work.path(), 2048));
+    let aws = g.env(0);
+    let prefix = format!("s3://{BUCKET}/n/");
+    let mut env = env_for(&aws, &prefix);
+    // Every request asks storage: descriptions are never trusted, 1 MiB of blocks is kept
+    // (the image's full resolution is larger), no tile cache.
+    env.extend([
+        ("IIPSRV_STORAGE_REVALIDATE", "0"),
+        ("IIPSRV_STORAGE_CACHE_SIZE", "1"),
+        ("IIPSRV_STORAGE_TIMEOUT", "5000"),
+    ]);
+    let s = TestServer::http(&env);
+    let base = format!("http://{}/?", s.tcp_addr());
+    let agent = ureq::AgentBuilder::new().build();
+    // The expected tiles, read while the cluster is whole: the 64 tiles of the full
+    // resolution (IIP resolution 3: 2048 px in tiles of 256).
+    let expected: Vec<(String, Vec<u8>)> = (0..64)
+        .map(|t| {
+            let q = format!("FIF=large.tif&JTL=3,{t}");
+            let (st, _, body) = get(&agent, &format!("{base}{q}"));
+            assert_eq!(st, 200, "{q}: {}", String::from_utf8_lossy(&body));
+            (q, body)
+        })
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles = load(&base, std::sync::Arc::new(expected), 8, stop.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    let gets_before = count(&s.log(), "Storage :: GET ");
+    // A node that holds a replica of everything (replication factor 3), not the one iipsrv
+    // talks to: reads go on with the two others (Garage's quorum is 2 of 3).
+    g.stop(1);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = total(handles);
+    let gets_after = count(&s.log(), "Storage :: GET ") - gets_before;
+    assert!(
+        result.wrong.is_empty(),
+        "{} of {} answers wrong: {:?}\n{}",
+        result.wrong.len(),
+        result.answered,
+        &result.wrong[..result.wrong.len().min(5)],
+        g.logs()
+    );
+    assert!(result.answered > 64, "{} answers", result.answered);
+    assert!(
+        gets_after > 10,
+        "the load kept reading from storage after the stop ({gets_after} GETs)"
+    );
+}
+
+#[test]
+fn the_http_source_reads_through_nginx_with_range_requests() {
+    if !super::support::require("nginx", "nginx-light") {
+        return;
+    }
+    let logs = tempfile::tempdir().unwrap();
+    let access = logs.path().join("access.log");
+    let root = fixtures();
+    // nginx's own file server (ETag, Last-Modified, Range); no WebDAV, so no listings.
+    let nginx = super::support::Nginx::start(
+        &super::support::Addr::Tcp("127.0.0.1:9".parse().unwrap()),
+        &format!(
+            "    location /images/ {{\n      alias {}/;\n      access_log {};\n    }}\n",
+            root.display(),
+            access.display()
+        ),
+    );
+    let local_prefix = format!("{}/", root.display());
+    let remote_prefix = nginx.url("/images/");
+    let local = TestServer::http(&env_for(&[], &local_prefix));
+    let remote = TestServer::http(&env_for(&[], &remote_prefix));
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .build();
+    let (lb, rb) = (
+        format!("http://{}", local.tcp_addr()),
+        format!("http://{}", remote.tcp_addr()),
+    );
+    let mut ok = 0;
+    // Everything but image sequences (found by listing, which a plain file server cannot).
+    for q in requests().into_iter().filter(|q| !q.contains("sequence/")) {
+        let l = answer(&agent, &lb, &q);
+        let r = answer(&agent, &rb, &q);
+        assert_eq!(
+            (l.0, &l.1),
+            (r.0, &r.1),
+            "{q}: status or type differ; remote body {:?}\n{}",
+            String::from_utf8_lossy(&r.2),
+            remote.log()
+        );
+        assert!(l.2 == r.2, "{q}: bodies differ");
+        ok += (l.0 == 200) as usize;
+    }
+    assert!(ok > 250, "{ok} answers of 200");
+    // The bytes came as ranges (206), never as whole files (200) of the images.
+    let log = std::fs::read_to_string(&access).unwrap();
+    let ranged = log.lines().filter(|l| l.contains("\" 206 ")).count();
+    let whole = log
+        .lines()
+        .filter(|l| l.contains("\"GET ") && l.contains("\" 200 "))
+        .count();
+    assert!(ranged >= 15, "{ranged} ranged answers:\n{log}");
+    assert_eq!(whole, 0, "{log}");
 }
