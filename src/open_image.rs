@@ -197,13 +197,13 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
         },
         None => resolve::detect(shared.storage(), key, path, mtime)?,
     };
-        let source = shared.meta().open(&located.path, mtime, || {
-            crate::source::open(
-                shared.storage(),
-                &located,
-                shared.config().decoding.max_layers,
-            )
-        })?;
+    let source = shared.meta().open(&located.path, mtime, || {
+        crate::source::open(
+            shared.storage(),
+            &located,
+            shared.config().decoding.max_layers,
+        )
+    })?;
     Ok(OpenImage {
         key: Arc::from(key),
         located,

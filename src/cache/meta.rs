@@ -191,6 +191,10 @@ mod tests {
                 .unwrap_err();
             assert!(e.is_storage());
         }
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "every request asks storage");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "every request asks storage"
+        );
     }
 }

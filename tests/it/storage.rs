@@ -633,15 +633,15 @@ fn storage_failures_are_5xx_naming_no_endpoint_cached_tiles_keep_coming_and_it_r
 
 /// What a load of requests saw.
 #[derive(Debug, Default)]
-struct LoadResult {
-    answered: usize,
+pub(super) struct LoadResult {
+    pub answered: usize,
     /// Answers that were not the expected ones: (query, status, start of the body).
-    wrong: Vec<(String, u16, String)>,
+    pub wrong: Vec<(String, u16, String)>,
 }
 
 /// `clients` threads ask `base` for the `(query, expected body)` pairs round robin until
 /// `stop` is set.
-fn load(
+pub(super) fn load(
     base: &str,
     expected: std::sync::Arc<Vec<(String, Vec<u8>)>>,
     clients: usize,
@@ -672,7 +672,7 @@ fn load(
         .collect()
 }
 
-fn total(handles: Vec<std::thread::JoinHandle<LoadResult>>) -> LoadResult {
+pub(super) fn total(handles: Vec<std::thread::JoinHandle<LoadResult>>) -> LoadResult {
     let mut all = LoadResult::default();
     for h in handles {
         let r = h.join().unwrap();
