@@ -280,7 +280,7 @@ pub(crate) static VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "FILESYSTEM_PREFIX",
-        meaning: "prepended to every image identifier",
+        meaning: "prepended to every image identifier; `s3://BUCKET/key/prefix/` or `http(s)://HOST/path/` reads images from object storage (see \"Images in object storage\")",
         read: |r, c| c.files.prefix = r.text(),
         banner: |c, out| out.push(format!("Setting filesystem prefix to '{}'", c.files.prefix)),
         ..VARIABLE
