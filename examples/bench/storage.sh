@@ -52,7 +52,6 @@ storage_cleanup() {
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$p" 2>/dev/null || true
   done
-  wait 2>/dev/null || true
 }
 if [ -z "${BENCH_KEEP:-}" ]; then
   trap 'storage_cleanup; bench_cleanup' EXIT
@@ -83,9 +82,10 @@ api_bind_addr = "127.0.0.1:$g_admin"
 TOML
 chmod 600 "$work/garage/garage.toml"
 gcli() { "$garage" -c "$work/garage/garage.toml" "$@"; }
-RUST_LOG=garage=warn setsid "$garage" -c "$work/garage/garage.toml" server \
-  </dev/null >>"$work/garage/log" 2>&1 &
-storage_pids+=($!)
+# Started from a subshell, so that they are not jobs of this shell (lib.sh's stop_servers
+# `wait`s for its jobs); ended by id in storage_cleanup.
+storage_pids+=("$(RUST_LOG=garage=warn setsid "$garage" -c "$work/garage/garage.toml" server \
+  </dev/null >>"$work/garage/log" 2>&1 & echo $!)")
 wait_port "$g_s3"
 node=$(gcli node id -q | cut -c1-16)
 gcli layout assign -z dc1 -c 1G "$node" >/dev/null
@@ -153,8 +153,8 @@ async def main():
 
 asyncio.run(main())
 PY
-setsid python3 "$work/delay.py" "$proxy_port" "$g_s3" "$delay_ms" </dev/null >>"$work/delay.log" 2>&1 &
-storage_pids+=($!)
+storage_pids+=("$(setsid python3 "$work/delay.py" "$proxy_port" "$g_s3" "$delay_ms" \
+  </dev/null >>"$work/delay.log" 2>&1 & echo $!)")
 wait_port "$proxy_port"
 
 # Resolution 6 is the full size: 64×48 tiles.
