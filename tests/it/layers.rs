@@ -30,7 +30,7 @@ const LAYERS: &[&[&str]] = &[
     &["cache", "pipeline", "view"],
     &["source", "encode"],
     &["storage"],
-    &["config", "http", "image", "error", "text"],
+    &["config", "http", "image", "error", "text", "openjpeg"],
 ];
 
 /// Directory modules whose `mod.rs` holds the trait and types its children implement and use,
