@@ -494,7 +494,7 @@ impl Misbehaving {
                         (Mode::Error500, _) => reply(&mut conn, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), b""),
                         (_, None) => reply(&mut conn, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(), b""),
                         (_, Some((_, bytes))) => {
-                            let common = format!("ETag: \"v1\"\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n");
+                            let common = "ETag: \"v1\"\r\nLast-Modified: Wed, 21 Oct 2015 07:28:00 GMT\r\nConnection: close\r\n";
                             if method == "HEAD" {
                                 return reply(&mut conn, format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{common}\r\n", bytes.len()), b"");
                             }
