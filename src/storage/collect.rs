@@ -12,14 +12,15 @@
 //! [`pending`] before storing). A fetch that fails is remembered for the rest of the request,
 //! so the next pass gets that failure instead of the same want again. After [`MAX_ROUNDS`]
 //! passes, the work runs once more without a collector: what it still misses is read with
-//! blocking calls (counted in the log), so every request ends.
+//! blocking calls (counted in the log), so every request ends. (The loop itself is
+//! `remote::serve`, next to the fetches it awaits.)
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::error::{StorageError, StorageErrorKind};
-use super::remote::{Object, Remote};
+use super::object::Object;
 
 /// Passes with fetches in between before the work reads the rest with blocking calls.
 pub const MAX_ROUNDS: usize = 8;
@@ -93,7 +94,7 @@ impl Collector {
             .insert(key, e);
     }
 
-    fn take_wants(&self) -> Vec<Want> {
+    pub(crate) fn take_wants(&self) -> Vec<Want> {
         std::mem::take(&mut *self.wants.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -131,6 +132,11 @@ pub fn scope() -> Scope {
 }
 
 impl Scope {
+    /// The scope of a request's collector.
+    pub(crate) fn of(collector: Arc<Collector>) -> Scope {
+        Scope(Some(collector))
+    }
+
     /// Run `f` with this scope's collector installed on the current thread.
     pub fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Restore(Option<Arc<Collector>>);
@@ -144,32 +150,6 @@ impl Scope {
         let _restore = Restore(previous);
         f()
     }
-}
-
-/// Run `work` until a pass needs nothing from storage, fetching between passes (see the
-/// module documentation).
-pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) -> R {
-    let collector = Arc::new(Collector::default());
-    let scope = Scope(Some(collector.clone()));
-    for round in 1..=MAX_ROUNDS {
-        let out = scope.enter(&mut work);
-        let wants = collector.take_wants();
-        if wants.is_empty() {
-            if round > 1 {
-                tracing::debug!("Storage :: answered in pass {round}");
-            }
-            return out;
-        }
-        drop(out);
-        tracing::debug!("Storage :: pass {round} needs {} fetches", wants.len());
-        remote.fetch(wants, &collector).await;
-    }
-    tracing::info!(
-        "Storage :: a request still missed bytes after {MAX_ROUNDS} passes; \
-         reading the rest with blocking calls"
-    );
-    remote.count_blocking_pass();
-    work()
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod collect;
 pub mod error;
 mod local;
 pub mod location;
+mod object;
 mod remote;
 
 use std::path::Path;
@@ -168,7 +169,7 @@ impl Storage {
                 let mut work = work;
                 work()
             }
-            Some(r) => collect::serve(r, work).await,
+            Some(r) => remote::serve(r, work).await,
         }
     }
 

@@ -19,9 +19,10 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
-use super::collect::{self, Collector, Want};
+use super::collect::{self, Collector, Scope, Want};
 use super::error::{StorageError, StorageErrorKind, classify};
 use super::location::{self, Location};
+use super::object::Object;
 use super::{BLOCK, Blob, HEADER_READ_AHEAD, Meta, Result, Settings};
 
 /// At most this many object descriptions and listings are kept.
@@ -30,26 +31,6 @@ const MAX_DESCRIPTIONS: usize = 1 << 16;
 const MAX_RUN_BYTES: u64 = 16 << 20;
 /// Threads of the storage runtime (network I/O only; decoding never runs there).
 const RUNTIME_THREADS: usize = 2;
-
-/// One version of an object, as its description said.
-#[derive(Debug)]
-pub(crate) struct Object {
-    pub key: object_store::path::Path,
-    pub len: u64,
-    pub etag: Option<String>,
-    /// A hash of the ETag (or of size and date when there is none): part of the block keys.
-    pub version_tag: u64,
-    pub modified: SystemTime,
-}
-
-impl Object {
-    fn meta(&self) -> Meta {
-        Meta {
-            len: self.len,
-            modified: self.modified,
-        }
-    }
-}
 
 /// A cached description: the object, or its absence, and when it was fetched.
 #[derive(Debug, Clone)]
@@ -727,4 +708,30 @@ impl Blob for RemoteBlob {
         }
         Ok(())
     }
+}
+
+/// Run `work` until a pass needs nothing from storage, fetching between passes (see `storage::collect`).
+pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) -> R {
+    let collector = Arc::new(Collector::default());
+    let scope = Scope::of(collector.clone());
+    for round in 1..=collect::MAX_ROUNDS {
+        let out = scope.enter(&mut work);
+        let wants = collector.take_wants();
+        if wants.is_empty() {
+            if round > 1 {
+                tracing::debug!("Storage :: answered in pass {round}");
+            }
+            return out;
+        }
+        drop(out);
+        tracing::debug!("Storage :: pass {round} needs {} fetches", wants.len());
+        remote.fetch(wants, &collector).await;
+    }
+    tracing::info!(
+        "Storage :: a request still missed bytes after {} passes; \
+         reading the rest with blocking calls",
+        collect::MAX_ROUNDS
+    );
+    remote.count_blocking_pass();
+    work()
 }
