@@ -92,15 +92,25 @@ impl App {
         let _in_flight = InFlight(inner);
         let start = Instant::now();
         let head = request.method() == b"HEAD";
-        note::begin();
 
         // The work runs inline on this runtime worker (there are `IIPSRV_WORKERS` of them, one
         // per core by default): measured 2.7× the throughput of handing every request to a
         // separate pool (docs/performance.md). Long region exports move themselves off the
         // worker with `tokio::task::block_in_place`, so that I/O keeps flowing.
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            crate::protocols::respond(&inner.shared, &request)
-        }));
+        // With object storage, the work runs in passes with asynchronous fetches in between, so
+        // that waiting for storage never holds this worker (`storage::collect`). A pass may run
+        // on another worker thread than the one before: each begins its own note, and the last
+        // one's is taken on the thread that ran it.
+        let outcome = inner
+            .shared
+            .storage()
+            .serve(|| {
+                note::begin();
+                std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    crate::protocols::respond(&inner.shared, &request)
+                }))
+            })
+            .await;
         let (noted, identifier) = note::take();
         let json = inner.shared.config().logging.format == LogFormat::Json;
         let query = || String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default());

@@ -30,6 +30,12 @@ pub enum ErrorKind {
     TooLarge,
     /// Something failed inside the server (500).
     Internal,
+    /// The image storage cannot be reached (503).
+    Unavailable,
+    /// The image storage answered with an error or something that makes no sense (502).
+    BadGateway,
+    /// The image storage did not answer in time (504).
+    GatewayTimeout,
 }
 
 impl ErrorKind {
@@ -40,6 +46,9 @@ impl ErrorKind {
             ErrorKind::BadRequest | ErrorKind::Invalid | ErrorKind::TooLarge => 400,
             ErrorKind::NotImplemented => 501,
             ErrorKind::Internal => 500,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::BadGateway => 502,
+            ErrorKind::GatewayTimeout => 504,
         }
     }
 }

@@ -44,6 +44,7 @@ pub mod render;
 pub mod server;
 pub mod shared;
 pub mod source;
+pub mod storage;
 mod text;
 pub mod transport;
 pub mod view;

@@ -35,6 +35,11 @@ fn main() -> ExitCode {
 
     raise_open_file_limit();
     let (config, warnings) = Config::from_env();
+    // A FILESYSTEM_PREFIX that looks like a storage URL but is not a valid one stops here.
+    if let Err(message) = iipsrv::storage::location::parse(&config.files.prefix) {
+        eprintln!("iipsrv: {message}");
+        return ExitCode::from(1);
+    }
     let logging = iipsrv::logging::init(&config);
     logging.banner(&config, &warnings);
 

@@ -91,13 +91,21 @@ impl OpenImage {
             shared.config().files.pattern,
             seq.extension
         );
-        let mtime = match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-            _ => {
+        let mtime = match shared.storage().stat(&path) {
+            Ok(Some(meta)) => meta.modified,
+            Ok(None) => {
                 return Err(SourceError::new(None, SourceErrorKind::Io(IoOp::Open))
                     .named(shown)
                     .context(format_args!("{}: no such view", path.display()))
                     .into());
+            }
+            Err(e) => {
+                return Err(SourceError::from_storage(None, e, |e| {
+                    SourceError::new(None, SourceErrorKind::Io(IoOp::Open)).because(e)
+                })
+                .named(shown)
+                .context(path.display())
+                .into());
             }
         };
         if let Some(source) = shared.meta().get(&path, mtime) {
@@ -115,7 +123,11 @@ impl OpenImage {
             format: self.located.format,
         };
         let source = shared.meta().open(&located.path, mtime, || {
-            crate::source::open(&located, shared.config().decoding.max_layers)
+            crate::source::open(
+                shared.storage(),
+                &located,
+                shared.config().decoding.max_layers,
+            )
         })?;
         Ok(ViewSource {
             source,
@@ -136,27 +148,28 @@ impl OpenImage {
 pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
     let key: Arc<[u8]> = Arc::from(key);
     crate::metrics::note::identifier(&key);
-    let (path, mtime, format, sequence) = match resolve::find(shared.config(), &key)? {
-        resolve::Found::File { path, mtime } => (path, mtime, None, None),
-        resolve::Found::Sequence(seq) => {
-            tracing::debug!(
-                "FIF :: Image sequence with {} horizontal and {} vertical views",
-                seq.horizontal.len(),
-                seq.vertical.len()
-            );
-            let format = seq.format.ok_or_else(|| {
-                SourceError::new(None, SourceErrorKind::Unsupported(Unsupported::ImageType))
-                    .named(String::from_utf8_lossy(&key))
-                    .context(seq.default_path.display())
-            })?;
-            (
-                seq.default_path.clone(),
-                seq.mtime,
-                Some(format),
-                Some(Arc::new(seq)),
-            )
-        }
-    };
+    let (path, mtime, format, sequence) =
+        match resolve::find(shared.storage(), shared.config(), &key)? {
+            resolve::Found::File { path, mtime } => (path, mtime, None, None),
+            resolve::Found::Sequence(seq) => {
+                tracing::debug!(
+                    "FIF :: Image sequence with {} horizontal and {} vertical views",
+                    seq.horizontal.len(),
+                    seq.vertical.len()
+                );
+                let format = seq.format.ok_or_else(|| {
+                    SourceError::new(None, SourceErrorKind::Unsupported(Unsupported::ImageType))
+                        .named(String::from_utf8_lossy(&key))
+                        .context(seq.default_path.display())
+                })?;
+                (
+                    seq.default_path.clone(),
+                    seq.mtime,
+                    Some(format),
+                    Some(Arc::new(seq)),
+                )
+            }
+        };
     let last_modified = date::http_date(mtime);
     if let Some(source) = shared.meta().get(&path, mtime) {
         tracing::debug!("FIF :: Image cache hit");
@@ -184,10 +197,14 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
             mtime,
             format,
         },
-        None => resolve::detect(&key, path, mtime)?,
+        None => resolve::detect(shared.storage(), &key, path, mtime)?,
     };
     let source = shared.meta().open(&located.path, mtime, || {
-        crate::source::open(&located, shared.config().decoding.max_layers)
+        crate::source::open(
+            shared.storage(),
+            &located,
+            shared.config().decoding.max_layers,
+        )
     })?;
     Ok(OpenImage {
         key,

@@ -378,28 +378,37 @@ impl CachedTiles<'_> {
 
 impl TileSupply for CachedTiles<'_> {
     fn tiles(&self, tiles: &[u32]) -> source::Result<Vec<Arc<RawImage>>> {
-        let fetch = |&tile: &u32| -> source::Result<Arc<RawImage>> {
-            let key = self.key(tile);
-            let mtime = self.source.mtime;
-            if let Some(TileData::Raw(r)) = self.shared.tiles().get(&key, mtime) {
-                return Ok(r);
-            }
-            let raw = Arc::new(self.source.source.tile(
-                self.resolution,
-                tile,
-                self.source.page,
-                self.view.layers,
-            )?);
-            self.shared
-                .tiles()
-                .insert(key, mtime, TileData::Raw(raw.clone()));
-            Ok(raw)
+        // Every tile is read even when one fails, so that a pass waiting for remote storage
+        // asks for all of them at once (the storage scope follows the tiles onto rayon's
+        // threads).
+        let storage = crate::storage::collect::scope();
+        let fetch = |&tile: &u32| {
+            storage.enter(|| -> source::Result<Arc<RawImage>> {
+                let key = self.key(tile);
+                let mtime = self.source.mtime;
+                if let Some(TileData::Raw(r)) = self.shared.tiles().get(&key, mtime) {
+                    return Ok(r);
+                }
+                let started = Instant::now();
+                let raw = Arc::new(self.source.source.tile(
+                    self.resolution,
+                    tile,
+                    self.source.page,
+                    self.view.layers,
+                )?);
+                metrics::decoded(codec(self.source.source.info().format), started.elapsed());
+                self.shared
+                    .tiles()
+                    .insert(key, mtime, TileData::Raw(raw.clone()));
+                Ok(raw)
+            })
         };
-        if tiles.len() > 1 {
+        let read: Vec<source::Result<Arc<RawImage>>> = if tiles.len() > 1 {
             tiles.par_iter().map(fetch).collect()
         } else {
             tiles.iter().map(fetch).collect()
-        }
+        };
+        read.into_iter().collect()
     }
 
     fn cached(&self, tiles: &[u32]) -> Option<Vec<Arc<RawImage>>> {

@@ -15,6 +15,7 @@ use crate::http::HeaderDefaults;
 use crate::metrics::{MemcachedStats, Snapshot};
 use crate::pipeline::Watermark;
 use crate::source::resolve::{self, Found};
+use crate::storage::Storage;
 
 /// State shared by every connection and worker.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct Shared {
     meta: MetaCache,
     memcached: Option<Memcached>,
     encoders: Encoders,
+    /// Where images are: local files or object storage (FILESYSTEM_PREFIX).
+    storage: Storage,
     /// The `WATERMARK` image, loaded on first use (`None`: not configured or unreadable).
     watermark: OnceLock<Option<Watermark>>,
     /// The listeners' state and the checks of the configured dependencies (`/ready`).
@@ -50,19 +53,6 @@ fn etag_seed(config: &Config) -> [u8; 32] {
         .as_bytes(),
     );
     h.finalize().into()
-}
-
-/// The directory that `FILESYSTEM_PREFIX` names images in: the prefix itself when it ends
-/// with `/`, else the directory part of it (`/images/img_` → `/images`; empty → `.`).
-fn image_directory(prefix: &str) -> std::path::PathBuf {
-    use std::path::{Path, PathBuf};
-    if prefix.ends_with('/') {
-        return PathBuf::from(prefix);
-    }
-    match Path::new(prefix).parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
 }
 
 /// What a purge dropped.
@@ -92,21 +82,18 @@ impl Shared {
             avif_codec: config.output.avif_codec,
             ..EncoderSettings::default()
         });
+        // main checks the prefix first and refuses to start with a bad one; here a store that
+        // cannot be built leaves every image not found.
+        let storage = Storage::new(&config.files.prefix, config.storage).unwrap_or_else(|e| {
+            tracing::error!("{e}");
+            Storage::local(&config.files.prefix)
+        });
         let etag_seed = etag_seed(&config);
         let mut readiness = Readiness::default();
-        let images = image_directory(&config.files.prefix);
+        let store = storage.clone();
         readiness.add(Check::new("storage", move || {
-            let images = images.clone();
-            Box::pin(async move {
-                // A directory on a network file system may hang: off the workers, and the
-                // admin listener's deadline answers for it.
-                let readable =
-                    tokio::task::spawn_blocking(move || std::fs::read_dir(images).is_ok());
-                match readable.await {
-                    Ok(true) => Ok(()),
-                    _ => Err("the image directory is not readable".to_string()),
-                }
-            })
+            let store = store.clone();
+            Box::pin(async move { store.reachable().await })
         }));
         if let Some(mc) = &memcached {
             let mc = mc.clone();
@@ -128,6 +115,7 @@ impl Shared {
             meta,
             memcached,
             encoders,
+            storage,
             watermark: OnceLock::new(),
             readiness,
             etag_seed,
@@ -189,7 +177,7 @@ impl Shared {
     /// memcached entries this process stored for it. Blocks on memcached.
     pub fn purge_image(&self, key: &[u8]) -> Purged {
         let tiles = self.tiles.purge(key);
-        let metadata = match resolve::find(&self.config, key) {
+        let metadata = match resolve::find(&self.storage, &self.config, key) {
             Ok(Found::File { path, .. }) => u64::from(self.meta.remove(&path)),
             Ok(Found::Sequence(seq)) => {
                 let mut n = u64::from(self.meta.remove(&seq.default_path));
@@ -208,6 +196,11 @@ impl Shared {
             metadata,
             memcached: self.memcached.as_ref().map_or(0, |mc| mc.purge(Some(key))),
         }
+    }
+
+    /// Where images are read from.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
     }
 
     pub fn config(&self) -> &Config {
@@ -273,6 +266,7 @@ impl Shared {
     pub fn clear_caches(&self) {
         self.tiles.clear();
         self.meta.clear();
+        self.storage.clear_caches();
         // Emptying the decoded-JPEG cache: set its size to 0 and back.
         crate::source::jpeg::set_decoded_cache_bytes(0);
         crate::source::jpeg::set_decoded_cache_bytes(

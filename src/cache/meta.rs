@@ -5,7 +5,9 @@
 //! Files that fail to open are remembered too, for [`FAILURE_TTL`] and the same mtime, so a
 //! broken file is not parsed again by every request for it (a flood of requests for a corrupt
 //! file costs a lookup each). The time limit lets a failure that had nothing to do with the
-//! file's bytes (permissions, too many open files) heal without a SIGHUP.
+//! file's bytes (permissions, too many open files) heal without a SIGHUP. Failures of remote
+//! storage (unreachable, timing out, not answered yet) are never remembered: they are not the
+//! object's, and storage that returns is used by the next request.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,6 +119,10 @@ impl MetaCache {
     }
 
     pub(crate) fn insert(&self, path: PathBuf, mtime: SystemTime, source: Arc<dyn ImageSource>) {
+        if crate::storage::collect::pending() {
+            // A pass that is waiting for storage is thrown away: cache nothing it made.
+            return;
+        }
         if let Some(c) = &self.cache {
             c.insert(path, CachedSource { mtime, source });
         }
@@ -141,6 +147,11 @@ impl MetaCache {
                 Ok(source)
             }
             Err(error) => {
+                // A storage failure is not the file's (storage may be back for the next
+                // request), and a pass waiting for storage is thrown away: neither is kept.
+                if error.is_storage() || crate::storage::collect::pending() {
+                    return Err(error);
+                }
                 if let Some(c) = &self.failures {
                     let at = Instant::now();
                     let failure = Failure {
@@ -215,5 +226,30 @@ mod tests {
             );
         }
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn storage_failures_are_not_remembered() {
+        use crate::storage::{StorageError, StorageErrorKind};
+        let cache = MetaCache::new(Limit::Max(10));
+        let calls = AtomicUsize::new(0);
+        let path = Path::new("masters/remote.tif");
+        for _ in 0..3 {
+            let e = cache
+                .open(path, SystemTime::UNIX_EPOCH, || {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let down = StorageError::new(StorageErrorKind::Unreachable, "GET");
+                    Err(SourceError::from_storage(None, down, |e| {
+                        unreachable!("a remote failure: {e}")
+                    }))
+                })
+                .unwrap_err();
+            assert!(e.is_storage());
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "every request asks storage"
+        );
     }
 }

@@ -224,6 +224,10 @@ impl TileCache {
 
     /// Store a tile.
     pub(crate) fn insert(&self, key: TileKey, mtime: SystemTime, data: TileData) {
+        if crate::storage::collect::pending() {
+            // A pass that is waiting for storage is thrown away: cache nothing it made.
+            return;
+        }
         if let Some(c) = &self.cache {
             c.insert(key, Entry { mtime, data });
         }

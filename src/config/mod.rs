@@ -26,7 +26,8 @@ pub(crate) mod vars;
 
 pub use settings::{
     CacheSettings, Config, DecodingSettings, ExportSettings, FileSettings, HttpSettings,
-    IiifSettings, LoggingSettings, OutputSettings, ServerSettings, UriMap, Warnings, parse_uri_map,
+    IiifSettings, LoggingSettings, OutputSettings, ServerSettings, StorageSettings, UriMap,
+    Warnings, parse_uri_map,
 };
 pub use types::{AvifCodec, Interpolation, Limit, LogFormat, MaxLayers, TiffCompression};
 
@@ -55,6 +56,7 @@ impl Config {
             http: HttpSettings::default(),
             iiif: IiifSettings::default(),
             server: ServerSettings::default(),
+            storage: StorageSettings::default(),
         };
         let mut warnings = Warnings::new();
         for var in vars::VARIABLES {

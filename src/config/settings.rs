@@ -37,6 +37,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub iiif: IiifSettings,
     pub server: ServerSettings,
+    pub storage: StorageSettings,
 }
 
 /// The log.
@@ -173,6 +174,20 @@ pub struct ServerSettings {
     /// `IIPSRV_ADMIN_TOKEN` (ours): the bearer token of the admin listener's purge; `None`
     /// when unset or empty.
     pub admin_token: Option<String>,
+}
+
+/// Object storage (ours; used when FILESYSTEM_PREFIX is an `s3://` or `http(s)://` URL).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// `IIPSRV_STORAGE_TIMEOUT`: each storage call's timeout, in milliseconds.
+    pub timeout_ms: u64,
+    /// `IIPSRV_STORAGE_RETRIES`: retries of a failed call, with exponential back-off.
+    pub retries: u32,
+    /// `IIPSRV_STORAGE_REVALIDATE`: seconds an object's description (size, ETag) or a listing
+    /// is trusted before storage is asked again.
+    pub revalidate_secs: u64,
+    /// `IIPSRV_STORAGE_CACHE_SIZE`: bytes of fetched object blocks kept.
+    pub cache_bytes: u64,
 }
 
 /// Warnings about values that were not what iipsrv's parser expects.

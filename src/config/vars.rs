@@ -280,7 +280,7 @@ pub(crate) static VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "FILESYSTEM_PREFIX",
-        meaning: "prepended to every image identifier",
+        meaning: "prepended to every image identifier; `s3://BUCKET/key/prefix/` or `http(s)://HOST/path/` reads images from object storage (see \"Images in object storage\")",
         read: |r, c| c.files.prefix = r.text(),
         banner: |c, out| out.push(format!("Setting filesystem prefix to '{}'", c.files.prefix)),
         ..VARIABLE
@@ -768,6 +768,38 @@ pub(crate) static VARIABLES: &[Variable] = &[
         meaning: "bearer token that `POST /cache/purge` on the admin listener (`--admin`) requires; without it, purging is allowed only on a loopback admin address",
         origin: Origin::Ours,
         read: |r, c| c.server.admin_token = Some(r.text()).filter(|t| !t.is_empty()),
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_TIMEOUT",
+        default: Number("10000"),
+        meaning: "object storage: each call's timeout in milliseconds (then 504 after the retries)",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.timeout_ms = r.clamped(1, 3_600_000) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_RETRIES",
+        default: Number("3"),
+        meaning: "object storage: retries of a failed call, with exponential back-off from 100 ms (at most 2 s)",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.retries = r.clamped(0, 100) as u32,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_REVALIDATE",
+        default: Number("10"),
+        meaning: "object storage: seconds an object's size and ETag (or a listing) are trusted before storage is asked again; a changed object is reopened, a deleted one is 404",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.revalidate_secs = r.clamped(0, 86_400 * 365) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_STORAGE_CACHE_SIZE",
+        default: Number("256"),
+        meaning: "object storage: MiB of fetched object bytes kept (blocks of 64 KiB; at least 1)",
+        origin: Origin::Ours,
+        read: |r, c| c.storage.cache_bytes = (r.clamped(1, 1 << 20) as u64) << 20,
         ..VARIABLE
     },
 ];

@@ -16,6 +16,12 @@ pub(super) struct LineLayer {
 
 impl<S: Subscriber> Layer<S> for LineLayer {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        // The libraries' own chatter (the storage client's HTTP connection pool at DEBUG) is
+        // not the server's log: only their INFO and above (retries, warnings) is written.
+        let meta = event.metadata();
+        if *meta.level() > tracing::Level::INFO && !meta.target().starts_with("iipsrv") {
+            return;
+        }
         let mut line = Line::default();
         event.record(&mut line);
         if !line.fields.is_empty() {

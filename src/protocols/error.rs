@@ -16,6 +16,7 @@ use crate::source::ImageFormat;
 use crate::source::error::{
     Corrupt, Defect, IoOp, Missing, SourceError, SourceErrorKind, TooLarge, Unsupported,
 };
+use crate::storage::StorageErrorKind;
 
 /// The one place where an [`Error`] becomes a response (bodies are client-safe; details are
 /// logged).
@@ -42,6 +43,16 @@ pub(crate) fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
         ErrorKind::Internal => {
             tracing::error!("\n{logged}\n");
             Response::banner(500)
+        }
+        ErrorKind::Unavailable | ErrorKind::BadGateway | ErrorKind::GatewayTimeout => {
+            if crate::storage::collect::pending() {
+                // A pass waiting for storage: thrown away, and asked again once fetched.
+                tracing::debug!("{logged}");
+                return Response::plain_error(d, kind.status(), &message);
+            }
+            tracing::warn!("{logged}");
+            tracing::debug!("Sending HTTP {}", kind.status());
+            Response::plain_error(d, kind.status(), &message)
         }
     }
 }
@@ -175,6 +186,30 @@ pub(crate) fn source_wording(e: &SourceError) -> (ErrorKind, String) {
             )),
         ),
         SourceErrorKind::Internal(what) => (Internal, said(what)),
+        // Remote storage: the client learns only that storage failed, never where it is.
+        SourceErrorKind::Storage(kind) => match kind {
+            StorageErrorKind::NotFound | StorageErrorKind::Io => (
+                NotFound,
+                match e.format {
+                    Some(_) => said("Unable to open file"),
+                    None => format!("Unable to open file '{name}'"),
+                },
+            ),
+            StorageErrorKind::Pending | StorageErrorKind::Unreachable => (
+                ErrorKind::Unavailable,
+                "Image storage is unavailable".to_string(),
+            ),
+            StorageErrorKind::Timeout => (
+                ErrorKind::GatewayTimeout,
+                "Image storage did not answer in time".to_string(),
+            ),
+            StorageErrorKind::BadResponse
+            | StorageErrorKind::Changed
+            | StorageErrorKind::Denied => (
+                ErrorKind::BadGateway,
+                "Image storage answered with an error".to_string(),
+            ),
+        },
     }
 }
 

@@ -116,7 +116,7 @@ fn image_mtime(shared: &Shared, text: &[u8]) -> Option<std::time::SystemTime> {
         }
     }
     // A file, or a sequence's default view (the file whose mtime is `Last-Modified`).
-    crate::source::resolve::find(shared.config(), &key)
+    crate::source::resolve::find(shared.storage(), shared.config(), &key)
         .ok()
         .map(|found| found.mtime())
 }

@@ -15,6 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::ImageFormat;
+use crate::storage::{StorageError, StorageErrorKind};
 
 /// A result of the source layer.
 pub type Result<T, E = SourceError> = std::result::Result<T, E>;
@@ -56,6 +57,8 @@ pub enum SourceErrorKind {
     },
     /// A broken invariant or a library that could not start: the server's fault.
     Internal(&'static str),
+    /// Remote storage failed, or has not answered yet: not the file's fault.
+    Storage(StorageErrorKind),
 }
 
 /// How a file is broken.
@@ -197,6 +200,25 @@ impl SourceError {
         Self::new(format, SourceErrorKind::Io(op)).because(e)
     }
 
+    /// A failed storage call: a remote failure travels up as [`SourceErrorKind::Storage`]; a
+    /// local file's I/O error becomes `local(e)`, worded as the source always worded it.
+    pub fn from_storage(
+        format: Option<ImageFormat>,
+        e: StorageError,
+        local: impl FnOnce(StorageError) -> SourceError,
+    ) -> Self {
+        if e.is_remote() {
+            Self::new(format, SourceErrorKind::Storage(e.kind)).because(e)
+        } else {
+            local(e)
+        }
+    }
+
+    /// Whether this is a remote storage failure (not the file's fault).
+    pub fn is_storage(&self) -> bool {
+        matches!(self.kind, SourceErrorKind::Storage(_))
+    }
+
     pub fn internal(format: ImageFormat, what: &'static str) -> Self {
         Self::new(Some(format), SourceErrorKind::Internal(what))
     }
@@ -257,6 +279,7 @@ impl fmt::Display for SourceErrorKind {
                 write!(f, "region {region:?} outside the {level:?} level")
             }
             SourceErrorKind::Internal(what) => write!(f, "internal error: {what}"),
+            SourceErrorKind::Storage(kind) => write!(f, "storage: {kind:?}"),
         }
     }
 }

@@ -154,7 +154,7 @@ pub struct RawTile {
 
 /// An opened image file. Implementations are immutable after opening and shared between
 /// threads (the metadata cache hands the same source to concurrent requests), so decoding must
-/// not need `&mut self`: read with positional I/O (`FileExt::read_at`) or open per call.
+/// not need `&mut self`: read with positional reads on the shared [`crate::storage::Blob`].
 pub trait ImageSource: Send + Sync + std::fmt::Debug {
     /// The image's description.
     fn info(&self) -> &ImageInfo;
@@ -238,15 +238,40 @@ pub fn grid_tile_rect(
     ))
 }
 
-/// Open the source for a located file, by its detected format (`max_layers` is MAX_LAYERS).
+/// Opening a file or object failed: a remote failure as such, a local one as the sources
+/// always said it ("Unable to open file").
+pub(crate) fn open_failed(format: ImageFormat, e: crate::storage::StorageError) -> SourceError {
+    SourceError::from_storage(Some(format), e, |e| {
+        SourceError::new(Some(format), error::SourceErrorKind::Io(error::IoOp::Open)).because(e)
+    })
+}
+
+/// Open the source for a located file or object, by its detected format (`max_layers` is
+/// MAX_LAYERS), reading through `storage`.
+///
+/// A source is only returned from a complete read: when the open ran inside a request's fetch
+/// pass and missed bytes (which a format may have skipped over as unreadable), the result is
+/// the pending error, so that nothing half-read is cached (see `storage::collect`).
 pub fn open(
+    storage: &crate::storage::Storage,
     located: &resolve::Located,
     max_layers: crate::config::MaxLayers,
 ) -> Result<std::sync::Arc<dyn ImageSource>> {
     use std::sync::Arc;
-    Ok(match located.format {
-        ImageFormat::Tiff => Arc::new(tiff::TiffSource::open(&located.path)?),
-        ImageFormat::Jpeg2000 => Arc::new(jp2::Jp2Source::open_with(&located.path, max_layers)?),
-        ImageFormat::Jpeg => Arc::new(jpeg::JpegSource::open(&located.path)?),
-    })
+    let path = &located.path;
+    let blob = storage
+        .open(path, None)
+        .map_err(|e| open_failed(located.format, e).context(path.display()))?;
+    let source: Arc<dyn ImageSource> = match located.format {
+        ImageFormat::Tiff => Arc::new(tiff::TiffSource::open_blob(path, blob)?),
+        ImageFormat::Jpeg2000 => Arc::new(jp2::Jp2Source::open_blob(path, blob, max_layers)?),
+        ImageFormat::Jpeg => Arc::new(jpeg::JpegSource::open_blob(path, blob)?),
+    };
+    if crate::storage::collect::pending() {
+        return Err(SourceError::new(
+            Some(located.format),
+            error::SourceErrorKind::Storage(crate::storage::StorageErrorKind::Pending),
+        ));
+    }
+    Ok(source)
 }

@@ -4,8 +4,6 @@
 //! Error messages name the identifier the client sent, never the server path (the path goes to
 //! the log only).
 
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::SystemTime;
@@ -14,6 +12,7 @@ use super::ImageFormat;
 use super::error::{IoOp, Missing, Result, SourceError, SourceErrorKind, Unsupported};
 use super::sequence::{Sequence, find_sequence};
 use crate::config::Config;
+use crate::storage::Storage;
 
 /// URL-decode an argument as iipsrv does: `+` → space, `%XY` → byte, `%00` dropped, a malformed
 /// `%` kept literally. Returns the bytes and whether a `%00` was dropped.
@@ -118,26 +117,35 @@ impl Located {
     }
 }
 
-/// The file path for an image key: `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX`.
-pub fn file_path(config: &Config, key: &[u8]) -> PathBuf {
-    let mut full =
-        Vec::with_capacity(config.files.prefix.len() + key.len() + config.files.suffix.len());
-    full.extend_from_slice(config.files.prefix.as_bytes());
+/// The file path for an image key: `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX` (for object
+/// storage, the key prefix inside the bucket or below the server's root + key + suffix: the
+/// object key).
+pub fn file_path(storage: &Storage, config: &Config, key: &[u8]) -> PathBuf {
+    let prefix = storage.prefix();
+    let mut full = Vec::with_capacity(prefix.len() + key.len() + config.files.suffix.len());
+    full.extend_from_slice(prefix);
     full.extend_from_slice(key);
     full.extend_from_slice(config.files.suffix.as_bytes());
     PathBuf::from(std::ffi::OsStr::from_bytes(&full))
 }
 
-/// The path and mtime of the file for an image key (one `stat`); 404 when it is not a file.
-pub fn stat(config: &Config, key: &[u8]) -> Result<(PathBuf, SystemTime)> {
-    let path = file_path(config, key);
-    match std::fs::metadata(&path) {
-        Ok(m) if m.is_file() => Ok((path, m.modified().unwrap_or(SystemTime::UNIX_EPOCH))),
-        _ => Err(
+/// The path and version (mtime) of the file or object for an image key (one `stat`, or one
+/// `HEAD` when the description is not cached); 404 when it is not a file. A storage failure
+/// is that failure.
+pub fn stat(storage: &Storage, config: &Config, key: &[u8]) -> Result<(PathBuf, SystemTime)> {
+    let path = file_path(storage, config, key);
+    match storage.stat(&path) {
+        Ok(Some(meta)) => Ok((path, meta.modified)),
+        Ok(None) => Err(
             SourceError::new(None, SourceErrorKind::NotFound(Missing::Image))
                 .named(String::from_utf8_lossy(key))
                 .context(path.display()),
         ),
+        Err(e) => Err(SourceError::from_storage(None, e, |e| {
+            SourceError::new(None, SourceErrorKind::NotFound(Missing::Image)).because(e)
+        })
+        .named(String::from_utf8_lossy(key))
+        .context(path.display())),
     }
 }
 
@@ -170,51 +178,42 @@ impl Found {
 /// Errors: 404 `<key> is neither a file nor part of an image sequence` when neither exists,
 /// 404 `There are multiple file extensions matching <key><pattern>000_090.*` when the default
 /// view has several extensions. Messages never name FILESYSTEM_PREFIX.
-pub fn find(config: &Config, key: &[u8]) -> Result<Found> {
-    match stat(config, key) {
+pub fn find(storage: &Storage, config: &Config, key: &[u8]) -> Result<Found> {
+    match stat(storage, config, key) {
         Ok((path, mtime)) => Ok(Found::File { path, mtime }),
-        Err(not_found) => {
-            match find_sequence(config.files.prefix.as_bytes(), key, &config.files.pattern)? {
-                Some(sequence) => Ok(Found::Sequence(sequence)),
-                None => Err(not_found),
-            }
-        }
+        Err(failed) if failed.is_storage() => Err(failed),
+        Err(not_found) => match find_sequence(storage, key, &config.files.pattern)? {
+            Some(sequence) => Ok(Found::Sequence(sequence)),
+            None => Err(not_found),
+        },
     }
 }
 
 /// Open the file and detect its format from its first 10 bytes.
 ///
 /// Errors: [`IoOp::Open`] when unreadable, [`IoOp::ReadSignature`] when too short,
-/// [`Unsupported::ImageType`] when the file is readable but not a supported format.
-pub fn detect(key: &[u8], path: PathBuf, mtime: SystemTime) -> Result<Located> {
+/// [`Unsupported::ImageType`] when the file is readable but not a supported format; a remote
+/// storage failure as such.
+pub fn detect(storage: &Storage, key: &[u8], path: PathBuf, mtime: SystemTime) -> Result<Located> {
     let shown = String::from_utf8_lossy(key).into_owned();
     let failed = |kind| {
         SourceError::new(None, kind)
             .named(shown.clone())
             .context(path.display())
     };
-    let mut file = File::open(&path).map_err(|e| {
-        SourceError::io(None, IoOp::Open, e)
-            .named(shown.clone())
-            .context(path.display())
-    })?;
+    let io = |e: crate::storage::StorageError| {
+        SourceError::from_storage(None, e, |e| {
+            SourceError::new(None, SourceErrorKind::Io(IoOp::Open)).because(e)
+        })
+        .named(shown.clone())
+        .context(path.display())
+    };
+    let blob = storage.open(&path, None).map_err(io)?;
     let mut magic = [0u8; 10];
-    let mut got = 0;
-    while got < magic.len() {
-        match file.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return Err(SourceError::io(None, IoOp::Open, e)
-                    .named(shown.clone())
-                    .context(path.display()));
-            }
-        }
-    }
-    if got < magic.len() {
+    if blob.len() < magic.len() as u64 {
         return Err(failed(SourceErrorKind::Io(IoOp::ReadSignature)));
     }
+    blob.read_exact_at(&mut magic, 0).map_err(io)?;
     let format = detect_format(&magic)
         .ok_or_else(|| failed(SourceErrorKind::Unsupported(Unsupported::ImageType)))?;
     Ok(Located {
@@ -226,9 +225,9 @@ pub fn detect(key: &[u8], path: PathBuf, mtime: SystemTime) -> Result<Located> {
 }
 
 /// Find the file for an image key and detect its format (`stat` then `detect`).
-pub fn locate(config: &Config, key: &[u8]) -> Result<Located> {
-    let (path, mtime) = stat(config, key)?;
-    detect(key, path, mtime)
+pub fn locate(storage: &Storage, config: &Config, key: &[u8]) -> Result<Located> {
+    let (path, mtime) = stat(storage, config, key)?;
+    detect(storage, key, path, mtime)
 }
 
 #[cfg(test)]
@@ -287,9 +286,10 @@ mod tests {
         }
         let (mut c, _) = Config::from_lookup(|_| None);
         c.files.prefix = format!("{}/", dir.path().display());
+        let storage = Storage::local(&c.files.prefix);
         for suffix in ["", ".tif"] {
             c.files.suffix = suffix.into();
-            match find(&c, b"seq").unwrap() {
+            match find(&storage, &c, b"seq").unwrap() {
                 Found::Sequence(s) => {
                     assert_eq!(s.horizontal, vec![0, 10], "suffix {suffix:?}");
                     assert_eq!(s.default_path, dir.path().join("seq_pyr_000_090.tif"));
@@ -298,13 +298,16 @@ mod tests {
             }
         }
         // A regular file comes first: `file` + `.tif`.
-        assert!(matches!(find(&c, b"file").unwrap(), Found::File { .. }));
-        let e = find(&c, b"none").unwrap_err();
+        assert!(matches!(
+            find(&storage, &c, b"file").unwrap(),
+            Found::File { .. }
+        ));
+        let e = find(&storage, &c, b"none").unwrap_err();
         assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Image));
         assert_eq!(e.name.as_deref(), Some("none"));
         // A directory is not a file: the probe runs (and finds nothing here).
         std::fs::create_dir(dir.path().join("d.tif")).unwrap();
-        assert!(find(&c, b"d").is_err());
+        assert!(find(&storage, &c, b"d").is_err());
     }
 
     #[test]
@@ -315,15 +318,16 @@ mod tests {
         std::fs::write(dir.join("text.tif"), b"hello world, not an image").unwrap();
         let (mut c, _) = Config::from_lookup(|_| None);
         c.files.prefix = format!("{}/", dir.display());
+        let s = Storage::local(&c.files.prefix);
         // The client sees the key (`name`); the path is in the log-only detail.
-        let e = locate(&c, b"missing.tif").unwrap_err();
+        let e = locate(&s, &c, b"missing.tif").unwrap_err();
         assert_eq!(e.kind, SourceErrorKind::NotFound(Missing::Image));
         assert_eq!(e.name.as_deref(), Some("missing.tif"));
         assert!(e.detail().contains(&dir.display().to_string()));
-        let e = locate(&c, b"short.tif").unwrap_err();
+        let e = locate(&s, &c, b"short.tif").unwrap_err();
         assert_eq!(e.kind, SourceErrorKind::Io(IoOp::ReadSignature));
         assert_eq!(e.name.as_deref(), Some("short.tif"));
-        let e = locate(&c, b"text.tif").unwrap_err();
+        let e = locate(&s, &c, b"text.tif").unwrap_err();
         assert_eq!(e.kind, SourceErrorKind::Unsupported(Unsupported::ImageType));
         std::fs::remove_dir_all(&dir).unwrap();
     }

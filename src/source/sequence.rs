@@ -2,8 +2,9 @@
 //! 5): a set of files `<base><pattern><h>_<v>.<ext>` that are views of one object at horizontal
 //! angle h and vertical angle v, e.g. `FZ1_pyr_000_090.tif`, `FZ1_pyr_010_090.tif`.
 //!
-//! iipsrv finds them with shell globs. Here the directory is listed and names are compared
-//! literally, so glob metacharacters in an identifier (`*`, `?`, `[`) are just characters.
+//! iipsrv finds them with shell globs. Here the directory is listed (for object storage: the
+//! keys directly under the key's "directory" prefix) and names are compared literally, so glob
+//! metacharacters in an identifier (`*`, `?`, `[`) are just characters.
 //!
 //! Differences from iipsrv, deliberate:
 //! - the caller passes the base without FILESYSTEM_SUFFIX (upstream includes the suffix in the
@@ -19,6 +20,7 @@ use std::time::SystemTime;
 
 use super::ImageFormat;
 use super::error::{IoOp, Result, SourceError, SourceErrorKind, Unsupported};
+use crate::storage::Storage;
 
 /// At most this many directory entries are looked at.
 const MAX_ENTRIES: usize = 1 << 20;
@@ -65,12 +67,14 @@ pub fn format_for_extension(ext: &str) -> Option<ImageFormat> {
 
 /// Look for the sequence `prefix + key + pattern + "000_090.*"`.
 ///
-/// `prefix` is FILESYSTEM_PREFIX; pass the key **without** FILESYSTEM_SUFFIX (upstream's probe
+/// `prefix` is the storage's (FILESYSTEM_PREFIX, or the key prefix of object storage); pass
+/// the key **without** FILESYSTEM_SUFFIX (upstream's probe
 /// appends it but its view names do not, so sequences never work with a suffix). Returns
 /// `Ok(None)` when no default view exists (the caller answers 404 `<key> is neither a file nor
 /// part of an image sequence`), and a 404 error naming the key when several extensions match.
 /// Messages name the key and pattern, never the prefix.
-pub fn find_sequence(prefix: &[u8], key: &[u8], pattern: &str) -> Result<Option<Sequence>> {
+pub fn find_sequence(storage: &Storage, key: &[u8], pattern: &str) -> Result<Option<Sequence>> {
+    let prefix = storage.prefix();
     let mut base = Vec::with_capacity(prefix.len() + key.len() + pattern.len());
     base.extend_from_slice(prefix);
     base.extend_from_slice(key);
@@ -79,33 +83,34 @@ pub fn find_sequence(prefix: &[u8], key: &[u8], pattern: &str) -> Result<Option<
         Some(i) => (&base[..=i], &base[i + 1..]),
         None => (&b""[..], &base[..]),
     };
-    let dir_path = if dir.is_empty() {
-        Path::new(".")
-    } else {
-        Path::new(OsStr::from_bytes(dir))
-    };
-    let Ok(entries) = std::fs::read_dir(dir_path) else {
-        return Ok(None);
-    };
-    // The names in the directory that start with the stem, minus the stem.
-    let mut rests: Vec<Vec<u8>> = Vec::new();
-    for entry in entries.take(MAX_ENTRIES).flatten() {
-        let name = entry.file_name();
-        if let Some(rest) = name.as_bytes().strip_prefix(stem) {
-            rests.push(rest.to_vec());
-        }
-    }
-
-    let defaults: Vec<&Vec<u8>> = rests
-        .iter()
-        .filter(|r| r.starts_with(b"000_090."))
-        .collect();
     let shown = || {
         format!(
             "{}{pattern}000_090.*",
             String::from_utf8_lossy(key).into_owned()
         )
     };
+    let storage_failed = |e| {
+        SourceError::from_storage(None, e, |e| {
+            SourceError::new(None, SourceErrorKind::Io(IoOp::Open)).because(e)
+        })
+        .named(shown())
+    };
+    let listed = storage
+        .list(Path::new(OsStr::from_bytes(dir)), MAX_ENTRIES)
+        .map_err(storage_failed)?;
+    let Some(names) = listed else {
+        return Ok(None);
+    };
+    // The names in the directory that start with the stem, minus the stem.
+    let rests: Vec<Vec<u8>> = names
+        .iter()
+        .filter_map(|name| name.strip_prefix(stem).map(<[u8]>::to_vec))
+        .collect();
+
+    let defaults: Vec<&Vec<u8>> = rests
+        .iter()
+        .filter(|r| r.starts_with(b"000_090."))
+        .collect();
     let default = match defaults.as_slice() {
         [] => return Ok(None),
         [one] => *one,
@@ -125,13 +130,15 @@ pub fn find_sequence(prefix: &[u8], key: &[u8], pattern: &str) -> Result<Option<
     let mut default_path = base.clone();
     default_path.extend_from_slice(default);
     let default_path = PathBuf::from(OsStr::from_bytes(&default_path));
-    let mtime = std::fs::metadata(&default_path)
-        .and_then(|m| m.modified())
-        .map_err(|e| {
-            SourceError::io(None, IoOp::Open, e)
+    let mtime = match storage.stat(&default_path) {
+        Ok(Some(meta)) => meta.modified,
+        Ok(None) => {
+            return Err(SourceError::new(None, SourceErrorKind::Io(IoOp::Open))
                 .named(shown())
-                .context(default_path.display())
-        })?;
+                .context(default_path.display()));
+        }
+        Err(e) => return Err(storage_failed(e).context(default_path.display())),
+    };
 
     let suffix = format!(".{extension}");
     let number = |s: &[u8]| -> Option<u32> {
@@ -181,8 +188,8 @@ mod tests {
         std::fs::write(dir.join(name), b"x").unwrap();
     }
 
-    fn prefix(dir: &Path) -> Vec<u8> {
-        format!("{}/", dir.display()).into_bytes()
+    fn prefix(dir: &Path) -> Storage {
+        Storage::local(&format!("{}/", dir.display()))
     }
 
     #[test]
@@ -219,7 +226,7 @@ mod tests {
         let p = prefix(dir.path());
         assert_eq!(find_sequence(&p, b"none", "_pyr_").unwrap(), None);
         assert_eq!(
-            find_sequence(b"/no/such/dir/", b"x", "_pyr_").unwrap(),
+            find_sequence(&Storage::local("/no/such/dir/"), b"x", "_pyr_").unwrap(),
             None
         );
 

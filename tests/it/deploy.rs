@@ -751,3 +751,150 @@ fn logrotate_moves_the_log_and_iipsrv_follows() {
             .contains("after=rotation")
     );
 }
+
+/// Scaling out on object storage: two instances on one Garage bucket and one memcached behind
+/// one nginx upstream (`examples/systemd/iipsrv-s3.env`, `examples/nginx-iipsrv-cluster.conf`);
+/// one instance is killed in the middle of a load and no request is lost (nginx sends what
+/// failed on it to the other: `fastcgi_next_upstream`).
+#[test]
+fn two_instances_on_one_garage_bucket_lose_no_request_when_one_stops_mid_load() {
+    if !require("nginx", "nginx-light") || !require("memcached", "memcached") {
+        return;
+    }
+    let Some(garage_bin) = crate::garage::binary() else {
+        return;
+    };
+    let g = crate::garage::Garage::start(&garage_bin);
+    let fixtures = crate::support::fixtures();
+    for name in ["sample.tif", "jp2/rgb8_tiled.jp2", "jpeg/rgb.jpg"] {
+        g.put(
+            &format!("cluster/{name}"),
+            std::fs::read(fixtures.join(name)).unwrap(),
+        );
+    }
+    let m = MemcachedServer::start();
+    let endpoint = g.endpoint(0);
+    let prefix = format!("s3://{}/cluster/", crate::garage::BUCKET);
+    let env: Vec<(String, String)> = example(
+        "systemd/iipsrv-s3.env",
+        &[
+            (
+                "FILESYSTEM_PREFIX=s3://masters/images/",
+                &format!("FILESYSTEM_PREFIX={prefix}"),
+            ),
+            ("http://garage.internal:3900", &endpoint),
+            (
+                "AWS_REGION=garage",
+                &format!("AWS_REGION={}", crate::garage::REGION),
+            ),
+            ("GK0123456789abcdef01234567", crate::garage::KEY_ID),
+            (
+                "0000000000000000000000000000000000000000000000000000000000000000",
+                crate::garage::SECRET,
+            ),
+            (
+                "MEMCACHED_SERVERS=10.0.0.20",
+                &format!("MEMCACHED_SERVERS={}", m.addr()),
+            ),
+        ],
+    )
+    .lines()
+    .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    .filter_map(|l| l.split_once('='))
+    .filter(|(k, _)| *k != "LOGFILE")
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    pairs.push(("VERBOSITY", "2"));
+    let a = TestServer::tcp(&pairs);
+    let b = TestServer::tcp(&pairs);
+    let port = free_port();
+    let site = example(
+        "nginx-iipsrv-cluster.conf",
+        &[
+            ("listen 80;", &format!("listen 127.0.0.1:{port};")),
+            (
+                "server 10.0.0.11:9000;",
+                &format!("server {};", a.tcp_addr()),
+            ),
+            (
+                "server 10.0.0.12:9000;",
+                &format!("server {};", b.tcp_addr()),
+            ),
+        ],
+    );
+    let web = nginx(&site, open_tempdir(), port);
+
+    // Tiles and regions of three images in every protocol, read once before the load.
+    let mut queries: Vec<String> = Vec::new();
+    for t in 0..12 {
+        queries.push(format!("/fcgi-bin/iipsrv.fcgi?FIF=sample.tif&JTL=2,{t}"));
+    }
+    for id in ["sample.tif", "jp2/rgb8_tiled.jp2", "jpeg/rgb.jpg"] {
+        queries.extend([
+            format!("/iiif/{id}/info.json"),
+            format!("/iiif/{id}/0,0,256,256/128,/0/default.jpg"),
+            format!("/fcgi-bin/iipsrv.fcgi?Zoomify={id}/TileGroup0/1-1-0.jpg"),
+            format!("/fcgi-bin/iipsrv.fcgi?DeepZoom={id}_files/8/0_0.jpg"),
+            format!("/fcgi-bin/iipsrv.fcgi?FIF={id}&WID=300&CVT=jpeg"),
+        ]);
+    }
+    let agent = ureq::AgentBuilder::new().build();
+    let expected: Vec<(String, Vec<u8>)> = queries
+        .into_iter()
+        .map(|q| {
+            let (st, _, body) = get(&agent, &web.url(&q));
+            assert_eq!(
+                st,
+                200,
+                "{q}: {}{}",
+                String::from_utf8_lossy(&body),
+                a.log()
+            );
+            (q, body)
+        })
+        .collect();
+    let served = |s: &TestServer| s.log().matches("Full Request is").count();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles =
+        crate::storage::load(&web.url(""), std::sync::Arc::new(expected), 8, stop.clone());
+    std::thread::sleep(Duration::from_millis(1500));
+    let served_a = served(&a);
+    // Killed (SIGKILL), with requests in flight on it.
+    drop(a);
+    let served_b = served(&b);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let result = crate::storage::total(handles);
+    assert!(
+        result.wrong.is_empty(),
+        "{} of {} requests lost or wrong: {:?}{}",
+        result.wrong.len(),
+        result.answered,
+        &result.wrong[..result.wrong.len().min(5)],
+        web.logs()
+    );
+    assert!(
+        served_a > 10,
+        "instance a served {served_a} before it stopped"
+    );
+    assert!(
+        served(&b) > served_b + 10,
+        "instance b served the rest: {} then {}",
+        served_b,
+        served(&b)
+    );
+    // Requests were on their way to the killed instance, and nginx sent them to the other.
+    assert!(
+        web.logs().contains("from upstream"),
+        "nginx met the killed instance: {}",
+        web.logs()
+    );
+    // Both instances used the one memcached.
+    assert!(
+        m.stat("get_hits") > 0,
+        "memcached hits: {}",
+        m.stat("get_hits")
+    );
+}

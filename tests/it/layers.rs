@@ -29,6 +29,7 @@ const LAYERS: &[&[&str]] = &[
     &["shared", "health"],
     &["cache", "pipeline", "view"],
     &["source", "encode"],
+    &["storage"],
     &[
         "config", "http", "image", "error", "text", "metrics", "openjpeg",
     ],
@@ -36,9 +37,9 @@ const LAYERS: &[&[&str]] = &[
 
 /// Directory modules whose `mod.rs` holds the trait and types its children implement and use,
 /// and also dispatches to them (the encoder, source and pipeline traits and their
-/// implementations; logging's sinks). Their children may use their parent; siblings still may
-/// not call each other in a circle.
-const HUBS: &[&str] = &["encode", "source", "pipeline", "logging"];
+/// implementations; logging's sinks; storage's `Blob` and its local and remote readers). Their
+/// children may use their parent; siblings still may not call each other in a circle.
+const HUBS: &[&str] = &["encode", "source", "pipeline", "logging", "storage"];
 
 type Module = Vec<String>;
 

@@ -281,6 +281,10 @@ impl Memcached {
     /// (silently, as iipsrv's failed stores are) when too large for memcached, when its server
     /// is down, or when the queue is full.
     pub fn set(&self, request_string: &[u8], response_bytes: &[u8]) {
+        if crate::storage::collect::pending() {
+            // A pass that is waiting for storage is thrown away: store nothing it answered.
+            return;
+        }
         let key = key_for(request_string);
         if self.accept(&key, response_bytes.len()) {
             self.enqueue(key, response_bytes.to_vec(), None);
@@ -300,6 +304,10 @@ impl Memcached {
         image: Option<Arc<[u8]>>,
         response_bytes: Vec<u8>,
     ) {
+        if crate::storage::collect::pending() {
+            // A pass that is waiting for storage is thrown away: store nothing it answered.
+            return;
+        }
         let key = key_for(request_string);
         if self.accept(&key, response_bytes.len()) {
             self.enqueue(key, response_bytes, image);

@@ -165,7 +165,7 @@ fn names_image(shared: &Shared, decoded: &[u8]) -> bool {
         }
         _ => &whole[..],
     };
-    resolve::find(shared.config(), key).is_ok()
+    resolve::find(shared.storage(), shared.config(), key).is_ok()
 }
 
 /// Whether this request came through `URI_MAP` (its `REQUEST_URI` matches the mapping).

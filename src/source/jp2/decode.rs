@@ -10,17 +10,19 @@
 //! parallelism comes from concurrent requests, and OpenJPEG's pool only pays for large windows).
 
 use std::ffi::{CStr, c_char, c_void};
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::ptr::{self, NonNull};
 
 use super::ffi;
 use super::index::Piece;
 use crate::source::ImageFormat;
 use crate::source::error::{Corrupt, DecodeStep, Defect, Result, SourceError, SourceErrorKind};
+use crate::storage::{Blob, StorageError};
 
 /// OpenJPEG's stream buffer: reads smaller than this are served from it.
 const STREAM_BUFFER: usize = 64 << 10;
+/// OpenJPEG reads the codestream front to back: bytes that must be fetched from remote
+/// storage are fetched this far ahead (local files ignore it).
+const READ_AHEAD: u64 = 1 << 20;
 /// Messages kept per decode (OpenJPEG can warn once per code-block).
 const MAX_MESSAGES: usize = 16;
 /// Most threads one decode is given.
@@ -29,7 +31,7 @@ pub const MAX_THREADS: u32 = 64;
 /// Where the codestream comes from: `pieces` of `file` (and of memory), in order.
 #[derive(Clone, Copy)]
 pub struct Input<'a> {
-    pub file: &'a File,
+    pub file: &'a dyn Blob,
     pub pieces: &'a [Piece],
     /// `ffi::OPJ_CODEC_JP2` or `ffi::OPJ_CODEC_J2K`.
     pub format: i32,
@@ -125,11 +127,14 @@ unsafe extern "C" fn on_warning(msg: *const c_char, data: *mut c_void) {
 
 /// The read position of one stream over its pieces.
 struct StreamState<'a> {
-    file: &'a File,
+    file: &'a dyn Blob,
     pieces: &'a [Piece],
     /// Where each piece starts in the stream, and the stream's length at the end.
     starts: Vec<u64>,
     pos: u64,
+    /// The first remote storage failure (OpenJPEG only sees the end of the stream): the
+    /// decode's error is that failure, not a broken file.
+    failed: Option<StorageError>,
 }
 
 impl StreamState<'_> {
@@ -137,8 +142,9 @@ impl StreamState<'_> {
         self.starts.last().copied().unwrap_or(0)
     }
 
-    /// Copy the stream's bytes at `pos` into `dst`; how many were available.
-    fn read(&self, dst: &mut [u8]) -> usize {
+    /// Copy the stream's bytes at `pos` into `dst`; how many were available. A remote storage
+    /// failure is kept in `failed`.
+    fn read(&mut self, dst: &mut [u8]) -> usize {
         let mut got = 0;
         let mut pos = self.pos;
         // The piece holding `pos`: the last one starting at or before it.
@@ -152,7 +158,17 @@ impl StreamState<'_> {
                     out.copy_from_slice(&b[within as usize..within as usize + here]);
                     here
                 }
-                Piece::File { offset, .. } => read_fully(self.file, out, offset + within),
+                Piece::File { offset, .. } => {
+                    match self.file.read_at(out, offset + within, READ_AHEAD) {
+                        Ok(()) => here,
+                        Err(e) => {
+                            if e.is_remote() && self.failed.is_none() {
+                                self.failed = Some(e);
+                            }
+                            0
+                        }
+                    }
+                }
             };
             got += n;
             pos += n as u64;
@@ -163,20 +179,6 @@ impl StreamState<'_> {
         }
         got
     }
-}
-
-/// `pread` until `dst` is full, the file ends or an error occurs; how many bytes were read.
-fn read_fully(file: &File, dst: &mut [u8], at: u64) -> usize {
-    let mut got = 0;
-    while got < dst.len() {
-        match file.read_at(&mut dst[got..], at + got as u64) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(_) => break,
-        }
-    }
-    got
 }
 
 unsafe extern "C" fn stream_read(buf: *mut c_void, n: usize, data: *mut c_void) -> usize {
@@ -288,6 +290,7 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
         pieces: input.pieces,
         starts,
         pos: 0,
+        failed: None,
     });
     let result = (|| {
         // SAFETY: plain constructor; checked for null.
@@ -388,6 +391,12 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
     if !messages.warnings.is_empty() {
         tracing::debug!("OpenJPEG warnings: {}", messages.warnings.join("; "));
     }
-    drop(state);
-    result
+    match (result, state.failed.take()) {
+        (Err(_), Some(failed)) => Err(SourceError::from_storage(
+            Some(ImageFormat::Jpeg2000),
+            failed,
+            |e| SourceError::internal(ImageFormat::Jpeg2000, "local read").because(e),
+        )),
+        (result, _) => result,
+    }
 }

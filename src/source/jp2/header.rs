@@ -6,8 +6,7 @@
 //! layer and resolution counts without the codestream-info structures; parsing them here keeps
 //! the FFI small and lets every size be checked before OpenJPEG allocates anything.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::storage::Blob;
 
 use crate::source::ImageFormat;
 use crate::source::error::{Result, SourceError};
@@ -116,9 +115,13 @@ pub fn corrupt(what: impl Into<String>) -> SourceError {
     SourceError::corrupt(ImageFormat::Jpeg2000, what)
 }
 
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
-    file.read_exact_at(buf, offset)
-        .map_err(|e| corrupt(format!("read of {} bytes at {offset}", buf.len())).because(e))
+fn read_at(file: &dyn Blob, buf: &mut [u8], offset: u64) -> Result<()> {
+    let n = buf.len();
+    file.read_exact_at(buf, offset).map_err(|e| {
+        SourceError::from_storage(Some(ImageFormat::Jpeg2000), e, |e| {
+            corrupt(format!("read of {n} bytes at {offset}")).because(e)
+        })
+    })
 }
 
 fn be16(b: &[u8]) -> u16 {
@@ -144,7 +147,7 @@ pub fn detect(magic: &[u8]) -> Option<Container> {
 }
 
 /// A box header: (type, payload offset, end offset).
-fn box_at(file: &File, pos: u64, end: u64) -> Result<([u8; 4], u64, u64)> {
+fn box_at(file: &dyn Blob, pos: u64, end: u64) -> Result<([u8; 4], u64, u64)> {
     if end - pos < 8 {
         return Err(corrupt(format!(
             "box header at {pos} runs past its container"
@@ -181,7 +184,7 @@ fn box_at(file: &File, pos: u64, end: u64) -> Result<([u8; 4], u64, u64)> {
     Ok((typ, payload, pos + len))
 }
 
-fn read_payload(file: &File, start: u64, end: u64) -> Result<Vec<u8>> {
+fn read_payload(file: &dyn Blob, start: u64, end: u64) -> Result<Vec<u8>> {
     let len = end - start;
     if len > MAX_BOX_BYTES {
         return Err(corrupt(format!("box of {len} bytes is too large")));
@@ -192,7 +195,7 @@ fn read_payload(file: &File, start: u64, end: u64) -> Result<Vec<u8>> {
 }
 
 /// Walk the top-level boxes of a JP2-family file of `file_len` bytes.
-pub fn read_boxes(file: &File, file_len: u64) -> Result<Boxes> {
+pub fn read_boxes(file: &dyn Blob, file_len: u64) -> Result<Boxes> {
     let mut boxes = Boxes::default();
     let mut pos = 0;
     let mut seen = 0;
@@ -311,7 +314,7 @@ fn parse_jp2h(data: &[u8], boxes: &mut Boxes) -> Result<Option<usize>> {
 }
 
 /// Parse the main header of the codestream at `start` (up to `end`).
-pub fn read_main_header(file: &File, start: u64, end: u64) -> Result<MainHeader> {
+pub fn read_main_header(file: &dyn Blob, start: u64, end: u64) -> Result<MainHeader> {
     let mut soc = [0u8; 2];
     if end - start < 2 {
         return Err(corrupt("empty codestream"));

@@ -33,8 +33,7 @@
 //! its SOT announces, or when there are more than [`MAX_TILE_PARTS`] tile-parts. A truncated or
 //! damaged file therefore fails (or decodes) exactly as OpenJPEG decides on the whole file.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::storage::Blob;
 
 use bytes::Bytes;
 
@@ -130,7 +129,7 @@ fn be32(b: &[u8]) -> u32 {
 
 /// Positional reads through a read-ahead buffer (the walk reads 12 bytes per tile-part).
 struct Walker<'a> {
-    file: &'a File,
+    file: &'a dyn Blob,
     end: u64,
     buf: Vec<u8>,
     at: u64,
@@ -158,7 +157,7 @@ impl Index {
     /// Index the codestream [`start`, `end`) of `file` whose main header is `main`; `boxes`
     /// for a JP2 file. `None` when a cut-down codestream cannot be made (see the module doc).
     pub fn build(
-        file: &File,
+        file: &dyn Blob,
         boxes: Option<&Boxes>,
         main: &MainHeader,
         (start, end): (u64, u64),
@@ -388,7 +387,7 @@ impl Index {
 }
 
 /// Walk the tile-parts from `from` to the codestream's end `end`; `None` if one is malformed.
-fn walk(file: &File, from: u64, end: u64, tiles: usize) -> Option<Vec<Part>> {
+fn walk(file: &dyn Blob, from: u64, end: u64, tiles: usize) -> Option<Vec<Part>> {
     let mut w = Walker {
         file,
         end,

@@ -34,8 +34,8 @@ mod index;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use decode::{Input, Window};
 use header::{Channel, Container};
@@ -44,9 +44,10 @@ use index::{Index, Piece};
 use crate::config::MaxLayers;
 use crate::image::{ColourSpace, RawImage, Samples};
 use crate::source::error::{
-    Corrupt, Defect, IoOp, Result, SourceError, SourceErrorKind, TooLarge, Unsupported,
+    Corrupt, Defect, Result, SourceError, SourceErrorKind, TooLarge, Unsupported,
 };
 use crate::source::{ImageFormat, ImageInfo, ImageSource, Level, SampleFormat};
+use crate::storage::Blob;
 
 /// The virtual tile size of every level.
 pub const TILE_SIZE: u32 = 256;
@@ -60,7 +61,7 @@ pub const THREADED_PIXELS: u64 = 512 * 512;
 /// An opened JPEG2000 file.
 pub struct Jp2Source {
     path: PathBuf,
-    file: File,
+    file: Arc<dyn Blob>,
     format: i32,
     info: ImageInfo,
     /// The image area on the reference grid.
@@ -114,25 +115,33 @@ impl Jp2Source {
 
     /// Open a JP2/JPX file or J2K codestream. `max_layers` is MAX_LAYERS (spec §5.3).
     pub fn open_with(path: &Path, max_layers: MaxLayers) -> Result<Jp2Source> {
-        let at = |e: SourceError| e.context(path.display());
-        let file = File::open(path)
-            .map_err(|e| SourceError::io(Some(ImageFormat::Jpeg2000), IoOp::Open, e))
-            .map_err(at)?;
-        Self::from_file(path, file, max_layers).map_err(at)
+        let blob = crate::storage::Storage::local("")
+            .open(path, None)
+            .map_err(|e| super::open_failed(ImageFormat::Jpeg2000, e).context(path.display()))?;
+        Self::open_blob(path, blob, max_layers)
     }
 
-    fn from_file(path: &Path, file: File, max_layers: MaxLayers) -> Result<Jp2Source> {
-        let len = file
-            .metadata()
-            .map_err(|e| header::corrupt("file size").because(e))?
-            .len();
+    /// Open a JP2/JPX file or J2K codestream read through `blob` (`path` names it in the log).
+    pub fn open_blob(path: &Path, blob: Arc<dyn Blob>, max_layers: MaxLayers) -> Result<Jp2Source> {
+        Self::from_blob(path, blob, max_layers).map_err(|e| e.context(path.display()))
+    }
+
+    fn from_blob(path: &Path, file: Arc<dyn Blob>, max_layers: MaxLayers) -> Result<Jp2Source> {
+        let len = file.len();
         let mut magic = [0u8; 12];
-        let got = std::os::unix::fs::FileExt::read_at(&file, &mut magic, 0).unwrap_or(0);
+        let got = len.min(12) as usize;
+        let got = match file.read_exact_at(&mut magic[..got], 0) {
+            Ok(()) => got,
+            Err(e) if e.is_remote() => {
+                return Err(super::open_failed(ImageFormat::Jpeg2000, e));
+            }
+            Err(_) => 0,
+        };
         let container = header::detect(&magic[..got])
             .ok_or_else(|| header::corrupt("neither a JP2 signature nor a J2K codestream"))?;
         let (boxes, (cs_start, cs_len), format) = match container {
             Container::Jp2 => {
-                let boxes = header::read_boxes(&file, len)?;
+                let boxes = header::read_boxes(&*file, len)?;
                 let cs = boxes
                     .codestream
                     .ok_or_else(|| header::corrupt("no codestream (jp2c) box"))?;
@@ -140,7 +149,7 @@ impl Jp2Source {
             }
             Container::Codestream => (Default::default(), (0, len), ffi::OPJ_CODEC_J2K),
         };
-        let main = header::read_main_header(&file, cs_start, cs_start + cs_len)?;
+        let main = header::read_main_header(&*file, cs_start, cs_start + cs_len)?;
         if main.components.iter().any(|c| c.dx != 1 || c.dy != 1) {
             return Err(SourceError::unsupported(
                 ImageFormat::Jpeg2000,
@@ -159,7 +168,7 @@ impl Jp2Source {
         // OpenJPEG must agree with the header parse before anything is decoded.
         let whole = [Piece::File { offset: 0, len }];
         let input = Input {
-            file: &file,
+            file: &*file,
             pieces: &whole,
             format,
         };
@@ -178,7 +187,7 @@ impl Jp2Source {
         }
 
         let jp2_boxes = (format == ffi::OPJ_CODEC_JP2).then_some(&boxes);
-        let index = Index::build(&file, jp2_boxes, &main, (cs_start, cs_start + cs_len));
+        let index = Index::build(&*file, jp2_boxes, &main, (cs_start, cs_start + cs_len));
         let (levels, resolutions) = pyramid(&main);
         let out_bits = if bits <= 8 { 8 } else { 16 };
         let colour = match channels.len() {
@@ -324,7 +333,7 @@ impl Jp2Source {
             _ => None,
         };
         let input = Input {
-            file: &self.file,
+            file: &*self.file,
             pieces: cut_down.as_deref().unwrap_or(&self.whole),
             format: self.format,
         };

@@ -2,8 +2,7 @@
 //! application markers iipsrv reads (images-and-decoding.md §4): JFIF density (APP0), EXIF and
 //! XMP (APP1), the ICC profile (APP2 chunks) and Adobe's colour transform (APP14).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use crate::storage::Blob;
 
 use crate::source::ImageFormat;
 use crate::source::error::{Result, SourceError};
@@ -48,13 +47,17 @@ pub fn corrupt(what: impl Into<String>) -> SourceError {
     SourceError::corrupt(ImageFormat::Jpeg, what)
 }
 
-fn read_at(file: &File, buf: &mut [u8], offset: u64) -> Result<()> {
-    file.read_exact_at(buf, offset)
-        .map_err(|e| corrupt(format!("read of {} bytes at {offset}", buf.len())).because(e))
+fn read_at(file: &dyn Blob, buf: &mut [u8], offset: u64) -> Result<()> {
+    let n = buf.len();
+    file.read_exact_at(buf, offset).map_err(|e| {
+        crate::source::SourceError::from_storage(Some(crate::source::ImageFormat::Jpeg), e, |e| {
+            corrupt(format!("read of {n} bytes at {offset}")).because(e)
+        })
+    })
 }
 
 /// Parse the segments of the file (of `len` bytes) up to the first scan.
-pub fn read_header(file: &File, len: u64) -> Result<Header> {
+pub fn read_header(file: &dyn Blob, len: u64) -> Result<Header> {
     let mut soi = [0u8; 2];
     if len < 4 {
         return Err(corrupt("file too short"));

@@ -30,8 +30,6 @@ mod markers;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,8 +41,9 @@ use decode::Decoded;
 use markers::{Header, corrupt};
 
 use crate::image::{ColourSpace, RawImage};
-use crate::source::error::{IoOp, Result, SourceError, TooLarge, Unsupported};
+use crate::source::error::{Result, SourceError, TooLarge, Unsupported};
 use crate::source::{Dpi, ImageFormat, ImageInfo, ImageSource, Level, SampleFormat};
+use crate::storage::Blob;
 
 /// The virtual tile size of every level.
 pub const TILE_SIZE: u32 = 256;
@@ -62,7 +61,7 @@ pub fn set_decoded_cache_bytes(bytes: usize) {
 /// An opened JPEG file.
 pub struct JpegSource {
     path: PathBuf,
-    file: File,
+    file: Arc<dyn Blob>,
     len: u64,
     /// Identity in the decoded-image cache.
     id: u64,
@@ -92,25 +91,27 @@ impl Drop for JpegSource {
 }
 
 impl JpegSource {
-    /// Open a JPEG file and parse its header.
+    /// Open a local JPEG file and parse its header.
     pub fn open(path: &Path) -> Result<JpegSource> {
-        let at = |e: SourceError| e.context(path.display());
-        let file = File::open(path)
-            .map_err(|e| SourceError::io(Some(ImageFormat::Jpeg), IoOp::Open, e))
-            .map_err(at)?;
-        Self::from_file(path, file).map_err(at)
+        let blob = crate::storage::Storage::local("")
+            .open(path, None)
+            .map_err(|e| super::open_failed(ImageFormat::Jpeg, e).context(path.display()))?;
+        Self::open_blob(path, blob)
     }
 
-    fn from_file(path: &Path, file: File) -> Result<JpegSource> {
-        let len = file
-            .metadata()
-            .map_err(|e| corrupt("file size").because(e))?
-            .len();
+    /// Parse the header of a JPEG file or object read through `blob` (`path` names it in the
+    /// log).
+    pub fn open_blob(path: &Path, blob: Arc<dyn Blob>) -> Result<JpegSource> {
+        Self::from_blob(path, blob).map_err(|e| e.context(path.display()))
+    }
+
+    fn from_blob(path: &Path, file: Arc<dyn Blob>) -> Result<JpegSource> {
+        let len = file.len();
         if len > MAX_FILE_BYTES {
             return Err(SourceError::too_large(ImageFormat::Jpeg, TooLarge::File)
                 .context(format_args!("{len} bytes")));
         }
-        let header = markers::read_header(&file, len)?;
+        let header = markers::read_header(&*file, len)?;
         if header.lossless() {
             return Err(SourceError::unsupported(
                 ImageFormat::Jpeg,
@@ -244,9 +245,9 @@ impl JpegSource {
             .context(format_args!("at scale 1/{}", 1 << scale)));
         }
         let mut jpeg = vec![0u8; self.len as usize];
-        self.file
-            .read_exact_at(&mut jpeg, 0)
-            .map_err(|e| corrupt("read").because(e))?;
+        self.file.read_at(&mut jpeg, 0, self.len).map_err(|e| {
+            SourceError::from_storage(Some(ImageFormat::Jpeg), e, |e| corrupt("read").because(e))
+        })?;
         self.decodes.fetch_add(1, Ordering::Relaxed);
         let image = Arc::new(decode::decode(&jpeg, &self.header, scale)?);
         cache::put(key, image.clone());

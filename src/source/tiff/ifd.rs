@@ -1,15 +1,15 @@
 //! Bytes to directories: the TIFF/BigTIFF header, IFD entries and tag values.
 //!
-//! Everything here reads with positional I/O on one shared [`File`] (`read_exact_at`), so a
-//! [`Reader`] is `Sync` and needs no seeking. Every count and offset that comes from the file is
+//! Everything here reads with positional reads on one shared [`Blob`] (a file or an object),
+//! so a [`Reader`] is `Sync` and needs no seeking. Every count and offset that comes from the file is
 //! checked against the file's length and against the limits below before anything is allocated.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::source::ImageFormat;
-use crate::source::error::{IoOp, Result, SourceError};
+use crate::source::error::{IoOp, Result, SourceError, SourceErrorKind};
+use crate::storage::Blob;
 
 /// At most this many entries in one IFD (libtiff warns far below this; real files have < 100).
 const MAX_ENTRIES: u64 = 4096;
@@ -68,7 +68,7 @@ pub(super) fn corrupt(what: impl std::fmt::Display) -> SourceError {
 /// One shared, read-only TIFF file.
 #[derive(Debug)]
 pub(super) struct Reader {
-    file: File,
+    blob: Arc<dyn Blob>,
     /// File length at open; nothing past it is ever read.
     pub len: u64,
     pub big_endian: bool,
@@ -119,15 +119,16 @@ fn type_size(typ: u16) -> u64 {
 
 impl Reader {
     /// Read and check the header.
-    pub fn new(file: File) -> Result<Reader> {
-        let len = file
-            .metadata()
-            .map_err(|e| SourceError::io(Some(ImageFormat::Tiff), IoOp::Read, e))?
-            .len();
+    pub fn new(blob: Arc<dyn Blob>) -> Result<Reader> {
+        let len = blob.len();
         let mut head = [0u8; 16];
         let n = (len.min(16)) as usize;
-        file.read_exact_at(&mut head[..n], 0)
-            .map_err(|e| SourceError::io(Some(ImageFormat::Tiff), IoOp::Read, e))?;
+        blob.read_exact_at(&mut head[..n], 0).map_err(|e| {
+            SourceError::from_storage(Some(ImageFormat::Tiff), e, |e| {
+                SourceError::new(Some(ImageFormat::Tiff), SourceErrorKind::Io(IoOp::Read))
+                    .because(e)
+            })
+        })?;
         if n < 8 {
             return Err(corrupt("file too short"));
         }
@@ -137,7 +138,7 @@ impl Reader {
             _ => return Err(corrupt("not a TIFF file")),
         };
         let mut r = Reader {
-            file,
+            blob,
             len,
             big_endian,
             big_tiff: false,
@@ -194,10 +195,12 @@ impl Reader {
             return Err(corrupt("data past the end of the file"));
         }
         let n = buf.len();
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            corrupt("read failed")
-                .context(format!("read {n} bytes at {offset}"))
-                .because(e)
+        self.blob.read_exact_at(buf, offset).map_err(|e| {
+            SourceError::from_storage(Some(ImageFormat::Tiff), e, |e| {
+                corrupt("read failed")
+                    .context(format!("read {n} bytes at {offset}"))
+                    .because(e)
+            })
         })
     }
 

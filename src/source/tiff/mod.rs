@@ -30,8 +30,8 @@ mod ifd;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use codec::Codec;
 use convert::Stored;
@@ -39,7 +39,7 @@ use dir::{Directory, MAX_TILE_BYTES, SampleKind, is_tiled, photometric, subfile_
 use ifd::{RawIfd, Reader, tag};
 
 use crate::image::{ColourSpace, RawImage, Samples};
-use crate::source::error::{IoOp, Missing, Result, SourceError, Unsupported};
+use crate::source::error::{Missing, Result, SourceError, Unsupported};
 use crate::source::{
     Dpi, ImageFormat, ImageInfo, ImageSource, RawCodec, RawTile, SampleFormat, StackPage,
 };
@@ -76,13 +76,18 @@ impl std::fmt::Debug for TiffSource {
 }
 
 impl TiffSource {
-    /// Open a TIFF file and parse its structure.
+    /// Open a local TIFF file and parse its structure.
     pub fn open(path: &Path) -> Result<TiffSource> {
+        let blob = crate::storage::Storage::local("")
+            .open(path, None)
+            .map_err(|e| super::open_failed(ImageFormat::Tiff, e).context(path.display()))?;
+        Self::open_blob(path, blob)
+    }
+
+    /// Parse the structure of a TIFF file or object (`path` names it in the log).
+    pub fn open_blob(path: &Path, blob: Arc<dyn crate::storage::Blob>) -> Result<TiffSource> {
         let at = |e: SourceError| e.context(path.display());
-        let file = File::open(path)
-            .map_err(|e| SourceError::io(Some(ImageFormat::Tiff), IoOp::Open, e))
-            .map_err(at)?;
-        let reader = Reader::new(file).map_err(at)?;
+        let reader = Reader::new(blob).map_err(at)?;
         let (info, pages) = discover(&reader).map_err(at)?;
         Ok(TiffSource {
             path: path.to_path_buf(),

@@ -1,0 +1,751 @@
+//! Objects in a remote store through `object_store`: the client and its runtime, the caches in
+//! front of it (descriptions, listings, byte blocks), the fetches a request's passes ask for
+//! ([`Remote::fetch`]), and blocking reads for work outside a request's fetch loop.
+//!
+//! Every call has a timeout (`IIPSRV_STORAGE_TIMEOUT`) and is retried with exponential
+//! back-off at most `IIPSRV_STORAGE_RETRIES` times by the client; a read names the version it
+//! expects (`If-Match` with the ETag), so bytes of a replaced object are never mixed with the
+//! old ones; a body shorter than the range asked for is an error.
+
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+
+use super::collect::{self, Collector, Scope, Want};
+use super::error::{StorageError, StorageErrorKind, classify};
+use super::location::{self, Location};
+use super::object::Object;
+use super::{BLOCK, Blob, HEADER_READ_AHEAD, Meta, Result, Settings};
+
+/// At most this many object descriptions and listings are kept.
+const MAX_DESCRIPTIONS: usize = 1 << 16;
+/// The longest run of blocks fetched in one GET.
+const MAX_RUN_BYTES: u64 = 16 << 20;
+/// The key the readiness probe asks for, under the key prefix (it need not exist).
+const PROBE_KEY: &str = ".iipsrv-ready";
+
+/// Threads of the storage runtime (network I/O only; decoding never runs there).
+const RUNTIME_THREADS: usize = 2;
+
+/// A cached description: the object, or its absence, and when it was fetched.
+#[derive(Debug, Clone)]
+struct Described {
+    object: Option<Arc<Object>>,
+    at: Instant,
+}
+
+/// A cached listing.
+#[derive(Debug, Clone)]
+struct Listed {
+    names: Arc<Vec<Vec<u8>>>,
+    at: Instant,
+}
+
+type BlockKey = (Arc<str>, u64, u64);
+
+#[derive(Debug, Clone)]
+struct ByBytes;
+
+impl Weighter<BlockKey, Bytes> for ByBytes {
+    fn weight(&self, key: &BlockKey, block: &Bytes) -> u64 {
+        block.len() as u64 + key.0.len() as u64 + 64
+    }
+}
+
+/// The storage runtime, shut down without waiting when dropped (it may be dropped inside the
+/// server's own runtime).
+#[derive(Debug)]
+struct IoRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for IoRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The `object_store` client with the longest time a call may take, retries included (a
+/// guard against a connection that never answers; the client's own timeouts end calls first).
+#[derive(Debug, Clone)]
+struct Client {
+    store: Arc<dyn ObjectStore>,
+    limit: Duration,
+    /// A plain HTTP server lists directories only if it speaks WebDAV (`PROPFIND`); one that
+    /// refuses has no image sequences rather than failing every missing image.
+    listing_optional: bool,
+}
+
+/// The remote store and its caches.
+#[derive(Debug)]
+pub(crate) struct Remote {
+    client: Client,
+    runtime: IoRuntime,
+    describe: String,
+    settings: Settings,
+    descriptions: Cache<String, Described>,
+    listings: Cache<String, Listed>,
+    blocks: Option<Cache<BlockKey, Bytes, ByBytes>>,
+    gets: AtomicU64,
+    blocking: AtomicU64,
+}
+
+impl Remote {
+    pub(crate) fn new(
+        location: &Location,
+        settings: Settings,
+    ) -> std::result::Result<Remote, String> {
+        use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, RetryConfig};
+        let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(2),
+                base: 2.0,
+            },
+            max_retries: settings.retries as usize,
+            retry_timeout: timeout * (settings.retries + 1),
+        };
+        let (store, describe): (Arc<dyn ObjectStore>, String) = match location {
+            Location::S3 { bucket, .. } => {
+                use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey as K};
+                let ms = format!("{}ms", timeout.as_millis());
+                let connect = format!("{}ms", timeout.as_millis().min(5000));
+                let store = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_config(K::Client(ClientConfigKey::Timeout), ms)
+                    .with_config(K::Client(ClientConfigKey::ConnectTimeout), connect)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(|e| format!("object storage: {}", redact(&e.to_string())))?;
+                (Arc::new(store), format!("s3://{bucket}"))
+            }
+            Location::Http { root, .. } => {
+                use object_store::http::HttpBuilder;
+                let options = ClientOptions::new()
+                    .with_timeout(timeout)
+                    .with_connect_timeout(timeout.min(Duration::from_secs(5)))
+                    .with_allow_http(true);
+                let store = HttpBuilder::new()
+                    .with_url(root.clone())
+                    .with_client_options(options)
+                    .with_retry(retry)
+                    .build()
+                    .map_err(|e| format!("object storage: {}", redact(&e.to_string())))?;
+                (Arc::new(store), root.trim_end_matches('/').to_string())
+            }
+            Location::Local => return Err("not a remote location".into()),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(RUNTIME_THREADS)
+            .thread_name("iipsrv-storage")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("object storage: cannot start its runtime: {e}"))?;
+        let blocks = (settings.cache_bytes > 0).then(|| {
+            let items = (settings.cache_bytes / BLOCK).clamp(16, 1 << 22) as usize;
+            Cache::with_weighter(items, settings.cache_bytes, ByBytes)
+        });
+        // Each try's timeout, the back-off between tries (at most 2 s each), and a margin.
+        let limit = (timeout + Duration::from_secs(2)) * (settings.retries + 1) + timeout;
+        Ok(Remote {
+            client: Client {
+                store,
+                limit,
+                listing_optional: matches!(location, Location::Http { .. }),
+            },
+            runtime: IoRuntime(Some(runtime)),
+            describe,
+            settings,
+            descriptions: Cache::new(MAX_DESCRIPTIONS),
+            listings: Cache::new(MAX_DESCRIPTIONS),
+            blocks,
+            gets: AtomicU64::new(0),
+            blocking: AtomicU64::new(0),
+        })
+    }
+
+    /// Whether storage answers (readiness): a HEAD of a key that need not exist, under the
+    /// key prefix; "no such object" is an answer. The reason names no bucket or endpoint.
+    pub(crate) async fn probe(&self, key_prefix: &str) -> std::result::Result<(), String> {
+        let (client, key) = (self.client.clone(), format!("{key_prefix}{PROBE_KEY}"));
+        let task = self.handle().spawn(async move { client.head(key).await });
+        match flatten(task.await) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("object storage: {:?}", e.kind).to_lowercase()),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> &str {
+        &self.describe
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .0
+            .as_ref()
+            .expect("the runtime lives as long as the store")
+            .handle()
+    }
+
+    fn fresh(&self, at: Instant) -> bool {
+        at.elapsed() < Duration::from_secs(self.settings.revalidate_secs)
+    }
+
+    /// Run `fut` on the storage runtime and wait for it on this thread (moving this worker's
+    /// other connections elsewhere first when it is a runtime worker).
+    fn block_on<T: Send + 'static>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        self.blocking.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!("Storage :: blocking read: {what}");
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.handle().spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        let wait = move || rx.recv();
+        let got = match Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        };
+        got.unwrap_or_else(|_| {
+            Err(StorageError::new(
+                StorageErrorKind::Unreachable,
+                "the storage runtime stopped",
+            ))
+        })
+    }
+
+    /// A request that fell back to blocking reads.
+    pub(crate) fn count_blocking_pass(&self) {
+        self.blocking.fetch_add(1, Ordering::Relaxed);
+    }
+
+    // ---- descriptions -------------------------------------------------------------------
+
+    fn described(&self, key: &str) -> Option<Option<Arc<Object>>> {
+        self.descriptions
+            .get(key)
+            .filter(|d| self.fresh(d.at))
+            .map(|d| d.object)
+    }
+
+    /// The object at `key` (a full name), through the description cache.
+    fn object(&self, path: &Path) -> Result<Option<Arc<Object>>> {
+        let Some(key) = location::object_key(path.as_os_str().as_encoded_bytes()) else {
+            return Ok(None);
+        };
+        let key = key.to_string();
+        if let Some(d) = self.described(&key) {
+            return Ok(d);
+        }
+        if let Some(c) = collect::current() {
+            let want = Want::Head(key);
+            return Err(match c.failure(&want.failure_key()) {
+                Some(e) => e,
+                None => c.want(want),
+            });
+        }
+        let client = self.client.clone();
+        let k = key.clone();
+        let object = self.block_on(&format!("HEAD {key}"), async move { client.head(k).await })?;
+        self.remember(key, object.clone());
+        Ok(object)
+    }
+
+    fn remember(&self, key: String, object: Option<Arc<Object>>) {
+        self.descriptions.insert(
+            key,
+            Described {
+                object,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    pub(crate) fn stat(&self, path: &Path) -> Result<Option<Meta>> {
+        Ok(self.object(path)?.map(|o| o.meta()))
+    }
+
+    pub(crate) fn open(self: &Arc<Self>, path: &Path, _meta: Option<Meta>) -> Result<RemoteBlob> {
+        match self.object(path)? {
+            Some(object) => Ok(RemoteBlob {
+                remote: self.clone(),
+                object,
+            }),
+            None => Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                format!("{}: no such object", path.display()),
+            )),
+        }
+    }
+
+    // ---- listings -----------------------------------------------------------------------
+
+    pub(crate) fn list(&self, dir: &Path, max: usize) -> Result<Option<Vec<Vec<u8>>>> {
+        let Some(prefix) = location::directory_key(dir.as_os_str().as_encoded_bytes()) else {
+            return Ok(None);
+        };
+        let dir_key = prefix.as_ref().map(|p| p.to_string()).unwrap_or_default();
+        if let Some(l) = self.listings.get(&dir_key).filter(|l| self.fresh(l.at)) {
+            return Ok(Some(l.names.iter().take(max).cloned().collect()));
+        }
+        if let Some(c) = collect::current() {
+            let want = Want::List(dir_key);
+            return Err(match c.failure(&want.failure_key()) {
+                Some(e) => e,
+                None => c.want(want),
+            });
+        }
+        let client = self.client.clone();
+        let d = dir_key.clone();
+        let names = self.block_on(
+            &format!("LIST {dir_key}"),
+            async move { client.list(d).await },
+        )?;
+        let out = names.iter().take(max).cloned().collect();
+        self.listings.insert(
+            dir_key,
+            Listed {
+                names: Arc::new(names),
+                at: Instant::now(),
+            },
+        );
+        Ok(Some(out))
+    }
+
+    // ---- blocks -------------------------------------------------------------------------
+
+    fn block_key(object: &Object, b: u64) -> BlockKey {
+        (Arc::from(object.key.as_ref()), object.version_tag, b)
+    }
+
+    fn cached_block(&self, object: &Object, b: u64) -> Option<Bytes> {
+        self.blocks.as_ref()?.get(&Self::block_key(object, b))
+    }
+
+    /// Blocks `first..=last` of `object` as one ranged GET, cached block by block.
+    fn run_range(object: &Object, first: u64, last: u64) -> Range<u64> {
+        first * BLOCK..((last + 1) * BLOCK).min(object.len)
+    }
+
+    fn keep_blocks(&self, object: &Object, first: u64, run: &Bytes) {
+        let Some(cache) = &self.blocks else { return };
+        let mut b = first;
+        let mut at = 0usize;
+        while at < run.len() {
+            let end = (at + BLOCK as usize).min(run.len());
+            cache.insert(Self::block_key(object, b), run.slice(at..end));
+            at = end;
+            b += 1;
+        }
+    }
+
+    /// Fetch everything a pass recorded, concurrently, and remember the outcome: results in
+    /// the caches, failures in the collector (a changed object's description is dropped, so
+    /// that the next pass asks again).
+    pub(crate) async fn fetch(self: &Arc<Self>, wants: Vec<Want>, collector: &Collector) {
+        let mut heads: Vec<String> = Vec::new();
+        let mut lists: Vec<String> = Vec::new();
+        let mut runs: Vec<(Arc<Object>, u64, u64)> = Vec::new();
+        for w in wants {
+            match w {
+                Want::Head(k) if !heads.contains(&k) => heads.push(k),
+                Want::List(d) if !lists.contains(&d) => lists.push(d),
+                Want::Blocks {
+                    object,
+                    first,
+                    last,
+                } => runs.push((object, first, last)),
+                _ => {}
+            }
+        }
+        let runs = coalesce(runs);
+        let mut tasks = Vec::new();
+        for key in heads {
+            let (client, k) = (self.client.clone(), key.clone());
+            let task = self
+                .handle()
+                .spawn(async move { client.head(k).await.map(Fetched::Head) });
+            tasks.push((Want::Head(key), task));
+        }
+        for dir in lists {
+            let (client, d) = (self.client.clone(), dir.clone());
+            let task = self
+                .handle()
+                .spawn(async move { client.list(d).await.map(Fetched::List) });
+            tasks.push((Want::List(dir), task));
+        }
+        for (object, first, last) in runs {
+            let (client, o) = (self.client.clone(), object.clone());
+            let range = Self::run_range(&object, first, last);
+            self.gets.fetch_add(1, Ordering::Relaxed);
+            let task = self
+                .handle()
+                .spawn(async move { client.get_range(&o, range).await.map(Fetched::Run) });
+            let want = Want::Blocks {
+                object,
+                first,
+                last,
+            };
+            tasks.push((want, task));
+        }
+        for (want, task) in tasks {
+            match (want, flatten(task.await)) {
+                (Want::Head(key), Ok(Fetched::Head(object))) => self.remember(key, object),
+                (Want::List(dir), Ok(Fetched::List(names))) => {
+                    self.listings.insert(
+                        dir,
+                        Listed {
+                            names: Arc::new(names),
+                            at: Instant::now(),
+                        },
+                    );
+                }
+                (Want::Blocks { object, first, .. }, Ok(Fetched::Run(run))) => {
+                    self.keep_blocks(&object, first, &run);
+                }
+                (want, Err(e)) => {
+                    if e.kind == StorageErrorKind::Changed {
+                        if let Want::Blocks { object, .. } = &want {
+                            self.descriptions.remove(object.key.as_ref());
+                        }
+                    }
+                    collector.fail(want.failure_key(), e);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub(crate) fn clear_caches(&self) {
+        self.descriptions.clear();
+        self.listings.clear();
+        if let Some(b) = &self.blocks {
+            b.clear();
+        }
+    }
+}
+
+enum Fetched {
+    Head(Option<Arc<Object>>),
+    List(Vec<Vec<u8>>),
+    Run(Bytes),
+}
+
+fn flatten<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.unwrap_or_else(|e| {
+        Err(StorageError::new(StorageErrorKind::BadResponse, "storage task failed").because(e))
+    })
+}
+
+/// Merge the runs of each object version that overlap or touch, up to [`MAX_RUN_BYTES`].
+fn coalesce(mut runs: Vec<(Arc<Object>, u64, u64)>) -> Vec<(Arc<Object>, u64, u64)> {
+    runs.sort_by(|a, b| {
+        (a.0.key.as_ref(), a.0.version_tag, a.1).cmp(&(b.0.key.as_ref(), b.0.version_tag, b.1))
+    });
+    let mut out: Vec<(Arc<Object>, u64, u64)> = Vec::new();
+    for (object, first, last) in runs {
+        if let Some(prev) = out.last_mut() {
+            let same = prev.0.key == object.key && prev.0.version_tag == object.version_tag;
+            if same
+                && first <= prev.2 + 1
+                && (last.max(prev.2) + 1 - prev.1) * BLOCK <= MAX_RUN_BYTES
+            {
+                prev.2 = prev.2.max(last);
+                continue;
+            }
+        }
+        out.push((object, first, last));
+    }
+    out
+}
+
+/// A storage error from an `object_store` one (the detail is for the log only).
+fn storage_error(e: object_store::Error, what: &str) -> StorageError {
+    StorageError::new(classify(&e), what.to_string()).because(e)
+}
+
+impl Client {
+    async fn guarded<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.limit, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(StorageError::new(
+                StorageErrorKind::Timeout,
+                what.to_string(),
+            )),
+        }
+    }
+
+    /// HEAD: the object's description, `None` when it does not exist.
+    async fn head(&self, key: String) -> Result<Option<Arc<Object>>> {
+        tracing::debug!("Storage :: HEAD {key}");
+        let what = format!("HEAD {key}");
+        let store = &self.store;
+        self.guarded(&what, async {
+            let path = object_store::path::Path::parse(&key)
+                .map_err(|e| storage_error(e.into(), &what))?;
+            match store.head(&path).await {
+                Ok(meta) => Ok(Some(Arc::new(describe(path, &meta)))),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(storage_error(e, &what)),
+            }
+        })
+        .await
+    }
+}
+
+fn describe(key: object_store::path::Path, meta: &object_store::ObjectMeta) -> Object {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match (&meta.e_tag, &meta.version) {
+        (Some(tag), _) => tag.hash(&mut h),
+        (None, Some(v)) => v.hash(&mut h),
+        (None, None) => (meta.size, meta.last_modified.timestamp()).hash(&mut h),
+    }
+    let tag = h.finish();
+    let secs = meta.last_modified.timestamp().max(0) as u64;
+    let modified = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(secs)
+        + Duration::from_nanos(tag % 1_000_000_000);
+    Object {
+        key,
+        len: meta.size,
+        etag: meta.e_tag.clone(),
+        version_tag: tag,
+        modified,
+    }
+}
+
+impl Client {
+    /// A ranged GET of one version: `If-Match` its ETag; the body must be the whole range.
+    async fn get_range(&self, object: &Object, range: Range<u64>) -> Result<Bytes> {
+        let store = &self.store;
+        tracing::debug!(
+            "Storage :: GET {} bytes {}-{}",
+            object.key,
+            range.start,
+            range.end.saturating_sub(1)
+        );
+        let what = format!("GET {} {}..{}", object.key, range.start, range.end);
+        self.guarded(&what, async {
+            let options = GetOptions {
+                range: Some(GetRange::Bounded(range.clone())),
+                if_match: object.etag.clone(),
+                ..GetOptions::default()
+            };
+            let result = store
+                .get_opts(&object.key, options)
+                .await
+                .map_err(|e| storage_error(e, &what))?;
+            if result.meta.size != object.len {
+                return Err(StorageError::new(
+                    StorageErrorKind::Changed,
+                    format!("{what}: the object is now {} bytes", result.meta.size),
+                ));
+            }
+            // Storage answered, then the body broke off (a short body): a bad answer, unless
+            // it stalled until the timeout.
+            let bytes = result.bytes().await.map_err(|e| {
+                let mut e = storage_error(e, &what);
+                if e.kind != StorageErrorKind::Timeout {
+                    e.kind = StorageErrorKind::BadResponse;
+                }
+                e
+            })?;
+            if bytes.len() as u64 != range.end - range.start {
+                return Err(StorageError::new(
+                    StorageErrorKind::BadResponse,
+                    format!("{what}: {} bytes in the answer", bytes.len()),
+                ));
+            }
+            Ok(bytes)
+        })
+        .await
+    }
+
+    /// The names directly inside a directory (`""` = the root).
+    async fn list(&self, dir: String) -> Result<Vec<Vec<u8>>> {
+        tracing::debug!("Storage :: LIST {dir}/");
+        let what = format!("LIST {dir}/");
+        let store = &self.store;
+        self.guarded(&what, async {
+            let prefix = if dir.is_empty() {
+                None
+            } else {
+                Some(
+                    object_store::path::Path::parse(&dir)
+                        .map_err(|e| storage_error(e.into(), &what))?,
+                )
+            };
+            let listed = match store.list_with_delimiter(prefix.as_ref()).await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    let e = storage_error(e, &what);
+                    if self.listing_optional && e.kind == StorageErrorKind::BadResponse {
+                        tracing::debug!("Storage :: no listing (not a WebDAV server): {e}");
+                        return Ok(Vec::new());
+                    }
+                    return Err(e);
+                }
+            };
+            Ok(listed
+                .objects
+                .iter()
+                .filter_map(|o| o.location.filename().map(|n| n.as_bytes().to_vec()))
+                .collect())
+        })
+        .await
+    }
+}
+
+/// Remove anything that looks like a credential from a client library's message.
+fn redact(message: &str) -> String {
+    let secrets: Vec<String> = [
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ACCESS_KEY_ID",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var(v).ok())
+    .filter(|s| s.len() >= 4)
+    .collect();
+    let mut out = message.to_string();
+    for s in secrets {
+        out = out.replace(&s, "[redacted]");
+    }
+    out
+}
+
+/// One object at one version, read through the block cache.
+#[derive(Debug)]
+pub(crate) struct RemoteBlob {
+    remote: Arc<Remote>,
+    object: Arc<Object>,
+}
+
+impl Blob for RemoteBlob {
+    fn len(&self) -> u64 {
+        self.object.len
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64, ahead: u64) -> Result<()> {
+        let o = &self.object;
+        let end = offset.checked_add(buf.len() as u64);
+        let Some(end) = end.filter(|&e| e <= o.len) else {
+            return Err(StorageError::io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+                format!(
+                    "{}: read of {} bytes at {offset} past the end",
+                    o.key,
+                    buf.len()
+                ),
+            ));
+        };
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let (first, last) = (offset / BLOCK, (end - 1) / BLOCK);
+        let blocks: Vec<Option<Bytes>> = (first..=last)
+            .map(|b| self.remote.cached_block(o, b))
+            .collect();
+        let missing = blocks.iter().position(Option::is_none);
+        let run = match missing {
+            None => None,
+            Some(m) => {
+                let header = if offset == 0 { HEADER_READ_AHEAD } else { 0 };
+                let want_end = end.max(offset.saturating_add(ahead.max(header))).min(o.len);
+                let fetch_first = first + m as u64;
+                let fetch_last = (want_end - 1) / BLOCK;
+                if let Some(c) = collect::current() {
+                    let want = Want::Blocks {
+                        object: o.clone(),
+                        first: fetch_first,
+                        last: fetch_last,
+                    };
+                    return Err(match c.failure(&want.failure_key()) {
+                        Some(e) => e,
+                        None => c.want(want),
+                    });
+                }
+                let range = Remote::run_range(o, fetch_first, fetch_last);
+                let (client, object) = (self.remote.client.clone(), o.clone());
+                self.remote.gets.fetch_add(1, Ordering::Relaxed);
+                let bytes = self
+                    .remote
+                    .block_on(&format!("GET {}", o.key), async move {
+                        client.get_range(&object, range).await
+                    })?;
+                self.remote.keep_blocks(o, fetch_first, &bytes);
+                Some((fetch_first, bytes))
+            }
+        };
+        // Copy block by block, from the cache or from the run just fetched.
+        let mut at = 0usize;
+        for (i, cached) in blocks.into_iter().enumerate() {
+            let b = first + i as u64;
+            let block = match (cached, &run) {
+                (Some(bytes), _) => bytes,
+                (None, Some((run_first, bytes))) => {
+                    let start = ((b - run_first) * BLOCK) as usize;
+                    let stop = (start + BLOCK as usize).min(bytes.len());
+                    bytes.slice(start..stop)
+                }
+                (None, None) => {
+                    return Err(StorageError::new(
+                        StorageErrorKind::BadResponse,
+                        "a block was neither cached nor fetched",
+                    ));
+                }
+            };
+            let block_start = b * BLOCK;
+            let from = (offset + at as u64 - block_start) as usize;
+            let n = (block.len() - from).min(buf.len() - at);
+            buf[at..at + n].copy_from_slice(&block[from..from + n]);
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+/// Run `work` until a pass needs nothing from storage, fetching between passes (see `storage::collect`).
+pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) -> R {
+    let collector = Arc::new(Collector::default());
+    let scope = Scope::of(collector.clone());
+    for round in 1..=collect::MAX_ROUNDS {
+        let out = scope.enter(&mut work);
+        let wants = collector.take_wants();
+        if wants.is_empty() {
+            if round > 1 {
+                tracing::debug!("Storage :: answered in pass {round}");
+            }
+            return out;
+        }
+        drop(out);
+        tracing::debug!("Storage :: pass {round} needs {} fetches", wants.len());
+        remote.fetch(wants, &collector).await;
+    }
+    tracing::info!(
+        "Storage :: a request still missed bytes after {} passes; \
+         reading the rest with blocking calls",
+        collect::MAX_ROUNDS
+    );
+    remote.count_blocking_pass();
+    work()
+}
