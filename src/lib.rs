@@ -40,6 +40,7 @@ pub mod open_image;
 pub mod pipeline;
 pub mod protocols;
 pub mod render;
+pub mod schedule;
 pub mod server;
 pub mod shared;
 pub mod source;

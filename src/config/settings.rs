@@ -37,6 +37,7 @@ pub struct Config {
     pub http: HttpSettings,
     pub iiif: IiifSettings,
     pub server: ServerSettings,
+    pub load: LoadSettings,
 }
 
 /// The log.
@@ -166,6 +167,27 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// `FCGI_WEB_SERVER_ADDRS`: when set, only these peers may connect over TCP.
     pub web_server_addrs: Option<Vec<IpAddr>>,
+}
+
+/// Heavy work and slow clients (ours): the memory budget and pool of heavy requests, the
+/// transports' timeouts.
+#[derive(Debug, Clone, Default)]
+pub struct LoadSettings {
+    /// `IIPSRV_MEMORY_BUDGET`: bytes of estimated memory that heavy requests may hold at once
+    /// (0: no bound).
+    pub memory_budget_bytes: u64,
+    /// `IIPSRV_HEAVY_THREADS`: threads that run heavy requests.
+    pub heavy_threads: usize,
+    /// `IIPSRV_QUEUE_LENGTH`: heavy requests that may wait for admission.
+    pub queue_length: usize,
+    /// `IIPSRV_QUEUE_TIMEOUT`: seconds a heavy request may wait for admission.
+    pub queue_timeout_secs: u64,
+    /// `IIPSRV_READ_TIMEOUT`: seconds a client may take to send a request (HTTP: its headers,
+    /// and the longest idle keep-alive; FastCGI: from its first record to its last).
+    pub read_timeout_secs: u64,
+    /// `IIPSRV_WRITE_TIMEOUT`: seconds a response may make no progress to the client before
+    /// the connection is dropped.
+    pub write_timeout_secs: u64,
 }
 
 /// Warnings about values that were not what iipsrv's parser expects.
