@@ -760,17 +760,6 @@ pub(crate) static VARIABLES: &[Variable] = &[
             let v = r.int_or((machine_memory() / MEMORY_BUDGET_FRACTION >> 20) as i64);
             c.load.memory_budget_bytes = (r.clamp(v, 0, 1 << 30) as u64) << 20;
         },
-        banner: |c, out| {
-            let l = &c.load;
-            let budget = match l.memory_budget_bytes {
-                0 => "no memory budget".to_string(),
-                b => format!("a memory budget of {} MiB", b >> 20),
-            };
-            out.push(format!(
-                "Heavy requests: {budget}, {} threads, at most {} waiting for {} s",
-                l.heavy_threads, l.queue_length, l.queue_timeout_secs
-            ));
-        },
         ..VARIABLE
     },
     Variable {
