@@ -3,6 +3,12 @@
 //! protocols inline on the worker thread, catches a panic and answers it with a 500, and drops
 //! the body of a HEAD response.
 //!
+//! Heavy work ([`Answer::Heavy`]: a large region export, classified by the protocols before
+//! anything is decoded) goes through the [`Scheduler`]: it waits, without holding the worker,
+//! until the memory budget admits it (or is answered 503 with `Retry-After`), runs on the heavy
+//! pool, and its response comes back to this task, so it is written by the same connection.
+//! The bytes of the output stay reserved until the transport has written and dropped the body.
+//!
 //! Only the accept loops ([`crate::server`]) and `main` use it; everything below the protocols
 //! works on [`Shared`], the state every worker shares.
 
@@ -13,8 +19,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use bytes::Bytes;
+
 use crate::config::Config;
 use crate::http::{Request, Response};
+use crate::protocols::{Answer, Deferred};
+use crate::schedule::{self, Refusal, Reservation, Scheduler};
 use crate::shared::Shared;
 use crate::transport::Responder;
 
@@ -27,6 +37,7 @@ pub struct App {
 #[derive(Debug)]
 struct Inner {
     shared: Shared,
+    schedule: Scheduler,
     in_flight: AtomicUsize,
     idle: Notify,
     accesses: AtomicU64,
@@ -45,9 +56,27 @@ impl Drop for InFlight<'_> {
 
 impl App {
     pub fn new(config: Config) -> App {
+        let l = &config.load;
+        let schedule = Scheduler::new(schedule::Settings {
+            budget_bytes: l.memory_budget_bytes,
+            threads: l.heavy_threads,
+            queue_length: l.queue_length,
+            queue_timeout: Duration::from_secs(l.queue_timeout_secs),
+        });
+        tracing::info!(
+            "Heavy requests: {}, {} threads, at most {} waiting for {} s\n",
+            match l.memory_budget_bytes {
+                0 => "no memory budget".to_string(),
+                b => format!("memory budget of {} MiB", b >> 20),
+            },
+            l.heavy_threads,
+            l.queue_length,
+            l.queue_timeout_secs
+        );
         App {
             inner: Arc::new(Inner {
                 shared: Shared::new(config),
+                schedule,
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 accesses: AtomicU64::new(0),
@@ -77,13 +106,18 @@ impl App {
         let start = Instant::now();
         let head = request.method() == b"HEAD";
 
-        // The work runs inline on this runtime worker (there are `IIPSRV_WORKERS` of them, one
-        // per core by default): measured 2.7× the throughput of handing every request to a
-        // separate pool (docs/performance.md). Long region exports move themselves off the
-        // worker with `tokio::task::block_in_place`, so that I/O keeps flowing.
+        // Parsing, planning and light work run inline on this runtime worker (there are
+        // `IIPSRV_WORKERS` of them, one per core by default): measured 2.7× the throughput of
+        // handing every request to a separate pool (docs/performance.md). Heavy work waits for
+        // admission here, asynchronously, and runs on the heavy pool.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            crate::protocols::respond(&inner.shared, &request)
+            crate::protocols::answer(&inner.shared, &request)
         }));
+        let outcome = match outcome {
+            Ok(Answer::Ready(r)) => Ok(r),
+            Ok(Answer::Heavy(work)) => self.heavy(work).await,
+            Err(panic) => Err(panic),
+        };
         let query = || String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default());
         let mut response = match outcome {
             Ok(response) => {
@@ -115,6 +149,42 @@ impl App {
         response
     }
 
+    /// Admit heavy work, run it on the heavy pool, and keep the bytes of its output reserved
+    /// until the body is dropped; 503 when not admitted.
+    async fn heavy(&self, work: Deferred) -> std::thread::Result<Response> {
+        let inner = self.inner.clone();
+        let bytes = work.bytes();
+        match self
+            .inner
+            .schedule
+            .run(bytes, move || work.run(&inner.shared))
+            .await
+        {
+            Err(refusal) => {
+                let waited = match refusal {
+                    Refusal::QueueFull => "the queue of heavy requests is full",
+                    Refusal::Timeout => "no memory within the queue timeout",
+                };
+                tracing::info!("Heavy request of {} KiB not admitted: {waited}", bytes >> 10);
+                let retry = self.inner.schedule.budget().timeout().as_secs();
+                Ok(crate::protocols::busy(&self.inner.shared, retry))
+            }
+            Ok(done) => {
+                let mut response = done.outcome?;
+                let mut reservation = done.reservation;
+                reservation.keep_only(response.body.len() as u64);
+                if reservation.bytes() > 0 {
+                    let body = std::mem::take(&mut response.body);
+                    response.body = Bytes::from_owner(Held {
+                        body,
+                        _reservation: reservation,
+                    });
+                }
+                Ok(response)
+            }
+        }
+    }
+
     /// Wait until no request is in flight, or until `timeout` passes. Returns whether idle.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -127,6 +197,18 @@ impl App {
                 return self.inner.in_flight.load(Ordering::Acquire) == 0;
             }
         }
+    }
+}
+
+/// A response body that holds the budget's bytes for it until it is dropped.
+struct Held {
+    body: Bytes,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
     }
 }
 

@@ -69,6 +69,8 @@ fn main() -> ExitCode {
     }
     let limits = Limits {
         max_conns: app.config().server.max_connections,
+        request_read_timeout: Duration::from_secs(app.config().load.read_timeout_secs),
+        write_timeout: Duration::from_secs(app.config().load.write_timeout_secs),
         ..Limits::default()
     };
 

@@ -8,6 +8,7 @@
 //! [`grid_tile`], from the stored tile when the file stores that scale at that tile size, else
 //! as a region export at the size the client expects.
 
+use super::answer::Answer;
 use super::context::Context;
 use super::responses;
 use crate::encode::OutputFormat;
@@ -77,12 +78,12 @@ pub(crate) fn tile_size(info: &ImageInfo) -> u32 {
 }
 
 /// Answer a grid protocol's argument.
-pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
+pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     let target = G::split(arg);
     let image = open_image(ctx.shared, &image_key(target.id()))?;
     let headers = ctx.headers();
     if ctx.unmodified(&image) {
-        return Ok(responses::not_modified(headers));
+        return Ok(responses::not_modified(headers).into());
     }
     let info = image.info();
     let (l, col, row) = match target {
@@ -94,7 +95,8 @@ pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Response>
                 false,
                 None,
                 G::document(info),
-            ));
+            )
+            .into());
         }
         Target::Malformed(_) => return Err(Error::bad_request(G::USAGE)),
         Target::Tile {
@@ -143,7 +145,7 @@ fn grid_tile(
     factor: u64,
     (col, row): (u32, u32),
     (out_w, out_h): (u32, u32),
-) -> Result<Response> {
+) -> Result<Answer> {
     let info = image.info();
     let ts = tile_size(info);
     if let Some(i) = stored_level(info, factor) {
@@ -163,7 +165,8 @@ fn grid_tile(
                     (r, t),
                     OutputFormat::Jpeg,
                     headers,
-                );
+                )
+                .map(Answer::from);
             }
         }
     }

@@ -9,10 +9,14 @@
 //! shared image responses ([`responses`]: tiles, exports, 304) and the one error mapping
 //! ([`error::error_response`]).
 //!
+//! The answer is an [`Answer`]: a response, or heavy work (a large region export) that the
+//! application schedules on its own pool ([`answer`](mod@answer) says how requests are classified).
+//!
 //! Inside this module, calls go one way: `mod.rs` → `iip` → `iiif`, `zoomify`, `deepzoom` →
-//! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); no child calls back into
-//! `mod.rs`.
+//! `grid` → `responses`, `context`, `error`, `uri_map`, `answer` (the leaves); no child calls
+//! back into `mod.rs`.
 
+mod answer;
 mod context;
 mod deepzoom;
 mod error;
@@ -26,16 +30,24 @@ mod test_util;
 mod uri_map;
 mod zoomify;
 
+pub use answer::{Answer, Deferred};
+
 use crate::http::{Request, Response};
 use crate::shared::Shared;
 use grid::Grid;
 use request_string::{RequestString, request_string};
 
-/// Answer one request. Runs on a worker thread.
+/// Answer one request, doing any heavy work right here.
 pub fn respond(shared: &Shared, req: &Request) -> Response {
+    answer(shared, req).into_response(shared)
+}
+
+/// Answer one request, or hand back its heavy work ([`Answer::Heavy`]). Runs on a worker
+/// thread; decodes nothing when the answer is heavy.
+pub fn answer(shared: &Shared, req: &Request) -> Answer {
     match request_string(shared, req) {
-        RequestString::Empty => Response::banner(200),
-        RequestString::Answered(r) => r,
+        RequestString::Empty => Response::banner(200).into(),
+        RequestString::Answered(r) => r.into(),
         RequestString::Commands { text, mapped } => {
             tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
             let memcached = shared.memcached();
@@ -43,19 +55,30 @@ pub fn respond(shared: &Shared, req: &Request) -> Response {
             if let Some(mc) = memcached.filter(|_| req.param("HTTP_IF_MODIFIED_SINCE").is_none()) {
                 if let Some(response) = mc.get_fresh(&text, || image_mtime(shared, &text)) {
                     tracing::debug!("Memcached hit");
-                    return response;
+                    return response.into();
                 }
             }
             let post = !mapped && req.method() == b"POST";
-            let response = iip::run(shared, req, &text, post);
-            if let Some(mc) = memcached {
-                if cachable(&response) {
-                    mc.set_owned(&text, response.to_cgi_bytes());
-                }
+            let answer = iip::run(shared, req, &text, post);
+            if memcached.is_none() {
+                return answer;
             }
-            response
+            answer.map(shared, move |shared, response| {
+                if let Some(mc) = shared.memcached() {
+                    if cachable(&response) {
+                        mc.set_owned(&text, response.to_cgi_bytes());
+                    }
+                }
+                response
+            })
         }
     }
+}
+
+/// The response to a heavy request that was not admitted (the queue was full, or it waited
+/// `retry_after_secs`): 503 with `Retry-After`, plain text, CORS lines as for other errors.
+pub fn busy(shared: &Shared, retry_after_secs: u64) -> Response {
+    error::busy_response(shared.headers(), retry_after_secs)
 }
 
 /// Whether a response goes to memcached (`cache.md` §5): successful answers and IIIF 303s,

@@ -3,10 +3,13 @@
 //! mosaic rule for tile indices under `ROT=180`. IIP, IIIF, Zoomify and DeepZoom all answer
 //! through these, so a tile or an export has the same headers whichever protocol asked.
 
+use super::answer::{Answer, Deferred, LIGHT_EXPORT_BYTES};
+use super::error::error_response;
 use crate::encode::OutputFormat;
 use crate::error::Result;
 use crate::http::{HeaderDefaults, Response};
 use crate::open_image::OpenImage;
+use crate::pipeline::geometry::Plan;
 use crate::pipeline::rotate::quarter_turns;
 use crate::render::{self, RegionOptions};
 use crate::shared::Shared;
@@ -60,8 +63,10 @@ pub(crate) fn tile(
     ))
 }
 
-/// A region export through [`render::region_with`], with `Content-Disposition` naming the
-/// output size (`attachment` for IIP's POST form, else `inline`).
+/// A region export with `Content-Disposition` naming the output size (`attachment` for IIP's
+/// POST form, else `inline`). Planned here ([`render::prepare_region`]); a light export is
+/// rendered at once, a heavy one is handed back as [`Answer::Heavy`] with its estimated memory
+/// (its errors become their responses there, as the session would make them).
 pub(crate) fn export(
     shared: &Shared,
     image: &OpenImage,
@@ -69,8 +74,34 @@ pub(crate) fn export(
     format: OutputFormat,
     (options, attachment): (&RegionOptions, bool),
     headers: &HeaderDefaults,
+) -> Result<Answer> {
+    let prepared = render::prepare_region(shared, image, view, options)?;
+    let plan = prepared.plan;
+    if prepared.bytes <= LIGHT_EXPORT_BYTES {
+        return render_export(shared, image, view, format, (&plan, attachment), headers)
+            .map(Answer::Ready);
+    }
+    tracing::debug!(
+        "CVT :: heavy export, about {} KiB at its peak",
+        prepared.bytes >> 10
+    );
+    let (image, view, headers) = (image.clone(), view.clone(), headers.clone());
+    Ok(Answer::Heavy(Deferred::new(prepared.bytes, move |shared| {
+        render_export(shared, &image, &view, format, (&plan, attachment), &headers)
+            .unwrap_or_else(|e| error_response(shared.headers(), &e))
+    })))
+}
+
+/// Render a planned export ([`render::render_region`]) into its response.
+fn render_export(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    (plan, attachment): (&Plan, bool),
+    headers: &HeaderDefaults,
 ) -> Result<Response> {
-    let r = render::region_with(shared, image, view, format, options)?;
+    let r = render::render_region(shared, image, view, format, plan)?;
     tracing::debug!(
         "CVT :: {}x{} from resolution {} region {},{} {}x{}",
         r.width,

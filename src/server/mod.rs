@@ -94,9 +94,13 @@ pub async fn serve_fastcgi(
                 }
             }
             let _ = stream.set_nodelay(true);
+            let stream = transport::with_write_timeout(stream, &limits);
             spawn_connection(stream, app.clone(), limits, shutdown, permit);
         }
-        Stream::Unix(stream) => spawn_connection(stream, app.clone(), limits, shutdown, permit),
+        Stream::Unix(stream) => {
+            let stream = transport::with_write_timeout(stream, &limits);
+            spawn_connection(stream, app.clone(), limits, shutdown, permit)
+        }
     };
     let max = app.config().server.max_connections;
     accept_loop(max, shutdown, "FastCGI", || accept(&listener), serve).await;
@@ -145,6 +149,7 @@ pub async fn serve_http(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let serve = |(stream, peer): (tokio::net::TcpStream, SocketAddr), permit, shutdown| {
         let _ = stream.set_nodelay(true);
+        let stream = transport::with_write_timeout(stream, &limits);
         let app = app.clone();
         tokio::spawn(async move {
             let _permit = permit;

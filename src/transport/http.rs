@@ -7,14 +7,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::{Limits, Responder, shutdown_signalled};
@@ -80,13 +78,15 @@ pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
 
 /// Serve HTTP/1.1 requests on one accepted connection (keep-alive) until the peer closes it
 /// or shutdown is signalled; a request in progress then finishes first.
-pub(crate) async fn serve_connection<R: Responder>(
-    stream: TcpStream,
+pub(crate) async fn serve_connection<R: Responder, S>(
+    stream: S,
     responder: Arc<R>,
     limits: Limits,
     (local, peer): (SocketAddr, SocketAddr),
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let responder = responder.clone();
         async move {
@@ -106,7 +106,8 @@ pub(crate) async fn serve_connection<R: Responder>(
         .keep_alive(true)
         .title_case_headers(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
+        // Also closes idle keep-alive connections: hyper starts it when it waits for a head.
+        .header_read_timeout(limits.request_read_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     tokio::select! {

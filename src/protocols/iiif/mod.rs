@@ -14,6 +14,7 @@
 pub(crate) mod info;
 pub mod parse;
 
+use super::answer::Answer;
 use super::context::Context;
 use super::responses;
 use crate::error::{Error, ErrorKind, Result};
@@ -235,7 +236,7 @@ fn service_id(ctx: &Context<'_>, arg: &[u8]) -> Result<String> {
 }
 
 /// Handle `IIIF=<arg>`.
-pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
+pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     let shared = ctx.shared;
     let (decoded, null) = resolve::url_decode(arg);
     if null {
@@ -249,15 +250,15 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
     let headers = header_defaults(shared, negotiated);
     let target = match split(&decoded) {
         Ok(t) => t,
-        Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers)),
+        Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers).into()),
         Err(e) => return Err(e),
     };
     match target {
-        Target::Base(_) => Ok(redirect(ctx, arg, &headers)),
+        Target::Base(_) => Ok(redirect(ctx, arg, &headers).into()),
         Target::Info(id) => {
             let (image, _) = open(ctx, &id)?;
             if ctx.unmodified(&image) {
-                return Ok(responses::not_modified(&headers));
+                return Ok(responses::not_modified(&headers).into());
             }
             let ident = service_id(ctx, arg)?;
             let body = info::info_json(image.info(), &ident, version, shared.config());
@@ -268,12 +269,13 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
                 false,
                 None,
                 body,
-            ))
+            )
+            .into())
         }
         Target::NoParameters(id) => {
             let (image, _) = open(ctx, &id)?;
             if ctx.unmodified(&image) {
-                return Ok(responses::not_modified(&headers));
+                return Ok(responses::not_modified(&headers).into());
             }
             Err(Error::bad_request(
                 "IIIF: Query has too few parameters. IIIF syntax is {identifier}/{region}/{size}/{rotation}/{quality}{.format}",
@@ -286,12 +288,12 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
                     if super::error::kind(&e) == ErrorKind::NotFound
                         && names_image(shared, &decoded) =>
                 {
-                    return Ok(redirect(ctx, arg, &headers));
+                    return Ok(redirect(ctx, arg, &headers).into());
                 }
                 Err(e) => return Err(e),
             };
             if ctx.unmodified(&image) {
-                return Ok(responses::not_modified(&headers));
+                return Ok(responses::not_modified(&headers).into());
             }
             let limits = Limits::new(shared.config(), version);
             let info = image.info();
@@ -382,12 +384,13 @@ fn image_response(
     base: &View,
     req: &ImageRequest,
     headers: &HeaderDefaults,
-) -> Result<Response> {
+) -> Result<Answer> {
     let mut view = request_view(base, req);
     if tile_pipeline_suffices(&view) {
         if let Some(tile) = tile_for(image.info(), req) {
             // The tile the request names, rotated (IIP's mosaic rule does not apply).
-            return responses::tile(ctx.shared, image, &view, tile, req.format, headers);
+            return responses::tile(ctx.shared, image, &view, tile, req.format, headers)
+                .map(Answer::from);
         }
     }
     let g = req.region;
