@@ -165,7 +165,10 @@ impl App {
                     Refusal::QueueFull => "the queue of heavy requests is full",
                     Refusal::Timeout => "no memory within the queue timeout",
                 };
-                tracing::info!("Heavy request of {} KiB not admitted: {waited}", bytes >> 10);
+                tracing::info!(
+                    "Heavy request of {} KiB not admitted: {waited}",
+                    bytes >> 10
+                );
                 let retry = self.inner.schedule.budget().timeout().as_secs();
                 Ok(crate::protocols::busy(&self.inner.shared, retry))
             }

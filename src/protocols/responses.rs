@@ -86,10 +86,13 @@ pub(crate) fn export(
         prepared.bytes >> 10
     );
     let (image, view, headers) = (image.clone(), view.clone(), headers.clone());
-    Ok(Answer::Heavy(Deferred::new(prepared.bytes, move |shared| {
-        render_export(shared, &image, &view, format, (&plan, attachment), &headers)
-            .unwrap_or_else(|e| error_response(shared.headers(), &e))
-    })))
+    Ok(Answer::Heavy(Deferred::new(
+        prepared.bytes,
+        move |shared| {
+            render_export(shared, &image, &view, format, (&plan, attachment), &headers)
+                .unwrap_or_else(|e| error_response(shared.headers(), &e))
+        },
+    )))
 }
 
 /// Render a planned export ([`render::render_region`]) into its response.

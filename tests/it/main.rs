@@ -11,6 +11,7 @@ mod iiif;
 mod layers;
 mod memcached;
 mod nginx;
+mod overload;
 mod pipeline;
 mod sequences;
 mod sources;
