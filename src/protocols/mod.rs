@@ -151,4 +151,47 @@ mod tests {
         assert_eq!(r.status(), 200);
         assert!(r.body.starts_with(b"<!DOCTYPE html>"));
     }
+
+    /// Tiles, metadata and small exports are answered at once; a large export, whatever the
+    /// protocol, is handed back as heavy work with its estimated memory, and decodes nothing
+    /// until it is run.
+    #[test]
+    fn requests_are_classified_by_the_estimated_cost_of_their_plan() {
+        let prefix = format!("{}/fixtures/", env!("CARGO_MANIFEST_DIR"));
+        let shared = shared_with(&[("FILESYSTEM_PREFIX", &prefix)]);
+        let ask = |q: &str| answer(&shared, &Request::from_pairs([("QUERY_STRING", q)]));
+        for light in [
+            "FIF=sample.tif&JTL=2,0",
+            "FIF=sample.tif&OBJ=IIP,1.0&OBJ=Max-size",
+            "IIIF=sample.tif/info.json",
+            "FIF=sample.tif&WID=200&CVT=jpeg",
+            "IIIF=sample.tif/full/!200,200/0/default.jpg",
+            "DeepZoom=sample.tif_files/10/0_0.jpg",
+        ] {
+            assert!(matches!(ask(light), Answer::Ready(_)), "{light}");
+        }
+        for heavy in [
+            "FIF=sample.tif&WID=1000&CVT=png",
+            "IIIF=sample.tif/full/1000,/0/default.jpg",
+            "IIIF=sample.tif/0,0,1000,1000/1000,/0/default.png",
+        ] {
+            let Answer::Heavy(work) = ask(heavy) else {
+                panic!("{heavy} is light")
+            };
+            assert!(work.bytes() > answer::LIGHT_EXPORT_BYTES, "{heavy}");
+            let r = work.run(&shared);
+            assert_eq!(r.status(), 200, "{heavy}");
+            assert!(r.header("Content-Disposition").is_some());
+        }
+        // Its errors become their responses when it runs, as the session makes them.
+        let Answer::Heavy(work) = ask("FIF=sample.tif&WID=1000&CVT=jpeg") else {
+            panic!("light")
+        };
+        assert_eq!(
+            work.then(|_, _| Response::banner(500))
+                .run(&shared)
+                .status(),
+            500
+        );
+    }
 }
