@@ -31,7 +31,7 @@ image=${EXPORT_IMAGE:-tex5003.jp2}
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
-ulimit -n 65536 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 env -i PATH="$PATH" FILESYSTEM_PREFIX="$dir/" VERBOSITY=1 LOGFILE="$work/iipsrv.log" \
   MEMCACHED_SERVERS= "$@" "$bin" --http "127.0.0.1:$port" &
 pid=$!

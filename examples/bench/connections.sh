@@ -15,7 +15,7 @@ bin=${IIPSRV_BIN:-$root/target/release/iipsrv}
 [ -x "$bin" ] || (cd "$root" && cargo build --release --quiet --bin iipsrv)
 port=${PORT:-19591}
 work=$(mktemp -d)
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 env -i PATH="$PATH" VERBOSITY=1 LOGFILE="$work/iipsrv.log" MEMCACHED_SERVERS= "$@" \
   "$bin" --http "127.0.0.1:$port" --backlog 16384 &
 pid=$!
