@@ -51,7 +51,8 @@ fn main() {
                 interpolation: Interpolation::Bilinear,
                 watermark: None,
             },
-        );
+        )
+        .unwrap();
         let t_proc = t.elapsed();
         let t = Instant::now();
         let _r = pipeline::resize::resize(

@@ -60,6 +60,7 @@ impl App {
         let schedule = Scheduler::new(schedule::Settings {
             budget_bytes: l.memory_budget_bytes,
             threads: l.heavy_threads,
+            nice: l.heavy_nice,
             queue_length: l.queue_length,
             queue_timeout: Duration::from_secs(l.queue_timeout_secs),
         });
@@ -164,6 +165,7 @@ impl App {
                 let waited = match refusal {
                     Refusal::QueueFull => "the queue of heavy requests is full",
                     Refusal::Timeout => "no memory within the queue timeout",
+                    Refusal::ShuttingDown => "the server is shutting down",
                 };
                 tracing::info!(
                     "Heavy request of {} KiB not admitted: {waited}",
@@ -188,6 +190,18 @@ impl App {
         }
     }
 
+    /// Shutdown has begun and gives requests `timeout` to finish: heavy requests keep being
+    /// admitted in their order during the first [`SHUTDOWN_ADMISSION_SHARE`] of it; those
+    /// still waiting then (and later ones) are answered 503 with `Retry-After`, so that they
+    /// get a complete answer and the work admitted last has the rest of the time to finish.
+    pub fn begin_shutdown(&self, timeout: Duration) {
+        let admitting = timeout.mul_f64(SHUTDOWN_ADMISSION_SHARE);
+        self.inner
+            .schedule
+            .budget()
+            .close_at(tokio::time::Instant::now() + admitting);
+    }
+
     /// Wait until no request is in flight, or until `timeout` passes. Returns whether idle.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -202,6 +216,10 @@ impl App {
         }
     }
 }
+
+/// The share of `IIPSRV_SHUTDOWN_TIMEOUT` during which heavy requests waiting for memory are
+/// still admitted after a shutdown signal ([`App::begin_shutdown`]).
+pub const SHUTDOWN_ADMISSION_SHARE: f64 = 0.5;
 
 /// A response body that holds the budget's bytes for it until it is dropped.
 struct Held {

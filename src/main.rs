@@ -9,7 +9,7 @@ use iipsrv::cli::{self, Command};
 use iipsrv::config::Config;
 use iipsrv::server;
 use iipsrv::server::listen::{self, StdListener};
-use iipsrv::transport::Limits;
+use iipsrv::transport::{Connections, Limits};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -145,6 +145,8 @@ fn main() -> ExitCode {
         }
 
         let (tx, rx) = tokio::sync::watch::channel(false);
+        // Every accepted connection, until its last response is flushed and its socket closed.
+        let open = Connections::new();
         let mut tasks = Vec::new();
         for (listener, is_http) in [(fastcgi, false), (http, true)] {
             let Some(listener) = listener else { continue };
@@ -155,13 +157,13 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let (app, rx) = (app.clone(), rx.clone());
+            let (app, rx, open) = (app.clone(), rx.clone(), open.clone());
             tasks.push(tokio::spawn(async move {
                 match (listener, is_http) {
                     (listen::Listener::Tcp(l), true) => {
-                        server::serve_http(l, app, limits, rx).await
+                        server::serve_http(l, app, (limits, &open), rx).await
                     }
-                    (l, _) => server::serve_fastcgi(l, app, limits, rx).await,
+                    (l, _) => server::serve_fastcgi(l, app, (limits, &open), rx).await,
                 }
             }));
         }
@@ -169,11 +171,19 @@ fn main() -> ExitCode {
 
         let name = signals.wait_for_termination(&app, &logging).await;
         let _ = tx.send(true);
+        app.begin_shutdown(shutdown_timeout);
         for t in tasks {
             let _ = t.await;
         }
+        // Requests finish their work, then their connections write, flush and close.
+        let deadline = tokio::time::Instant::now() + shutdown_timeout;
         if !app.wait_idle(shutdown_timeout).await {
             tracing::warn!("Shutdown: requests still running after {shutdown_timeout:?}; exiting");
+        } else if !open.wait_closed(deadline).await {
+            tracing::warn!(
+                "Shutdown: {} connections still open after {shutdown_timeout:?}; exiting",
+                open.count()
+            );
         }
         logging.shutdown_message(app.accesses(), name);
         ExitCode::SUCCESS

@@ -114,8 +114,9 @@ impl OpenImage {
             mtime,
             format: self.located.format,
         };
-        let source = crate::source::open(&located, shared.config().decoding.max_layers)?;
-        shared.meta().insert(located.path, mtime, source.clone());
+        let source = shared.meta().open(&located.path, mtime, || {
+            crate::source::open(&located, shared.config().decoding.max_layers)
+        })?;
         Ok(ViewSource {
             source,
             mtime,
@@ -183,10 +184,9 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
         },
         None => resolve::detect(key, path, mtime)?,
     };
-    let source = crate::source::open(&located, shared.config().decoding.max_layers)?;
-    shared
-        .meta()
-        .insert(located.path.clone(), mtime, source.clone());
+    let source = shared.meta().open(&located.path, mtime, || {
+        crate::source::open(&located, shared.config().decoding.max_layers)
+    })?;
     Ok(OpenImage {
         key: Arc::from(key),
         located,

@@ -313,7 +313,7 @@ pub(crate) fn process_tile(
         block: 0,
         probability: shared.config().output.watermark_probability,
     });
-    Ok(pipeline::process(
+    pipeline::process(
         std::borrow::Cow::Borrowed(raw),
         &Settings {
             info: image.info(),
@@ -324,7 +324,7 @@ pub(crate) fn process_tile(
             interpolation: shared.config().output.interpolation,
             watermark,
         },
-    ))
+    )
 }
 
 /// Copy a `cw`×`chh` block of `ch`-sample pixels between row-major buffers.
@@ -471,6 +471,19 @@ pub struct Rendered {
     pub plan: geometry::Plan,
 }
 
+/// The size of the encoded image for an output of `size` before rotation: swapped by 90 and
+/// 270, the bounding box of an arbitrary IIIF angle ([`pipeline::rotate_arbitrary::rotated_size`]);
+/// `None` when that does not fit in 32 bits.
+pub(crate) fn final_size(view: &View, (w, h): (u32, u32)) -> Option<(u32, u32)> {
+    if pipeline::arbitrary_angle(view) {
+        return pipeline::rotate_arbitrary::rotated_size(w, h, view.rotation);
+    }
+    Some(match pipeline::rotate::quarter_turns(view.rotation) {
+        Some(1 | 3) => (h, w),
+        _ => (w, h),
+    })
+}
+
 /// Level, region and output size for a region export (§2), without decoding anything.
 pub fn region_plan(
     shared: &Shared,
@@ -553,6 +566,7 @@ pub fn prepare_region(
     shared: &Shared,
     image: &OpenImage,
     view: &View,
+    format: OutputFormat,
     options: &RegionOptions,
 ) -> Result<PreparedRegion> {
     let plan = region_plan(shared, image, view, options)?;
@@ -568,14 +582,30 @@ pub fn prepare_region(
     let out_bytes = (plan.out_width as u64)
         .checked_mul(plan.out_height as u64)
         .and_then(|v| v.checked_mul(channels));
-    match (region_bytes, out_bytes) {
-        (Some(r), Some(o)) if r <= MAX_EXPORT_BYTES && o <= MAX_EXPORT_BYTES => {}
+    // The rotated canvas of a IIIF angle other than a multiple of 90, with an alpha channel
+    // added (otherwise the output itself).
+    let arbitrary = pipeline::arbitrary_angle(view);
+    let canvas = final_size(view, (plan.out_width, plan.out_height));
+    let canvas_bytes = canvas.and_then(|(w, h)| {
+        (w as u64)
+            .checked_mul(h as u64)
+            .and_then(|v| v.checked_mul(channels + u64::from(arbitrary)))
+    });
+    match (region_bytes, out_bytes, canvas_bytes) {
+        (Some(r), Some(o), Some(c))
+            if r <= MAX_EXPORT_BYTES && o <= MAX_EXPORT_BYTES && c <= MAX_EXPORT_BYTES => {}
         _ => {
             return Err(Error::too_large(format!(
                 "CVT :: requested output of {}x{} pixels is too large",
                 plan.out_width, plan.out_height
             )));
         }
+    }
+    // The limits of the IIIF extension formats (GIF, JPEG2000, PDF), before any decoding.
+    if let Some((w, h)) = canvas {
+        let ch = pipeline::convert::kept_channels(info.channels, format)
+            + u16::from(arbitrary && format.keeps_alpha());
+        crate::encode::check_size(format, w, h, ch)?;
     }
     let bytes = region_cost(info, view, &plan, float);
     Ok(PreparedRegion { plan, bytes })
@@ -589,7 +619,7 @@ pub fn region_with(
     format: OutputFormat,
     options: &RegionOptions,
 ) -> Result<Rendered> {
-    let prepared = prepare_region(shared, image, view, options)?;
+    let prepared = prepare_region(shared, image, view, format, options)?;
     render_region(shared, image, view, format, &prepared.plan)
 }
 
@@ -637,7 +667,7 @@ pub fn render_region(
             interpolation: shared.config().output.interpolation,
             watermark,
         },
-    );
+    )?;
     let (lw, lh) = info
         .levels
         .get(plan.level)

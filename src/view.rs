@@ -54,10 +54,14 @@ pub struct View {
     pub height: Option<u32>,
     /// Region of interest (`RGN`, IIIF region).
     pub region: Option<Region>,
-    /// Rotation in degrees as given (`ROT`, IIIF rotation); only multiples of 90 that are not
-    /// multiples of 360 rotate. `flip` mirrors horizontally (`!`).
+    /// Rotation in degrees as given (`ROT`, IIIF rotation), clockwise; `flip` mirrors
+    /// horizontally (`!`) first. Unless `any_angle` is set, only multiples of 90 that are not
+    /// multiples of 360 rotate (IIP's `ROT`: iipsrv ignores other angles).
     pub rotation: f64,
     pub flip: bool,
+    /// Every angle rotates (IIIF's `rotationArbitrary`): multiples of 90 as with IIP, any other
+    /// angle onto the bounding box ([`crate::pipeline::rotate_arbitrary`]).
+    pub any_angle: bool,
     /// Explicit quality (`QLT`), overriding the configured default.
     pub quality: Option<i32>,
     /// TIFF compression from `QLT=comp:q`.

@@ -178,6 +178,8 @@ pub struct LoadSettings {
     pub memory_budget_bytes: u64,
     /// `IIPSRV_HEAVY_THREADS`: threads that run heavy requests.
     pub heavy_threads: usize,
+    /// `IIPSRV_HEAVY_NICE`: steps of niceness the heavy threads add to the process's.
+    pub heavy_nice: i32,
     /// `IIPSRV_QUEUE_LENGTH`: heavy requests that may wait for admission.
     pub queue_length: usize,
     /// `IIPSRV_QUEUE_TIMEOUT`: seconds a heavy request may wait for admission.

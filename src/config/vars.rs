@@ -757,7 +757,7 @@ pub(crate) static VARIABLES: &[Variable] = &[
         meaning: "MiB of estimated memory that heavy requests (large exports) may hold at once; more wait in line (0: no bound)",
         origin: Origin::Ours,
         read: |r, c| {
-            let v = r.int_or((machine_memory() / MEMORY_BUDGET_FRACTION >> 20) as i64);
+            let v = r.int_or(((machine_memory() / MEMORY_BUDGET_FRACTION) >> 20) as i64);
             c.load.memory_budget_bytes = (r.clamp(v, 0, 1 << 30) as u64) << 20;
         },
         ..VARIABLE
@@ -771,6 +771,14 @@ pub(crate) static VARIABLES: &[Variable] = &[
             let v = r.int_or(cores() as i64);
             c.load.heavy_threads = r.clamp(v, 1, 1024) as usize;
         },
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_HEAVY_NICE",
+        default: Number("10"),
+        meaning: "steps of niceness (0–19) the heavy threads run below the workers; 0: the same priority",
+        origin: Origin::Ours,
+        read: |r, c| c.load.heavy_nice = r.clamped(0, 19) as i32,
         ..VARIABLE
     },
     Variable {

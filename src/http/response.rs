@@ -138,15 +138,20 @@ impl Response {
     }
 
     /// A response from stored CGI bytes (a memcached hit, ours or iipsrv's): header lines
-    /// `Name: value` up to the blank line, then the body. `None` when the bytes do not start
-    /// with a well-formed header block (a name of visible ASCII characters, a colon, a UTF-8
-    /// value), so that nothing else stored under a key is ever served. This is the one CGI
-    /// parser of the crate.
+    /// `Name: value` up to the blank line, then the body. `None` when the bytes are not a
+    /// well-formed CGI response: a name that is not visible ASCII, a value that is not UTF-8
+    /// or holds a control character (a CR, LF or NUL would change the framing of the answer),
+    /// a `Content-Length` other than the body's length or a `Status` that is not a code
+    /// 100–599. Whatever another process stored under our keys, only a well-formed answer is
+    /// served. This is the one CGI parser of the crate.
     pub fn from_cgi_bytes(bytes: &[u8]) -> Option<Response> {
         let end = bytes.windows(4).position(|w| w == b"\r\n\r\n")?;
         let mut r = Response::empty();
         for line in bytes[..end].split(|&b| b == b'\n') {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return None;
+            }
             let colon = line.iter().position(|&b| b == b':')?;
             let name = &line[..colon];
             if name.is_empty() || name.iter().any(|b| !b.is_ascii_graphic()) {
@@ -157,6 +162,19 @@ impl Response {
             r.push(name.to_string(), value.to_string());
         }
         r.body = Bytes::copy_from_slice(&bytes[end + 4..]);
+        for (name, value) in &r.headers {
+            let ok = if name.eq_ignore_ascii_case("Content-Length") {
+                value.trim().parse::<usize>().ok() == Some(r.body.len())
+            } else if name.eq_ignore_ascii_case("Status") {
+                let code = value.split(' ').next().and_then(|c| c.parse::<u16>().ok());
+                code.is_some_and(|c| (100..600).contains(&c))
+            } else {
+                true
+            };
+            if !ok {
+                return None;
+            }
+        }
         Some(r)
     }
 
@@ -417,6 +435,31 @@ mod tests {
         assert!(Response::from_cgi_bytes(b"not a header\r\n\r\n").is_none());
         assert!(Response::from_cgi_bytes(b"Bad name: x\r\n\r\n").is_none());
         assert!(Response::from_cgi_bytes(b": no name\r\n\r\n").is_none());
+    }
+
+    #[test]
+    fn stored_responses_with_broken_framing_are_not_served() {
+        // Found by fuzzing the memcached reply path: a stored value is served as it is, so its
+        // header block must not be able to change the framing of the answer.
+        let ok = b"Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
+        assert!(Response::from_cgi_bytes(ok).is_some());
+        for bad in [
+            &b"Content-Type: text/plain\r\nContent-Length: 4\r\n\r\nok"[..],
+            b"Content-Length: x\r\n\r\nok",
+            b"X-A: a\rb\r\n\r\nok",
+            b"X-A: a\0b\r\n\r\nok",
+            b"X A: b\r\n\r\nok",
+            b": b\r\n\r\nok",
+            b"Status: 999 Odd\r\n\r\nok",
+            b"Status: abc\r\n\r\nok",
+        ] {
+            assert!(
+                Response::from_cgi_bytes(bad).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(Response::from_cgi_bytes(b"Status: 404 Not Found\r\nX-T: a\tb\r\n\r\n").is_some());
     }
 
     #[test]

@@ -16,10 +16,15 @@
 //! 3. resize (region exports only, [`resize`]);
 //! 4. dropping bands the encoder cannot take ([`convert::flatten`]);
 //! 5. greyscale ([`grey`]), bitonal and equalisation ([`histogram`]);
-//! 6. flip and rotation ([`rotate`]; any angle, for IIIF: [`rotate_arbitrary`]);
+//! 6. flip and rotation ([`rotate`]; for IIIF, any other angle: [`rotate_arbitrary`], on the
+//!    final-size image, onto the bounding box, transparent for formats with alpha and white
+//!    for JPEG and PDF; a bitonal image is thresholded again at 128 afterwards, since the
+//!    interpolation makes greys along its edges);
 //! 7. watermark ([`watermark`]).
 //!
-//! From step 3 on the data are 8-bit. Level and region selection for region exports is
+//! From step 3 on the data are 8-bit. [`process`] fails only in step 6, for a canvas too
+//! large ([`rotate_arbitrary::MAX_ROTATED_BYTES`], 400) or an arbitrary angle on an image of
+//! more than 4 channels (TIFF output, 400). Level and region selection for region exports is
 //! [`geometry`]. Pixel loops run on rayon above [`PARALLEL_PIXELS`] pixels (upstream's OpenMP
 //! threshold); results never depend on the thread count.
 
@@ -43,6 +48,7 @@ pub mod watermark;
 use rayon::prelude::*;
 
 use crate::encode::OutputFormat;
+use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
 use crate::source::ImageInfo;
 use crate::view::{ColourConversion, Contrast, Gamma, View};
@@ -200,8 +206,9 @@ pub fn channel_ranges(info: &ImageInfo, view: &View, raw: &RawImage) -> Vec<(f32
 /// flattened for `format`, resized, converted, rotated and watermarked as the request asks.
 ///
 /// An owned 8-bit input (a stitched region) is processed in place; a borrowed one (a cached
-/// tile) is copied once.
-pub fn process(raw: std::borrow::Cow<'_, RawImage>, s: &Settings<'_>) -> RawImage {
+/// tile) is copied once. Errors: only from an arbitrary rotation (see the module
+/// documentation).
+pub fn process(raw: std::borrow::Cow<'_, RawImage>, s: &Settings<'_>) -> Result<RawImage> {
     let view = s.view;
     let lab = raw.colour == ColourSpace::CieLab || s.info.colour == ColourSpace::CieLab;
     let float_samples = matches!(raw.samples, Samples::F32(_));
@@ -240,11 +247,47 @@ pub fn process(raw: std::borrow::Cow<'_, RawImage>, s: &Settings<'_>) -> RawImag
             histogram::equalise(&mut img, h);
         }
     }
-    img = rotate::apply(img, view.rotation, view.flip);
+    img = rotation(img, view, s.format)?;
     if let Some(w) = s.watermark {
         w.mark.apply(&mut img, w.block, w.probability);
     }
-    img
+    Ok(img)
+}
+
+/// Whether the view rotates by an angle that is not a multiple of 90 (IIIF only).
+pub fn arbitrary_angle(view: &View) -> bool {
+    view.any_angle && view.rotation.is_finite() && view.rotation % 90.0 != 0.0
+}
+
+/// Step 6: mirror and rotate. Multiples of 90 (and IIP's `ROT`, whatever its value) take the
+/// quarter-turn copy of [`rotate`] as they always did; any other IIIF angle goes through
+/// [`rotate_arbitrary`].
+fn rotation(img: RawImage, view: &View, format: OutputFormat) -> Result<RawImage> {
+    if !arbitrary_angle(view) {
+        return Ok(rotate::apply(img, view.rotation, view.flip));
+    }
+    if img.channels > 4 {
+        return Err(Error::bad_request(format!(
+            "rotation :: an image of {} bands can only be rotated by multiples of 90 degrees",
+            img.channels
+        )));
+    }
+    let background = rotate_arbitrary::Background::for_format(format);
+    let mut img = rotate_arbitrary::apply(img, view.rotation, view.flip, background)?;
+    if view.colour == Some(ColourConversion::Binary) {
+        // Black and white again: the interpolated edges are greys. Alpha (the last of 2 or 4
+        // channels) keeps its coverage.
+        let ch = img.channels as usize;
+        let colours = if matches!(ch, 2 | 4) { ch - 1 } else { ch };
+        if let Samples::U8(v) = &mut img.samples {
+            v.chunks_exact_mut(ch.max(1)).for_each(|px| {
+                px[..colours]
+                    .iter_mut()
+                    .for_each(|s| *s = if *s < 128 { 0 } else { 255 })
+            });
+        }
+    }
+    Ok(img)
 }
 
 /// §4.1 step 7: the float path, from raw samples to 8-bit.
@@ -347,6 +390,7 @@ mod tests {
                 watermark: None,
             },
         )
+        .unwrap()
         .as_u8()
         .unwrap()
         .to_vec()
@@ -450,7 +494,8 @@ mod tests {
                 interpolation: crate::config::Interpolation::Bilinear,
                 watermark: None,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(out.as_u8().unwrap(), [127, 255]);
     }
 
@@ -492,7 +537,8 @@ mod tests {
                 interpolation: crate::config::Interpolation::Bilinear,
                 watermark: None,
             },
-        );
+        )
+        .unwrap();
         assert_eq!((out.width, out.height, out.channels), (1, 2, 1));
         assert_eq!(out.as_u8().unwrap(), [105, 0]);
         // PNG keeps RGBA, which greyscale leaves alone (§4.1 step 10).
@@ -514,5 +560,179 @@ mod tests {
         };
         // cdf = 1, 2, 3, 4 at 10, 20, 200, 210; LUT = round(255/4 · (cdf − 1/4)).
         assert_eq!(run(&grey, &v, OutputFormat::Png), [48, 112, 175, 239]);
+    }
+    fn settings<'a>(i: &'a ImageInfo, v: &'a View, format: OutputFormat) -> Settings<'a> {
+        Settings {
+            info: i,
+            view: v,
+            format,
+            histogram: None,
+            resize: None,
+            interpolation: crate::config::Interpolation::Bilinear,
+            watermark: None,
+        }
+    }
+
+    /// A `w`×`h` RGB image of distinct pixels.
+    fn pattern(w: u32, h: u32) -> RawImage {
+        let data = (0..w * h * 3).map(|i| (i * 7 % 251) as u8).collect();
+        RawImage::from_u8(w, h, 3, ColourSpace::Srgb, data)
+    }
+
+    #[test]
+    fn iip_rot_ignores_angles_that_are_not_multiples_of_90() {
+        let img = pattern(6, 4);
+        let i = info(3, ColourSpace::Srgb);
+        for (rotation, flip) in [(45.0, false), (45.0, true), (360.0, false)] {
+            let v = View {
+                rotation,
+                flip,
+                ..View::default()
+            };
+            let plain = View {
+                flip,
+                ..View::default()
+            };
+            let a = process(
+                std::borrow::Cow::Borrowed(&img),
+                &settings(&i, &v, OutputFormat::Png),
+            );
+            let b = process(
+                std::borrow::Cow::Borrowed(&img),
+                &settings(&i, &plain, OutputFormat::Png),
+            );
+            assert_eq!(a.unwrap(), b.unwrap(), "{rotation} {flip}");
+        }
+    }
+
+    #[test]
+    fn iiif_multiples_of_90_are_the_quarter_turns() {
+        let img = pattern(6, 4);
+        let i = info(3, ColourSpace::Srgb);
+        for (rotation, flip) in [(0.0, false), (90.0, false), (180.0, true), (270.0, true)] {
+            let iiif = View {
+                rotation,
+                flip,
+                any_angle: true,
+                ..View::default()
+            };
+            let iip = View {
+                any_angle: false,
+                ..iiif.clone()
+            };
+            for format in [OutputFormat::Jpeg, OutputFormat::Png] {
+                let a = process(
+                    std::borrow::Cow::Borrowed(&img),
+                    &settings(&i, &iiif, format),
+                );
+                let b = process(
+                    std::borrow::Cow::Borrowed(&img),
+                    &settings(&i, &iip, format),
+                );
+                assert_eq!(a.unwrap(), b.unwrap(), "{rotation} {flip} {format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn iiif_other_angles_fill_the_bounding_box() {
+        let img = pattern(40, 20);
+        let i = info(3, ColourSpace::Srgb);
+        let v = View {
+            rotation: 45.0,
+            any_angle: true,
+            ..View::default()
+        };
+        // JPEG: white corners, 3 channels; the canvas is the rounded bounding box (42.43²).
+        let out = process(
+            std::borrow::Cow::Borrowed(&img),
+            &settings(&i, &v, OutputFormat::Jpeg),
+        )
+        .unwrap();
+        assert_eq!((out.width, out.height, out.channels), (42, 42, 3));
+        assert_eq!(&out.as_u8().unwrap()[..3], [255, 255, 255]);
+        // PNG: an alpha channel, transparent corners, opaque centre.
+        let out = process(
+            std::borrow::Cow::Borrowed(&img),
+            &settings(&i, &v, OutputFormat::Png),
+        )
+        .unwrap();
+        assert_eq!((out.width, out.height, out.channels), (42, 42, 4));
+        let px = |x: usize, y: usize| out.as_u8().unwrap()[(y * 42 + x) * 4 + 3];
+        assert_eq!(px(0, 0), 0);
+        assert_eq!(px(21, 21), 255);
+    }
+
+    #[test]
+    fn bitonal_stays_black_and_white_after_an_arbitrary_rotation() {
+        let data = (0..30 * 30)
+            .map(|i| if (i % 30) < 15 { 0 } else { 255 })
+            .collect();
+        let grey = RawImage::from_u8(30, 30, 1, ColourSpace::Grey, data);
+        let mut i = info(1, ColourSpace::Grey);
+        i.colour = ColourSpace::Binary;
+        let v = View {
+            rotation: 30.0,
+            any_angle: true,
+            colour: Some(ColourConversion::Binary),
+            ..View::default()
+        };
+        for (format, ch) in [(OutputFormat::Jpeg, 1), (OutputFormat::Png, 2)] {
+            let out =
+                process(std::borrow::Cow::Borrowed(&grey), &settings(&i, &v, format)).unwrap();
+            assert_eq!(out.channels, ch);
+            let grey_values: Vec<u8> = out
+                .as_u8()
+                .unwrap()
+                .iter()
+                .step_by(ch as usize)
+                .copied()
+                .collect();
+            assert!(
+                grey_values.iter().all(|&g| g == 0 || g == 255),
+                "{format:?}"
+            );
+            assert!(grey_values.contains(&0) && grey_values.contains(&255));
+            if ch == 2 {
+                // The coverage is still anti-aliased.
+                let alpha: Vec<u8> = out
+                    .as_u8()
+                    .unwrap()
+                    .iter()
+                    .skip(1)
+                    .step_by(2)
+                    .copied()
+                    .collect();
+                assert!(alpha.iter().any(|&a| a > 0 && a < 255));
+            }
+        }
+    }
+
+    #[test]
+    fn more_than_four_bands_rotate_only_by_quarter_turns() {
+        let data = (0..4 * 2 * 5).map(|i| i as u8).collect();
+        let img = RawImage::from_u8(4, 2, 5, ColourSpace::Multiband, data);
+        let i = info(5, ColourSpace::Multiband);
+        let v = View {
+            rotation: 10.0,
+            any_angle: true,
+            ..View::default()
+        };
+        let e = process(
+            std::borrow::Cow::Borrowed(&img),
+            &settings(&i, &v, OutputFormat::Tiff),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), Some(crate::error::ErrorKind::BadRequest));
+        let v = View {
+            rotation: 90.0,
+            ..v
+        };
+        let out = process(
+            std::borrow::Cow::Borrowed(&img),
+            &settings(&i, &v, OutputFormat::Tiff),
+        )
+        .unwrap();
+        assert_eq!((out.width, out.height, out.channels), (2, 4, 5));
     }
 }

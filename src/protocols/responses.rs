@@ -75,7 +75,7 @@ pub(crate) fn export(
     (options, attachment): (&RegionOptions, bool),
     headers: &HeaderDefaults,
 ) -> Result<Answer> {
-    let prepared = render::prepare_region(shared, image, view, options)?;
+    let prepared = render::prepare_region(shared, image, view, format, options)?;
     let plan = prepared.plan;
     if prepared.bytes <= LIGHT_EXPORT_BYTES {
         return render_export(shared, image, view, format, (&plan, attachment), headers)

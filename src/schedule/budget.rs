@@ -8,12 +8,18 @@
 //! Order of acquisition: bytes, then a slot; both inside one deadline. Dropping the wait (the
 //! client went away, or the deadline passed) gives back whatever was taken and leaves the
 //! queue.
+//!
+//! On shutdown ([`Budget::close_at`]) the line keeps moving until the closing instant; then
+//! every request still waiting, and every one that arrives later, is refused
+//! ([`Refusal::ShuttingDown`]), so that it gets a complete answer before the process exits
+//! instead of a connection cut at the shutdown deadline.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 
 /// Bytes per semaphore permit.
 pub const UNIT: u64 = 1024;
@@ -28,6 +34,8 @@ pub enum Refusal {
     QueueFull,
     /// Not admitted within `queue_timeout`.
     Timeout,
+    /// Not admitted before admission closed for shutdown.
+    ShuttingDown,
 }
 
 /// Byte budget, running slots and the waiting line.
@@ -40,6 +48,8 @@ pub struct Budget {
     waiting: AtomicUsize,
     max_waiting: usize,
     timeout: Duration,
+    /// When admission closes (shutdown); `None` while serving normally.
+    closing: watch::Sender<Option<Instant>>,
 }
 
 /// Admitted: bytes of the budget and (while the work runs) a slot. Dropping it gives both back.
@@ -74,6 +84,41 @@ impl Budget {
             waiting: AtomicUsize::new(0),
             max_waiting,
             timeout,
+            closing: watch::Sender::new(None),
+        }
+    }
+
+    /// Close admission at `when` (shutdown): requests waiting then, and later ones, are
+    /// refused with [`Refusal::ShuttingDown`]. Work already admitted is not affected.
+    pub fn close_at(&self, when: Instant) {
+        self.closing.send_replace(Some(when));
+    }
+
+    /// Whether admission has closed.
+    fn closed(&self) -> bool {
+        self.closing.borrow().is_some_and(|when| when <= Instant::now())
+    }
+
+    /// Resolve when admission closes.
+    async fn until_closed(&self) {
+        let mut rx = self.closing.subscribe();
+        loop {
+            let when = *rx.borrow_and_update();
+            match when {
+                Some(when) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(when) => return,
+                        // Moved (a second signal): wait for the new instant.
+                        _ = rx.changed() => {}
+                    }
+                }
+                // The sender lives as long as the budget, which outlives this wait.
+                None => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
         }
     }
 
@@ -109,6 +154,9 @@ impl Budget {
     /// line (FIFO), for at most the timeout.
     pub async fn reserve(&self, bytes: u64) -> Result<Reservation, Refusal> {
         let n = self.units_for(bytes);
+        if self.closed() {
+            return Err(Refusal::ShuttingDown);
+        }
         if let Some(r) = self.try_reserve(n) {
             return Ok(r);
         }
@@ -117,9 +165,10 @@ impl Budget {
             return Err(Refusal::QueueFull);
         }
         let _waiting = Waiting(&self.waiting);
-        tokio::time::timeout(self.timeout, self.acquire(n))
-            .await
-            .map_err(|_| Refusal::Timeout)
+        tokio::select! {
+            r = tokio::time::timeout(self.timeout, self.acquire(n)) => r.map_err(|_| Refusal::Timeout),
+            _ = self.until_closed() => Err(Refusal::ShuttingDown),
+        }
     }
 
     /// Both at once, or nothing (a semaphore with waiters has no free permits, so this never
@@ -328,6 +377,40 @@ mod tests {
         r.keep_only(0);
         assert_eq!(r.bytes(), 0);
         assert_eq!(b.available_bytes(), Some(10 * MIB));
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_the_waiting_and_the_later_but_keeps_the_admitted() {
+        let b = budget(MIB, 4, 8, 60_000);
+        let held = b.reserve(MIB).await.unwrap();
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.reserve(MIB).await.map(|r| r.bytes()) }
+        });
+        until_waiting(&b, 1).await;
+        b.close_at(Instant::now() + Duration::from_millis(20));
+        // Refused when admission closes, long before its own timeout.
+        assert_eq!(waiter.await.unwrap(), Err(Refusal::ShuttingDown));
+        assert_eq!(b.waiting(), 0);
+        assert_eq!(b.reserve(1).await.unwrap_err(), Refusal::ShuttingDown);
+        // The admitted reservation still holds its bytes until it is dropped.
+        assert_eq!(held.bytes(), MIB);
+        drop(held);
+        assert_eq!(b.available_bytes(), Some(MIB));
+    }
+
+    #[tokio::test]
+    async fn the_line_keeps_moving_until_admission_closes() {
+        let b = budget(MIB, 4, 8, 60_000);
+        let held = b.reserve(MIB).await.unwrap();
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.reserve(MIB).await.map(|r| r.bytes()) }
+        });
+        until_waiting(&b, 1).await;
+        b.close_at(Instant::now() + Duration::from_secs(60));
+        drop(held);
+        assert_eq!(waiter.await.unwrap(), Ok(MIB));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct Settings {
     pub budget_bytes: u64,
     /// Threads of the heavy pool, and so heavy requests running at once.
     pub threads: usize,
+    /// Steps of niceness the pool's threads add to the process's.
+    pub nice: i32,
     /// Heavy requests that may wait for admission at once.
     pub queue_length: usize,
     /// The longest wait for admission.
@@ -64,7 +66,7 @@ impl Scheduler {
                 settings.queue_length,
                 settings.queue_timeout,
             ),
-            pool: Pool::new(threads),
+            pool: Pool::new(threads, settings.nice),
         }
     }
 
@@ -108,6 +110,7 @@ mod tests {
         Scheduler::new(Settings {
             budget_bytes: budget,
             threads,
+            nice: pool::DEFAULT_NICE,
             queue_length: 16,
             queue_timeout: Duration::from_secs(5),
         })

@@ -1,5 +1,6 @@
 //! The heavy pool: a dedicated rayon thread pool whose threads run at a lower CPU priority
-//! (`nice` [`NICE`]) than the runtime's workers.
+//! than the runtime's workers (`IIPSRV_HEAVY_NICE` steps of niceness above the process's,
+//! [`DEFAULT_NICE`] by default).
 //!
 //! The workers answer light requests (tiles, metadata, cache hits) inline; the pool's threads
 //! take whatever CPU the workers leave idle, so a light request never waits behind a heavy one
@@ -14,9 +15,14 @@ use tokio::sync::oneshot;
 /// The name of the pool's threads (with their index).
 pub const THREAD_NAME: &str = "iipsrv-heavy";
 
-/// The niceness of the pool's threads: with the workers at 0, the kernel gives a busy worker
-/// about nine times the CPU share of a busy pool thread (weights 1024 and 110).
-pub const NICE: i32 = 10;
+/// The niceness the pool's threads add to the process's by default: the kernel then gives a
+/// busy worker about nine times the CPU share of a busy pool thread (weights 1024 and 110).
+/// The same holds against every other process on the machine: on a machine shared with other
+/// busy services, a smaller value lets exports keep a fairer share.
+pub const DEFAULT_NICE: i32 = 10;
+
+/// The highest niceness.
+const MAX_NICE: i32 = 19;
 
 /// Threads that run heavy work.
 #[derive(Debug)]
@@ -25,21 +31,37 @@ pub struct Pool {
     pool: Option<rayon::ThreadPool>,
 }
 
-/// Lower the calling thread's priority (Linux: niceness is per thread).
-fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread; failure leaves the priority as it was.
+/// The niceness of the calling thread (Linux: niceness is per thread).
+fn thread_nice() -> i32 {
+    // SAFETY: plain system calls on the calling thread.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, NICE);
+        libc::getpriority(libc::PRIO_PROCESS, tid)
+    }
+}
+
+/// Set the calling thread's niceness; failure leaves it as it was.
+fn set_thread_nice(nice: i32) {
+    // SAFETY: plain system calls on the calling thread.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
     }
 }
 
 impl Pool {
-    pub fn new(threads: usize) -> Pool {
+    /// `threads` threads at `nice` steps of niceness above the thread that creates the pool
+    /// (0: the same priority as the workers).
+    pub fn new(threads: usize, nice: i32) -> Pool {
+        let target = (thread_nice() + nice.max(0)).min(MAX_NICE);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("{THREAD_NAME}-{i}"))
-            .start_handler(|_| lower_priority())
+            .start_handler(move |_| {
+                if nice > 0 {
+                    set_thread_nice(target)
+                }
+            })
             .build();
         match pool {
             Ok(p) => Pool { pool: Some(p) },
@@ -75,25 +97,22 @@ mod tests {
 
     #[tokio::test]
     async fn pool_threads_run_at_a_lower_priority() {
-        let pool = Pool::new(1);
-        let nice = pool
-            .run(|| {
-                // SAFETY: reads the calling thread's priority.
-                unsafe {
-                    *libc::__errno_location() = 0;
-                    let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-                    libc::getpriority(libc::PRIO_PROCESS, tid)
-                }
-            })
-            .await
-            .unwrap();
-        // Already at NICE or above when the test runs under a higher niceness.
-        assert!(nice >= NICE, "{nice}");
+        let base = thread_nice();
+        let pool = Pool::new(1, DEFAULT_NICE);
+        let nice = pool.run(thread_nice).await.unwrap();
+        assert_eq!(nice, (base + DEFAULT_NICE).min(MAX_NICE));
+    }
+
+    #[tokio::test]
+    async fn a_niceness_of_zero_keeps_the_priority_of_the_creator() {
+        let base = thread_nice();
+        let pool = Pool::new(1, 0);
+        assert_eq!(pool.run(thread_nice).await.unwrap(), base);
     }
 
     #[tokio::test]
     async fn a_panic_comes_back_as_an_error() {
-        let pool = Pool::new(1);
+        let pool = Pool::new(1, DEFAULT_NICE);
         assert!(pool.run(|| panic!("boom")).await.is_err());
         assert_eq!(pool.run(|| 2 + 2).await.unwrap(), 4);
     }
@@ -101,7 +120,7 @@ mod tests {
     #[tokio::test]
     async fn parallel_loops_inside_the_work_use_the_pool() {
         use rayon::prelude::*;
-        let pool = Pool::new(2);
+        let pool = Pool::new(2, DEFAULT_NICE);
         let names: Vec<String> = pool
             .run(|| {
                 (0..64)

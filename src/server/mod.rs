@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::App;
-use crate::transport::{self, Limits, shutdown_signalled};
+use crate::transport::{self, ConnectionGuard, Connections, Limits, shutdown_signalled};
 use listen::Listener;
 
 /// The first pause after a failed `accept`; it doubles up to [`MAX_ACCEPT_BACKOFF`].
@@ -37,15 +37,24 @@ const FIRST_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
 /// The longest pause after failed `accept`s.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
+/// What the task of an accepted connection holds until it ends: its place among the
+/// `max_connections`, and its count among the open connections that shutdown waits for.
+struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    _open: ConnectionGuard,
+}
+
 /// Accept connections until shutdown: at most `max_connections` at once (a permit is taken
 /// before `accept`), a failed `accept` (EMFILE and friends) backs off instead of spinning, and
-/// each accepted stream goes to `serve` with its permit.
+/// each accepted stream goes to `serve` with its permit and its guard in `open`, which the
+/// connection's task keeps until its last response is flushed and its socket closed.
 async fn accept_loop<S, F>(
     max_connections: usize,
+    open: &Connections,
     mut shutdown: watch::Receiver<bool>,
     what: &str,
     mut accept: impl FnMut() -> F,
-    mut serve: impl FnMut(S, OwnedSemaphorePermit, watch::Receiver<bool>),
+    mut serve: impl FnMut(S, Admitted, watch::Receiver<bool>),
 ) where
     F: Future<Output = io::Result<S>>,
 {
@@ -63,7 +72,11 @@ async fn accept_loop<S, F>(
         match accepted {
             Ok(stream) => {
                 backoff = FIRST_ACCEPT_BACKOFF;
-                serve(stream, permit, shutdown.clone());
+                let admitted = Admitted {
+                    _permit: permit,
+                    _open: open.open(),
+                };
+                serve(stream, admitted, shutdown.clone());
             }
             Err(e) => {
                 tracing::warn!("{what} accept failed: {e}");
@@ -74,17 +87,17 @@ async fn accept_loop<S, F>(
     }
 }
 
-/// Accept FastCGI connections until shutdown. A TCP peer not in `FCGI_WEB_SERVER_ADDRS` (when
-/// set) is refused.
+/// Accept FastCGI connections until shutdown, counting them in `open`. A TCP peer not in
+/// `FCGI_WEB_SERVER_ADDRS` (when set) is refused.
 pub async fn serve_fastcgi(
     listener: Listener,
     app: App,
-    limits: Limits,
+    (limits, open): (Limits, &Connections),
     shutdown: watch::Receiver<bool>,
 ) {
     let app = Arc::new(app);
     let allowed = app.config().server.web_server_addrs.clone();
-    let serve = |stream, permit, shutdown| match stream {
+    let serve = |stream, admitted, shutdown| match stream {
         Stream::Tcp(stream, peer) => {
             if let Some(allowed) = &allowed {
                 if !allowed.contains(&peer.ip()) {
@@ -97,29 +110,29 @@ pub async fn serve_fastcgi(
             }
             let _ = stream.set_nodelay(true);
             let stream = transport::with_write_timeout(stream, &limits);
-            spawn_connection(stream, app.clone(), limits, shutdown, permit);
+            spawn_connection(stream, app.clone(), limits, shutdown, admitted);
         }
         Stream::Unix(stream) => {
             let stream = transport::with_write_timeout(stream, &limits);
-            spawn_connection(stream, app.clone(), limits, shutdown, permit)
+            spawn_connection(stream, app.clone(), limits, shutdown, admitted)
         }
     };
     let max = app.config().server.max_connections;
-    accept_loop(max, shutdown, "FastCGI", || accept(&listener), serve).await;
+    accept_loop(max, open, shutdown, "FastCGI", || accept(&listener), serve).await;
 }
 
-/// Serve one FastCGI connection in its own task, holding its connection permit.
+/// Serve one FastCGI connection in its own task, holding its admission.
 fn spawn_connection<S>(
     stream: S,
     app: Arc<App>,
     limits: Limits,
     shutdown: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    admitted: Admitted,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     tokio::spawn(async move {
-        let _permit = permit;
+        let _admitted = admitted;
         if let Err(e) = transport::fastcgi::serve_connection(stream, app, limits, shutdown).await {
             tracing::debug!("FastCGI connection ended: {e}");
         }
@@ -138,26 +151,26 @@ async fn accept(listener: &Listener) -> io::Result<Stream> {
     }
 }
 
-/// Accept HTTP connections until shutdown.
+/// Accept HTTP connections until shutdown, counting them in `open`.
 pub async fn serve_http(
     listener: TcpListener,
     app: App,
-    limits: Limits,
+    (limits, open): (Limits, &Connections),
     shutdown: watch::Receiver<bool>,
 ) {
     let app = Arc::new(app);
     let local = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let serve = |(stream, peer): (tokio::net::TcpStream, SocketAddr), permit, shutdown| {
+    let serve = |(stream, peer): (tokio::net::TcpStream, SocketAddr), admitted, shutdown| {
         let _ = stream.set_nodelay(true);
         let stream = transport::with_write_timeout(stream, &limits);
         let app = app.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _admitted = admitted;
             transport::http::serve_connection(stream, app, limits, (local, peer), shutdown).await;
         });
     };
     let max = app.config().server.max_connections;
-    accept_loop(max, shutdown, "HTTP", || listener.accept(), serve).await;
+    accept_loop(max, open, shutdown, "HTTP", || listener.accept(), serve).await;
 }

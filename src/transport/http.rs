@@ -13,9 +13,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
-use super::{Limits, Responder, shutdown_signalled};
+use super::{FIRST_REQUEST_GRACE, Limits, Responder, shutdown_signalled};
 use crate::http::{Request, Response};
 
 /// Convert an HTTP request into CGI parameters and a body.
@@ -77,7 +77,8 @@ pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
 }
 
 /// Serve HTTP/1.1 requests on one accepted connection (keep-alive) until the peer closes it
-/// or shutdown is signalled; a request in progress then finishes first.
+/// or shutdown is signalled; a request in progress then finishes and is flushed first, and a
+/// connection without a request yet gets [`FIRST_REQUEST_GRACE`] for its first one.
 pub(crate) async fn serve_connection<R: Responder, S>(
     stream: S,
     responder: Arc<R>,
@@ -87,8 +88,12 @@ pub(crate) async fn serve_connection<R: Responder, S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Notified when a request arrives (a permit is kept when nobody waits).
+    let arrived = Arc::new(Notify::new());
+    let arrival = arrived.clone();
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let responder = responder.clone();
+        arrival.notify_one();
         async move {
             let inm = req.headers().get("if-none-match").map(|v| v.as_bytes());
             if let Some(page) = crate::viewer::respond(req.method().as_str(), req.uri().path(), inm)
@@ -110,11 +115,28 @@ pub(crate) async fn serve_connection<R: Responder, S>(
         .header_read_timeout(limits.request_read_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => { if let Err(e) = r { tracing::debug!("HTTP connection: {e}"); } }
+    let ended = tokio::select! {
+        r = conn.as_mut() => Some(r),
         _ = shutdown_signalled(&mut shutdown) => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+            // An accepted connection that has not sent its first request yet gets a moment
+            // for it (its client waits for an answer); a request in progress is finished and
+            // flushed by the graceful shutdown, which then closes.
+            let grace = tokio::time::sleep(FIRST_REQUEST_GRACE);
+            tokio::select! {
+                r = conn.as_mut() => Some(r),
+                _ = arrived.notified() => None,
+                _ = grace => None,
+            }
         }
+    };
+    let ended = match ended {
+        Some(r) => r,
+        None => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!("HTTP connection: {e}");
     }
 }

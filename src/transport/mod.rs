@@ -12,8 +12,17 @@ use tokio::sync::watch;
 
 use crate::http::{Request, Response};
 
+mod connections;
 pub mod fastcgi;
 pub mod http;
+
+pub(crate) use connections::ConnectionGuard;
+pub use connections::Connections;
+
+/// On shutdown, how long an accepted connection that has not sent a request yet is given for
+/// its first one (its client waits for an answer). Connections between two requests of a
+/// keep-alive session close at once.
+pub(crate) const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// Limits the transports enforce before a request reaches the protocols.
 #[derive(Debug, Clone, Copy)]

@@ -112,11 +112,13 @@ fn ipv6_bind() {
         return;
     }
     let port = crate::support::free_port();
-    let mut child = Command::new(BIN)
-        .args(["--http", &format!("[::1]:{port}")])
-        .env("VERBOSITY", "0")
-        .spawn()
-        .unwrap();
+    let child = crate::support::Process::spawn(
+        Command::new(BIN)
+            .args(["--http", &format!("[::1]:{port}")])
+            .env("VERBOSITY", "0"),
+        9,
+    )
+    .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut ok = false;
     while std::time::Instant::now() < deadline {
@@ -126,7 +128,6 @@ fn ipv6_bind() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     assert!(ok, "listens on [::1]");
 }

@@ -14,13 +14,12 @@
 //! message while it answers them with an error.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    BIN, MemcachedServer, TestServer, fixtures_prefix, free_port, get, is_root, require,
+    BIN, MemcachedServer, Process, TestServer, fixtures_prefix, free_port, get, is_root, require,
 };
 
 const IIP_SERVER: &str = "/fcgi-bin/iipsrv.fcgi?OBJ=IIP,1.0&OBJ=IIP-server";
@@ -110,10 +109,10 @@ fn installed_binary(dir: &Path) -> PathBuf {
 }
 
 /// A web server (or spawn-fcgi) in its own process group, stopped with SIGTERM (so that it
-/// stops what it started) and then SIGKILL for the whole group on drop.
+/// stops what it started) and then SIGKILL for the whole group on drop ([`Process`]).
 struct Running {
     name: &'static str,
-    child: Child,
+    _child: Process,
     port: u16,
     dir: tempfile::TempDir,
     error_log: PathBuf,
@@ -131,12 +130,12 @@ impl Running {
             .stdout(Stdio::null())
             .stderr(Stdio::from(
                 std::fs::File::create(dir.path().join("stderr.txt")).unwrap(),
-            ))
-            .process_group(0);
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}"));
+            ));
+        let child =
+            Process::spawn(&mut cmd, libc::SIGTERM).unwrap_or_else(|e| panic!("start {name}: {e}"));
         let r = Running {
             name,
-            child,
+            _child: child,
             port,
             dir,
             error_log,
@@ -170,23 +169,6 @@ impl Running {
             read(&self.error_log),
             read(&self.dir.path().join("stderr.txt"))
         )
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let pid = self.child.id() as i32;
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Anything left in the group (workers, spawned iipsrv processes).
-        unsafe { libc::kill(-pid, libc::SIGKILL) };
-        let _ = self.child.wait();
     }
 }
 
@@ -526,9 +508,8 @@ fn spawn_fcgi(mut cmd: Command, socket: &Path, dir: tempfile::TempDir) -> Runnin
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             std::fs::File::create(dir.path().join("stderr.txt")).unwrap(),
-        ))
-        .process_group(0);
-    let child = cmd.spawn().expect("start spawn-fcgi");
+        ));
+    let child = Process::spawn(&mut cmd, libc::SIGTERM).expect("start spawn-fcgi");
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::os::unix::net::UnixStream::connect(socket).is_err() {
         assert!(
@@ -541,7 +522,7 @@ fn spawn_fcgi(mut cmd: Command, socket: &Path, dir: tempfile::TempDir) -> Runnin
     let error_log = dir.path().join("stderr.txt");
     Running {
         name: "spawn-fcgi",
-        child,
+        _child: child,
         port: 0,
         dir,
         error_log,

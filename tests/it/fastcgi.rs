@@ -181,11 +181,13 @@ fn backlog_reaches_listen() {
         panic!("ss is needed: apt-get install iproute2");
     }
     let port = crate::support::free_port();
-    let mut child = std::process::Command::new(crate::support::BIN)
-        .args(["--bind", &format!("127.0.0.1:{port}"), "--backlog", "777"])
-        .env("VERBOSITY", "0")
-        .spawn()
-        .unwrap();
+    let child = crate::support::Process::spawn(
+        std::process::Command::new(crate::support::BIN)
+            .args(["--bind", &format!("127.0.0.1:{port}"), "--backlog", "777"])
+            .env("VERBOSITY", "0"),
+        9,
+    )
+    .unwrap();
     let mut seen = String::new();
     for _ in 0..200 {
         let out = std::process::Command::new("ss")
@@ -198,8 +200,7 @@ fn backlog_reaches_listen() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     // ss -l shows the backlog in the Send-Q column.
     let send_q: Vec<&str> = seen.split_whitespace().collect();
     assert_eq!(send_q.get(2), Some(&"777"), "{seen}");

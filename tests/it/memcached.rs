@@ -7,13 +7,15 @@
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use iipsrv::cache::memcached::{IO_TIMEOUT, Memcached, key_for};
 
 use crate::common::fcgi::{Client, Reply};
-use crate::support::{Addr, MemcachedServer, TestServer, fixtures_prefix, free_port, require};
+use crate::support::{
+    Addr, MemcachedServer, Process, TestServer, fixtures_prefix, free_port, require,
+};
 
 const MAX_SIZE: &str = "FIF=sample.tif&OBJ=IIP,1.0&OBJ=Max-size";
 
@@ -101,7 +103,7 @@ fn client_against_a_real_memcached() {
 
 /// Debian's iipsrv under spawn-fcgi (TCP), killed on drop.
 struct DebianIipsrv {
-    child: Child,
+    _child: Process,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -110,26 +112,28 @@ impl DebianIipsrv {
     fn start(memcached_servers: &str) -> DebianIipsrv {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new("spawn-fcgi")
-            .args(["-n", "-a", "127.0.0.1", "-p", &port.to_string(), "--"])
-            .arg(DEBIAN_IIPSRV)
-            .env_clear()
-            .env("LOGFILE", dir.path().join("iipsrv.log"))
-            .env("VERBOSITY", "0")
-            .env("MEMCACHED_SERVERS", memcached_servers)
-            .env("FILESYSTEM_PREFIX", fixtures_prefix())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn-fcgi is installed");
+        let child = Process::spawn(
+            Command::new("spawn-fcgi")
+                .args(["-n", "-a", "127.0.0.1", "-p", &port.to_string(), "--"])
+                .arg(DEBIAN_IIPSRV)
+                .env_clear()
+                .env("LOGFILE", dir.path().join("iipsrv.log"))
+                .env("VERBOSITY", "0")
+                .env("MEMCACHED_SERVERS", memcached_servers)
+                .env("FILESYSTEM_PREFIX", fixtures_prefix())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            9,
+        )
+        .expect("spawn-fcgi is installed");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "Debian's iipsrv did not start");
             std::thread::sleep(Duration::from_millis(10));
         }
         DebianIipsrv {
-            child,
+            _child: child,
             port,
             _dir: dir,
         }
@@ -140,13 +144,6 @@ impl DebianIipsrv {
             .unwrap()
             .get(query, false)
             .unwrap()
-    }
-}
-
-impl Drop for DebianIipsrv {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

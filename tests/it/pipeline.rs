@@ -3,11 +3,11 @@
 
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::fcgi::Client;
-use crate::support::{TestServer, free_port, get, require};
+use crate::support::{Process, TestServer, free_port, get, require};
 
 const IIPSRV_1_1: &str = "/usr/lib/iipimage-server/iipsrv.fcgi";
 
@@ -62,7 +62,7 @@ impl Ours {
 
 /// Debian's iipsrv 1.1 under spawn-fcgi; killed on drop.
 struct Reference {
-    child: Child,
+    _child: Process,
     port: u16,
     _dir: tempfile::TempDir,
 }
@@ -78,26 +78,28 @@ impl Reference {
         );
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new("spawn-fcgi")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", "--"])
-            .arg(IIPSRV_1_1)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("FILESYSTEM_PREFIX", fixtures())
-            .env("LOGFILE", dir.path().join("iipsrv.log"))
-            .env("VERBOSITY", "0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn-fcgi runs");
+        let child = Process::spawn(
+            Command::new("spawn-fcgi")
+                .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", "--"])
+                .arg(IIPSRV_1_1)
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("FILESYSTEM_PREFIX", fixtures())
+                .env("LOGFILE", dir.path().join("iipsrv.log"))
+                .env("VERBOSITY", "0")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            9,
+        )
+        .expect("spawn-fcgi runs");
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "iipsrv 1.1 did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(Reference {
-            child,
+            _child: child,
             port,
             _dir: dir,
         })
@@ -110,13 +112,6 @@ impl Reference {
         let r = c.get(q, false).unwrap();
         assert_eq!(r.status(), 200, "iipsrv 1.1, {q}");
         r.body().to_vec()
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -116,7 +116,7 @@ fn jpeg2000_tiles_match_iipsrv_1_1() {
 #[test]
 fn corrupt_files_are_errors_and_the_server_survives() {
     let s = TestServer::tcp(&[("FILESYSTEM_PREFIX", &fixtures_dir_prefix())]);
-    for dir in ["jp2", "jpeg"] {
+    for dir in ["tiff", "jp2", "jpeg"] {
         for entry in std::fs::read_dir(fixtures().join(dir)).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
             if !name.starts_with("bad_") {

@@ -9,6 +9,68 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_iipsrv");
 
+/// How long a stopped process (and its children) gets to exit before the group is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A process a test started, in its own process group, ended with all its children when
+/// dropped, also when the test panics: the leader gets `stop` (a signal on which it ends its
+/// own children, e.g. SIGTERM for nginx, whose master then stops its workers; SIGKILL for a
+/// program without children), then after [`STOP_TIMEOUT`] the whole group gets SIGKILL, and
+/// the leader is reaped. `.ci/run` checks that no test leaves a process behind.
+#[derive(Debug)]
+pub struct Process {
+    child: Child,
+    stop: i32,
+}
+
+impl Process {
+    /// Spawn `cmd` in a new process group.
+    pub fn spawn(cmd: &mut Command, stop: i32) -> std::io::Result<Process> {
+        use std::os::unix::process::CommandExt as _;
+        let child = cmd.process_group(0).spawn()?;
+        Ok(Process { child, stop })
+    }
+
+    /// Send `sig` to the leader.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+impl std::ops::Deref for Process {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for Process {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(self.stop);
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // Whatever is left in the group (workers, spawned children), then the leader.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; tests retry on the rare collision).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -27,7 +89,7 @@ pub enum Addr {
 
 /// The built `iipsrv`, running, killed on drop.
 pub struct TestServer {
-    pub child: Child,
+    pub child: Process,
     pub addr: Addr,
     pub dir: tempfile::TempDir,
 }
@@ -55,7 +117,7 @@ impl TestServer {
             Addr::Tcp(a) => c.arg(option).arg(a.to_string()),
             Addr::Unix(p) => c.arg(option).arg(p),
         };
-        let child = c.spawn().expect("start iipsrv");
+        let child = Process::spawn(&mut c, libc::SIGKILL).expect("start iipsrv");
         let s = TestServer { child, addr, dir };
         s.wait_ready();
         s
@@ -118,8 +180,7 @@ impl TestServer {
         for (k, v) in env {
             c.env(k, v);
         }
-        let child = c
-            .spawn()
+        let child = Process::spawn(&mut c, libc::SIGKILL)
             .expect("spawn-fcgi is installed (apt-get install spawn-fcgi)");
         let s = TestServer { child, addr, dir };
         s.wait_ready();
@@ -163,9 +224,17 @@ impl TestServer {
         sig: i32,
         timeout: Duration,
     ) -> Option<std::process::ExitStatus> {
-        unsafe {
-            libc_kill(self.child.id() as i32, sig);
-        }
+        self.signal(sig);
+        self.wait_exit(timeout)
+    }
+
+    /// Send a signal to the server.
+    pub fn signal(&self, sig: i32) {
+        self.child.signal(sig);
+    }
+
+    /// The exit status, once the server has exited (`None` if still running after `timeout`).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -174,18 +243,6 @@ impl TestServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
-    }
-}
-
-unsafe extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -207,9 +264,10 @@ pub fn require(program: &str, package: &str) -> bool {
     true
 }
 
-/// nginx in front of a FastCGI address, from a config written for the test; killed on drop.
+/// nginx in front of a FastCGI address, from a config written for the test; stopped with its
+/// workers on drop.
 pub struct Nginx {
-    pub child: Child,
+    _child: Process,
     pub port: u16,
     pub dir: tempfile::TempDir,
 }
@@ -236,22 +294,26 @@ impl Nginx {
         );
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new(if Path::new("/usr/sbin/nginx").exists() {
+        let mut cmd = Command::new(if Path::new("/usr/sbin/nginx").exists() {
             "/usr/sbin/nginx"
         } else {
             "nginx"
-        })
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf_path)
-        .args(["-g", "daemon off;"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nginx is installed");
-        let n = Nginx { child, port, dir };
+        });
+        cmd.arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SIGTERM: the master stops its workers and waits for them.
+        let child = Process::spawn(&mut cmd, libc::SIGTERM).expect("nginx is installed");
+        let n = Nginx {
+            _child: child,
+            port,
+            dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -270,13 +332,6 @@ impl Nginx {
 
     pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -342,7 +397,7 @@ pub fn fixtures() -> PathBuf {
 /// Debian's iipsrv 1.1 under spawn-fcgi (one process), as the reference; killed on drop.
 pub struct Reference {
     pub port: u16,
-    pid: Option<u32>,
+    _process: Process,
 }
 
 impl Reference {
@@ -354,46 +409,33 @@ impl Reference {
             Path::new(Self::BIN).exists(),
             "iipsrv 1.1 is needed for differential tests: apt-get install iipimage-server"
         );
-        let dir = tempfile::tempdir().unwrap();
-        let pidfile = dir.path().join("pid");
         let port = free_port();
         let mut c = Command::new("spawn-fcgi");
-        c.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-P"])
-            .arg(&pidfile)
-            .arg("--")
+        // -n: no fork, spawn-fcgi execs iipsrv, so the process we hold is iipsrv itself.
+        c.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-n", "--"])
             .arg(Self::BIN)
             .env_clear()
             .env("VERBOSITY", "0")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         for (k, v) in env {
             c.env(k, v);
         }
-        let status = c.status().expect("spawn-fcgi is installed");
-        assert!(status.success(), "spawn-fcgi failed to start iipsrv 1.1");
-        let pid = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|s| s.trim().parse().ok());
+        let process = Process::spawn(&mut c, libc::SIGKILL).expect("spawn-fcgi is installed");
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "iipsrv 1.1 did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Reference { port, pid }
+        Reference {
+            port,
+            _process: process,
+        }
     }
 
     pub fn addr(&self) -> Addr {
         Addr::Tcp(format!("127.0.0.1:{}", self.port).parse().unwrap())
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid {
-            unsafe {
-                libc_kill(pid as i32, 9);
-            }
-        }
     }
 }
 
@@ -410,7 +452,7 @@ pub fn is_root() -> bool {
 /// A real memcached on a free loopback port (`memcached -l 127.0.0.1 -p PORT -U 0`), killed on
 /// drop.
 pub struct MemcachedServer {
-    pub child: Option<Child>,
+    pub child: Option<Process>,
     pub port: u16,
 }
 
@@ -426,11 +468,10 @@ impl MemcachedServer {
         if is_root() {
             c.args(["-u", "root"]);
         }
-        let child = c
-            .stdin(Stdio::null())
+        c.stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+            .stderr(Stdio::null());
+        let child = Process::spawn(&mut c, libc::SIGKILL)
             .expect("memcached is installed (apt-get install memcached)");
         let m = MemcachedServer {
             child: Some(child),
@@ -502,16 +543,7 @@ impl MemcachedServer {
 
     /// Kill it (SIGKILL, as a crash would) and wait for it.
     pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for MemcachedServer {
-    fn drop(&mut self) {
-        self.kill();
+        drop(self.child.take());
     }
 }
 

@@ -1,10 +1,20 @@
 //! info.json (`protocols-iiif.md` §3): iipsrv 1.3's exact text for versions 2 and 3, with the
 //! fixes listed in docs/compatibility.md (JSON escaping, scale factors of pyramids whose levels
-//! round up, the real tile height, an `id` and `type` on the physical-dimensions service).
+//! round up, the real tile height, an `id` and `type` on the physical-dimensions service) and
+//! the features this server adds ([`EXTRA_FORMATS`], [`EXTRA_FEATURES`]), every one of which
+//! works.
 
 use crate::config::Config;
 use crate::source::ImageInfo;
 use crate::text::{fmt_g, json_escape};
+
+/// The formats this server adds to iipsrv's (`jpg`, `png`, `tif`, `webp`, `avif`), as JSON
+/// strings joined by commas: GIF, JPEG2000 and PDF output (IIIF only).
+const EXTRA_FORMATS: &str = "\"gif\",\"jp2\",\"pdf\"";
+
+/// The features this server adds to iipsrv's lists (JSON strings joined by commas): any
+/// rotation angle and the two `Link` headers of image responses.
+const EXTRA_FEATURES: &str = "\"rotationArbitrary\",\"canonicalLinkHeader\",\"profileLinkHeader\"";
 
 /// The IIIF scale factor of each stored level (index 0 = full size): the power of two whose
 /// halving (rounded either way) gives the level's size, so that a pyramid whose levels were
@@ -136,7 +146,7 @@ pub(crate) fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Confi
             ""
         };
         out.push_str(&format!(
-            "  \"id\" : \"{id}\",\n  \"type\": \"ImageService3\",\n  \"profile\" : \"level2\",\n  \"maxWidth\" : {max},\n  \"maxHeight\" : {max},\n  \"extraQualities\": [{q}],\n  \"extraFormats\": [\"tif\",\"webp\",\"avif\"],\n  \"extraFeatures\": [\"regionByPct\",\"sizeByPct\",\"sizeByConfinedWh\"{upscaling},\"rotationBy90s\",\"mirroring\"]"
+            "  \"id\" : \"{id}\",\n  \"type\": \"ImageService3\",\n  \"profile\" : \"level2\",\n  \"maxWidth\" : {max},\n  \"maxHeight\" : {max},\n  \"extraQualities\": [{q}],\n  \"extraFormats\": [\"tif\",\"webp\",\"avif\",{EXTRA_FORMATS}],\n  \"extraFeatures\": [\"regionByPct\",\"sizeByPct\",\"sizeByConfinedWh\"{upscaling},\"rotationBy90s\",\"mirroring\",{EXTRA_FEATURES}]"
         ));
         if let Some(r) = rights {
             out.push_str(&format!(",\n  \"rights\": \"{r}\""));
@@ -148,7 +158,7 @@ pub(crate) fn info_json(info: &ImageInfo, id: &str, version: u32, config: &Confi
             ""
         };
         out.push_str(&format!(
-            "  \"@id\" : \"{id}\",\n  \"profile\" : [\n     \"http://iiif.io/api/image/{v}/level2.json\",\n     {{ \"formats\" : [\"jpg\",\"png\",\"tif\",\"webp\",\"avif\"],\n       \"qualities\" : [\"native\",{q}],\n       \"supports\" : [\"regionByPct\",\"regionSquare\",\"max\",\"sizeByConfinedWh\",\"sizeByForcedWh\",\"sizeByWh\"{above},\"rotationBy90s\",\"mirroring\"],\n       \"maxWidth\" : {max},\n       \"maxHeight\" : {max}\n     }}\n  ]"
+            "  \"@id\" : \"{id}\",\n  \"profile\" : [\n     \"http://iiif.io/api/image/{v}/level2.json\",\n     {{ \"formats\" : [\"jpg\",\"png\",\"tif\",\"webp\",\"avif\",{EXTRA_FORMATS}],\n       \"qualities\" : [\"native\",{q}],\n       \"supports\" : [\"regionByPct\",\"regionSquare\",\"max\",\"sizeByConfinedWh\",\"sizeByForcedWh\",\"sizeByWh\"{above},\"rotationBy90s\",\"mirroring\",{EXTRA_FEATURES}],\n       \"maxWidth\" : {max},\n       \"maxHeight\" : {max}\n     }}\n  ]"
         ));
         if let Some(r) = rights {
             out.push_str(&format!(",\n  \"license\": \"{r}\""));
@@ -212,8 +222,8 @@ mod tests {
             "  \"maxWidth\" : 5000,\n",
             "  \"maxHeight\" : 5000,\n",
             "  \"extraQualities\": [\"color\",\"gray\",\"bitonal\"],\n",
-            "  \"extraFormats\": [\"tif\",\"webp\",\"avif\"],\n",
-            "  \"extraFeatures\": [\"regionByPct\",\"sizeByPct\",\"sizeByConfinedWh\",\"sizeUpscaling\",\"rotationBy90s\",\"mirroring\"],\n",
+            "  \"extraFormats\": [\"tif\",\"webp\",\"avif\",\"gif\",\"jp2\",\"pdf\"],\n",
+            "  \"extraFeatures\": [\"regionByPct\",\"sizeByPct\",\"sizeByConfinedWh\",\"sizeUpscaling\",\"rotationBy90s\",\"mirroring\",\"rotationArbitrary\",\"canonicalLinkHeader\",\"profileLinkHeader\"],\n",
             "  \"service\": [\n",
             "    {\n",
             "      \"@context\": \"http://iiif.io/api/annex/services/physdim/1/context.json\",\n",
@@ -257,9 +267,9 @@ mod tests {
             "  \"@id\" : \"https://example.org/iiif//images/odd.tif\",\n",
             "  \"profile\" : [\n",
             "     \"http://iiif.io/api/image/2/level2.json\",\n",
-            "     { \"formats\" : [\"jpg\",\"png\",\"tif\",\"webp\",\"avif\"],\n",
+            "     { \"formats\" : [\"jpg\",\"png\",\"tif\",\"webp\",\"avif\",\"gif\",\"jp2\",\"pdf\"],\n",
             "       \"qualities\" : [\"native\",\"gray\",\"bitonal\",\"negative\",\"stretch\",\"equalization\",\"log\"],\n",
-            "       \"supports\" : [\"regionByPct\",\"regionSquare\",\"max\",\"sizeByConfinedWh\",\"sizeByForcedWh\",\"sizeByWh\",\"sizeAboveFull\",\"rotationBy90s\",\"mirroring\"],\n",
+            "       \"supports\" : [\"regionByPct\",\"regionSquare\",\"max\",\"sizeByConfinedWh\",\"sizeByForcedWh\",\"sizeByWh\",\"sizeAboveFull\",\"rotationBy90s\",\"mirroring\",\"rotationArbitrary\",\"canonicalLinkHeader\",\"profileLinkHeader\"],\n",
             "       \"maxWidth\" : 4294967295,\n",
             "       \"maxHeight\" : 4294967295\n",
             "     }\n",

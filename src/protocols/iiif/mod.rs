@@ -7,7 +7,12 @@
 //! - [`parse`]: the image parameters, resolved with the IIIF specification's arithmetic (§4);
 //! - [`tile_for`]: a request that is exactly one stored tile is served by
 //!   [`responses::tile`] (tile cache, codec pass-through, `Content-Length`); everything else
-//!   is a region export ([`responses::export`], with `Content-Disposition`).
+//!   is a region export ([`responses::export`], with `Content-Disposition`);
+//! - `links`: every image response ends with one `Link` line naming the canonical URI of the
+//!   request ([`parse::canonical`]) and the compliance level (`rel="profile"`).
+//!
+//! Beyond iipsrv (IIIF extensions, docs/compatibility.md "Additions"): any rotation angle, the
+//! formats `gif`, `jp2` and `pdf`, and the `Link` header.
 //!
 //! The differences from iipsrv 1.3 are listed in docs/compatibility.md.
 
@@ -27,6 +32,7 @@ use crate::text::number::atoi;
 use crate::text::{header_text, json_escape};
 use crate::view::{ColourConversion, Contrast, Gamma, Region, View};
 use parse::{ImageRequest, Limits, Quality};
+use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC, percent_encode};
 
 /// What a IIIF argument asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -303,20 +309,118 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
                 info.height,
                 &limits,
             )?;
-            image_response(ctx, &image, &view, &req, &headers)
+            let answer = image_response(ctx, &image, &view, &req, &headers)?;
+            let canonical = parse::canonical(&req, info.width, info.height, &limits);
+            let link = links(ctx, arg, &id, &canonical, version);
+            // A heavy export's failure is answered later as its error, without the link.
+            Ok(answer.map(shared, move |_, mut response| {
+                if response.status() < 400 {
+                    response.push("Link", link);
+                }
+                response
+            }))
         }
     }
 }
 
+/// Bytes percent-encoded in the URI of a `Link` value: the WHATWG URL standard's path set
+/// without `#` and `?` (they are already what they mean in the request): controls, space,
+/// `"`, `<`, `>`, `` ` ``, `{`, `}`, and every non-ASCII byte. `^` stays as IIIF writes it.
+const NOT_IN_URI: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Bytes an identifier re-encoded from its decoded form keeps: the URI's unreserved characters.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// How many `/` from the end of the raw argument are tried as the end of the identifier.
+const IDENTIFIER_END_CANDIDATES: usize = 8;
+
+/// The identifier as the client encoded it: the raw argument up to the `/` whose prefix
+/// decodes to `id` (the parameters hold 3 more `/`, or more when encoded); when none does,
+/// `id` percent-encoded (a `/` in it as `%2F`).
+fn raw_identifier(arg: &[u8], id: &[u8]) -> String {
+    arg.iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &b)| b == b'/')
+        .take(IDENTIFIER_END_CANDIDATES)
+        .find(|&(p, _)| resolve::url_decode(&arg[..p]).0 == id)
+        .map(|(p, _)| String::from_utf8_lossy(&arg[..p]).into_owned())
+        .unwrap_or_else(|| percent_encode(id, NOT_UNRESERVED).to_string())
+}
+
+/// The base URI of the image an image request names, built like the info.json `id` (§3.2):
+/// `X-IIIF-ID`; else `BASE_URL` + the identifier; else `http[s]://HTTP_HOST` + the
+/// `REQUEST_URI` up to the argument + the identifier (without `HTTP_HOST`, only the path: a
+/// reference relative to the request). `None` when there is no `REQUEST_URI` or it does not
+/// contain the argument (a POST body).
+fn base_uri(ctx: &Context<'_>, arg: &[u8], id: &[u8]) -> Option<String> {
+    if let Some(given) = ctx.req.param("HTTP_X_IIIF_ID").filter(|v| !v.is_empty()) {
+        return Some(header_text(given));
+    }
+    let raw_id = raw_identifier(arg, id);
+    let base_url = &ctx.config().http.base_url;
+    if !base_url.is_empty() {
+        return Some(format!("{base_url}{raw_id}"));
+    }
+    let uri = ctx.req.param("REQUEST_URI")?;
+    let start = uri.windows(arg.len().max(1)).rposition(|w| w == arg)?;
+    let scheme = match ctx.req.param("HTTPS") {
+        Some(v) if !v.is_empty() => "https",
+        _ => "http",
+    };
+    let host = header_text(ctx.req.param("HTTP_HOST").unwrap_or(b""));
+    let path = String::from_utf8_lossy(&uri[..start]);
+    Some(if host.is_empty() {
+        // No host: the path alone, a reference relative to the request's own URI.
+        format!("{path}{raw_id}")
+    } else {
+        format!("{scheme}://{host}{path}{raw_id}")
+    })
+}
+
+/// The `Link` value of an image response: `<canonical URI>;rel="canonical"` (when a base URI
+/// can be made, [`base_uri`]) and `<http://iiif.io/api/image/<v>/level2.json>;rel="profile"`,
+/// in one line (clients such as the IIIF validator read only the first `Link` line).
+/// `canonical` is the request's [`parse::canonical`] form.
+pub(crate) fn links(
+    ctx: &Context<'_>,
+    arg: &[u8],
+    id: &[u8],
+    canonical: &str,
+    version: u32,
+) -> String {
+    let profile = format!("<http://iiif.io/api/image/{version}/level2.json>;rel=\"profile\"");
+    match base_uri(ctx, arg, id) {
+        Some(base) => {
+            let uri = format!("{base}/{canonical}");
+            let uri = percent_encode(uri.as_bytes(), NOT_IN_URI);
+            format!("<{uri}>;rel=\"canonical\", {profile}")
+        }
+        None => profile,
+    }
+}
+
 /// The view for a resolved request: the session's IIP parameters (commands before `IIIF=`
-/// apply), then the IIIF rotation, mirror and quality.
+/// apply), then the IIIF rotation (any angle), mirror and quality.
 pub(crate) fn request_view(base: &View, req: &ImageRequest) -> View {
     let mut view = base.clone();
-    view.rotation = (req.turns * 90) as f64;
+    view.rotation = req.rotation;
+    view.any_angle = true;
     view.flip = req.mirror;
     view.format = Some(req.format);
     match req.quality {
-        Quality::Default => {}
+        Quality::Default | Quality::Color => {}
         Quality::Gray => view.colour = Some(ColourConversion::Grey),
         Quality::Bitonal => view.colour = Some(ColourConversion::Binary),
         Quality::Negative => view.invert = true,
@@ -488,6 +592,24 @@ mod tests {
             split_page(b"stack.tif::3", b"::"),
             (&b"stack.tif"[..], Some(3))
         );
+    }
+
+    #[test]
+    fn raw_identifiers_keep_the_clients_encoding() {
+        let raw = |arg: &str, id: &str| raw_identifier(arg.as_bytes(), id.as_bytes());
+        assert_eq!(raw("a+b.tif/full/max/0/default.jpg", "a b.tif"), "a+b.tif");
+        assert_eq!(
+            raw("sub%2Fx.tif/full/max/0/default.jpg", "sub/x.tif"),
+            "sub%2Fx.tif"
+        );
+        assert_eq!(
+            raw("sub/x.tif/full/max/0/default.jpg", "sub/x.tif"),
+            "sub/x.tif"
+        );
+        // An encoded slash in the parameters is not the identifier's end.
+        assert_eq!(raw("x.tif/full/max%2F0/default.jpg", "x.tif"), "x.tif");
+        // No prefix decodes to the identifier: it is encoded afresh.
+        assert_eq!(raw("other", "a/b c~.tif"), "a%2Fb%20c~.tif");
     }
 
     fn sample_info() -> ImageInfo {

@@ -6,6 +6,11 @@
 //! a rectangle of whole full-resolution pixels clipped to the image, and the output size is
 //! computed from that rectangle exactly as the specification defines each size form, so
 //! `900,700,200,200/max` on 1000×750 is 100×50 and `full/256,` on 5003×3701 is 256×189.
+//!
+//! The rotation is any decimal number from 0 to 360 (360 is 0), with an optional leading `!`
+//! (mirror first); only digits and one `.` are allowed, so `-0`, `1e2`, `nan` and `!!90` are
+//! 400s. [`canonical`] writes a resolved request back in the specification's canonical URI
+//! syntax (IIIF 2.1 and 3.0 §4.7/§4.8), for the `Link: …;rel="canonical"` header.
 
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
@@ -26,8 +31,10 @@ pub struct Rect {
 /// The IIIF qualities (with the `IIIF_EXTENSIONS` ones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quality {
-    /// `default`, `color`, `native`.
+    /// `default`, `native`.
     Default,
+    /// `color`: the same pixels as `default` (also for grey images), its own canonical name.
+    Color,
     /// `gray`, `grey`.
     Gray,
     Bitonal,
@@ -45,8 +52,9 @@ pub struct ImageRequest {
     /// The output size before rotation.
     pub width: u32,
     pub height: u32,
-    /// Clockwise quarter turns (0–3) after the optional mirror.
-    pub turns: u32,
+    /// Clockwise rotation in degrees, in [0, 360) (360 is read as 0), after the optional
+    /// mirror.
+    pub rotation: f64,
     pub mirror: bool,
     pub quality: Quality,
     pub format: OutputFormat,
@@ -97,7 +105,7 @@ pub fn parse(params: &str, width: u32, height: u32, limits: &Limits) -> Result<I
     };
     let region = parse_region(&next()?.to_ascii_lowercase(), width, height)?;
     let (w, h) = parse_size(&next()?.to_ascii_lowercase(), region, limits)?;
-    let (turns, mirror) = parse_rotation(next()?)?;
+    let (rotation, mirror) = parse_rotation(next()?)?;
     let (quality, format) = parse_quality(&next()?.to_ascii_lowercase(), limits)?;
     if tokens.next().is_some() {
         return Err(bad(format!(
@@ -108,7 +116,7 @@ pub fn parse(params: &str, width: u32, height: u32, limits: &Limits) -> Result<I
         region,
         width: w,
         height: h,
-        turns,
+        rotation,
         mirror,
         quality,
         format,
@@ -271,20 +279,29 @@ pub fn parse_size(text: &str, region: Rect, limits: &Limits) -> Result<(u32, u32
 }
 
 /// Shrink `w`×`h` to fit `bw`×`bh`, the limiting side exact; an aspect-keeping size is
-/// recomputed from the region so that it stays exact.
+/// recomputed from the region so that it stays exact. Which side limits an aspect-keeping size
+/// is decided by the region's shape (`w` and `h` may have been saturated by absurd requests).
+/// Neither side becomes 0 (a 4200×1 region fitted to 384 wide is 384×1) or exceeds the box.
 fn fit(w: u64, h: u64, bw: u64, bh: u64, keep_aspect: bool, region: Rect) -> (u64, u64) {
-    let width_limits = (bw as f64) * (h as f64) <= (bh as f64) * (w as f64);
-    match (width_limits, keep_aspect) {
-        (true, true) => (bw, scaled(bw, region.h, region.w)),
-        (false, true) => (scaled(bh, region.w, region.h), bh),
-        (true, false) => (bw, ((h as f64) * (bw as f64) / (w as f64)).round() as u64),
-        (false, false) => (((w as f64) * (bh as f64) / (h as f64)).round() as u64, bh),
-    }
+    let (rw, rh) = (region.w as f64, region.h as f64);
+    let (fw, fh) = match keep_aspect {
+        true if (bw as f64) * rh <= (bh as f64) * rw => (bw, scaled(bw, region.h, region.w)),
+        true => (scaled(bh, region.w, region.h), bh),
+        false if (bw as f64) * (h as f64) <= (bh as f64) * (w as f64) => {
+            (bw, ((h as f64) * (bw as f64) / (w as f64)).round() as u64)
+        }
+        false => (((w as f64) * (bh as f64) / (h as f64)).round() as u64, bh),
+    };
+    (fw.clamp(1, bw.max(1)), fh.clamp(1, bh.max(1)))
 }
 
-/// §4.3: `[!]n` with n ∈ {0, 90, 180, 270, 360} (not lower-cased; the whole text must be a
-/// number).
-pub fn parse_rotation(text: &str) -> Result<(u32, bool)> {
+/// The largest rotation angle (§4.3: "any floating point number from 0 to 360").
+const MAX_ANGLE: f64 = 360.0;
+
+/// §4.3: `[!]n`, n a decimal number from 0 to 360 (not lower-cased; the whole text must be a
+/// number of digits and at most one `.`). Returns the clockwise angle in [0, 360) — 360 is a
+/// full turn, read as 0 — and whether to mirror first.
+pub fn parse_rotation(text: &str) -> Result<(f64, bool)> {
     let (mirror, rest) = match text.strip_prefix('!') {
         Some(r) => (true, r),
         None => (false, text),
@@ -298,18 +315,12 @@ pub fn parse_rotation(text: &str) -> Result<(u32, bool)> {
         .then(|| stream_f64(rest))
         .flatten()
         .ok_or_else(|| bad("IIIF: invalid rotation"))?;
-    let turns = match (angle.fract() == 0.0).then_some(angle as i64) {
-        Some(0 | 360) => 0,
-        Some(90) => 1,
-        Some(180) => 2,
-        Some(270) => 3,
-        _ => {
-            return Err(bad(
-                "IIIF: currently implemented rotation angles are 0, 90, 180 and 270 degrees",
-            ));
-        }
-    };
-    Ok((turns, mirror))
+    if !(0.0..=MAX_ANGLE).contains(&angle) {
+        return Err(bad(
+            "IIIF: invalid rotation: angles are from 0 to 360 degrees",
+        ));
+    }
+    Ok((if angle == MAX_ANGLE { 0.0 } else { angle }, mirror))
 }
 
 /// §4.4: `quality[.format]` (lower-cased; anything from `?` on is dropped).
@@ -323,6 +334,10 @@ pub fn parse_quality(text: &str, limits: &Limits) -> Result<(Quality, OutputForm
                 "webp" => OutputFormat::Webp,
                 "avif" => OutputFormat::Avif,
                 "tif" => OutputFormat::Tiff,
+                // IIIF extensions beyond iipsrv (IIP's CVT keeps iipsrv's set).
+                "gif" => OutputFormat::Gif,
+                "jp2" => OutputFormat::Jp2,
+                "pdf" => OutputFormat::Pdf,
                 _ => return Err(bad("IIIF :: unsupported output format")),
             };
             (q, format)
@@ -330,7 +345,8 @@ pub fn parse_quality(text: &str, limits: &Limits) -> Result<(Quality, OutputForm
         None => (text, OutputFormat::Jpeg),
     };
     let q = match quality {
-        "default" | "color" | "native" => Quality::Default,
+        "default" | "native" => Quality::Default,
+        "color" => Quality::Color,
         "gray" | "grey" => Quality::Gray,
         "bitonal" => Quality::Bitonal,
         "negative" if limits.extensions => Quality::Negative,
@@ -340,6 +356,78 @@ pub fn parse_quality(text: &str, limits: &Limits) -> Result<(Quality, OutputForm
         other => return Err(bad(format!("unsupported quality parameter: {other}"))),
     };
     Ok((q, format))
+}
+
+impl Quality {
+    /// The quality's name in a canonical URI (`grey` → `gray`, `native` → `default`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Quality::Default => "default",
+            Quality::Color => "color",
+            Quality::Gray => "gray",
+            Quality::Bitonal => "bitonal",
+            Quality::Negative => "negative",
+            Quality::Stretch => "stretch",
+            Quality::Equalization => "equalization",
+            Quality::Log => "log",
+        }
+    }
+}
+
+/// A rotation angle as the canonical syntax writes it: an integer when it is one, otherwise
+/// the shortest decimal that reads back as the same number, with a leading `0` below 1 and no
+/// trailing zeros (`22.5`, `0.5`; never an exponent).
+pub fn angle_text(angle: f64) -> String {
+    if angle.fract() == 0.0 {
+        format!("{}", angle as u32)
+    } else {
+        // Rust's `Display` of an f64 is the shortest round-trip decimal, without exponent.
+        format!("{angle}")
+    }
+}
+
+/// The canonical form of a resolved request (IIIF 2.1 §4.7, 3.0 §4.8):
+/// `{region}/{size}/{rotation}/{quality}.{format}`, which, parsed again with the same limits,
+/// gives the same request.
+///
+/// | parameter | canonical |
+/// |---|---|
+/// | region | `full` when the region is the whole image (a `square` of a square image too), otherwise `x,y,w,h` of the clipped region |
+/// | size, v3 | `max` when `max` gives this size, otherwise `w,h`, or `^w,h` when it is larger than the region |
+/// | size, v2 | `full` when `full` gives this size, `w,` when `w,` gives it (the aspect ratio is kept), otherwise `w,h` |
+/// | rotation | `!` when mirrored, then [`angle_text`] |
+/// | quality | the quality's [`Quality::name`] |
+/// | format | the format's extension, always given |
+pub fn canonical(req: &ImageRequest, width: u32, height: u32, limits: &Limits) -> String {
+    let r = req.region;
+    let region = if (r.x, r.y, r.w, r.h) == (0, 0, width, height) {
+        "full".to_string()
+    } else {
+        format!("{},{},{},{}", r.x, r.y, r.w, r.h)
+    };
+    let out = (req.width, req.height);
+    let gives = |text: &str| parse_size(text, r, limits).ok() == Some(out);
+    let size = if limits.version >= 3 {
+        if gives("max") {
+            "max".to_string()
+        } else {
+            let up = if out.0 > r.w || out.1 > r.h { "^" } else { "" };
+            format!("{up}{},{}", out.0, out.1)
+        }
+    } else if gives("full") {
+        "full".to_string()
+    } else if gives(&format!("{},", out.0)) {
+        format!("{},", out.0)
+    } else {
+        format!("{},{}", out.0, out.1)
+    };
+    format!(
+        "{region}/{size}/{}{}/{}.{}",
+        if req.mirror { "!" } else { "" },
+        angle_text(req.rotation),
+        req.quality.name(),
+        req.format.extension()
+    )
 }
 
 #[cfg(test)]
@@ -397,6 +485,28 @@ mod tests {
         assert_eq!(size("full/400,400", 1000, 750, &small).unwrap(), (300, 300));
         // Distorting sizes keep their shape when shrunk (upstream: 300×300).
         assert_eq!(size("full/400,100", 1000, 750, &small).unwrap(), (300, 75));
+    }
+
+    #[test]
+    fn sizes_fitted_to_max_cvt_have_no_zero_side_and_stay_within_it() {
+        // Found by fuzzing: a 4200×1 region fitted to 384 wide was planned as 384×0, and a
+        // saturated width on a 1×150 region was fitted by the wrong side (5000×750000).
+        let small = Limits {
+            max: Some(384),
+            ..V3
+        };
+        let on = |r: &str, l: &Limits| size(r, 5000, 5000, l).unwrap();
+        assert_eq!(on("0,0,4200,1/max", &small), (384, 1));
+        assert_eq!(on("0,0,1,4200/max", &small), (1, 384));
+        assert_eq!(on("0,0,4200,1/4200,1", &small), (384, 1));
+        assert_eq!(on("0,0,1,150/^99999999999999999999,", &V3), (33, 5000));
+        assert_eq!(on("0,0,150,1/^,99999999999999999999", &V3), (5000, 33));
+        assert_eq!(on("0,0,1,150/^pct:99999999999999999999", &V3), (33, 5000));
+        let no_up = Limits {
+            allow_upscaling: false,
+            ..V2
+        };
+        assert_eq!(on("0,0,1000,1/99999999999999999999,", &no_up), (1000, 1));
     }
 
     #[test]
@@ -520,22 +630,20 @@ mod tests {
 
     #[test]
     fn rotation_and_quality() {
-        assert_eq!(parse_rotation("0").unwrap(), (0, false));
-        assert_eq!(parse_rotation("!180").unwrap(), (2, true));
-        assert_eq!(parse_rotation("90.0").unwrap(), (1, false));
+        assert_eq!(parse_rotation("0").unwrap(), (0.0, false));
+        assert_eq!(parse_rotation("!180").unwrap(), (180.0, true));
+        assert_eq!(parse_rotation("90.0").unwrap(), (90.0, false));
         assert_eq!(
             parse_rotation("90abc").unwrap_err().message().unwrap(),
             "IIIF: invalid rotation"
         );
-        assert_eq!(parse_rotation("360").unwrap(), (0, false));
+        assert_eq!(parse_rotation("360").unwrap(), (0.0, false));
         assert_eq!(
             parse_rotation("abc").unwrap_err().message().unwrap(),
             "IIIF: invalid rotation"
         );
-        assert_eq!(
-            parse_rotation("45").unwrap_err().message().unwrap(),
-            "IIIF: currently implemented rotation angles are 0, 90, 180 and 270 degrees"
-        );
+        assert_eq!(parse_rotation("45").unwrap(), (45.0, false));
+        assert_eq!(parse_rotation("!22.5").unwrap(), (22.5, true));
         assert_eq!(
             parse_quality("default.jpg?t=1", &V3).unwrap(),
             (Quality::Default, OutputFormat::Jpeg)
@@ -547,6 +655,18 @@ mod tests {
         assert_eq!(
             parse_quality("default", &V3).unwrap(),
             (Quality::Default, OutputFormat::Jpeg)
+        );
+        assert_eq!(
+            parse_quality("color.gif", &V3).unwrap(),
+            (Quality::Color, OutputFormat::Gif)
+        );
+        assert_eq!(
+            parse_quality("grey.jp2", &V3).unwrap(),
+            (Quality::Gray, OutputFormat::Jp2)
+        );
+        assert_eq!(
+            parse_quality("native.pdf", &V3).unwrap(),
+            (Quality::Default, OutputFormat::Pdf)
         );
         assert_eq!(
             parse_quality("default.jpeg", &V3)
@@ -595,5 +715,180 @@ mod tests {
                 .unwrap()
                 .starts_with("IIIF: Query has too many parameters.")
         );
+    }
+    #[test]
+    fn rotation_angles_from_0_to_360() {
+        let ok = |t: &str| parse_rotation(t).unwrap();
+        assert_eq!(ok("359.5"), (359.5, false));
+        assert_eq!(ok("!0"), (0.0, true));
+        assert_eq!(ok("0.5"), (0.5, false));
+        assert_eq!(ok(".5"), (0.5, false));
+        // A trailing dot is a decimal number (C++ reads it, and the grammar allows it).
+        assert_eq!(ok("90."), (90.0, false));
+        // 20-digit decimals are read to the nearest double.
+        assert_eq!(ok("45.12345678901234567890"), (45.123456789012344, false));
+        assert_eq!(ok("00000000000000000090"), (90.0, false));
+        // A value that rounds to 360 is a full turn.
+        assert_eq!(ok("359.99999999999999999999"), (0.0, false));
+        let err = |t: &str| {
+            parse_rotation(t)
+                .unwrap_err()
+                .message()
+                .unwrap()
+                .to_string()
+        };
+        for t in [
+            "-0", "-90", "+90", "1e400", "1e2", "nan", "inf", "!", "!!90", "", " 90", "90 ",
+            "9..0", "0x5a", "90,0",
+        ] {
+            assert_eq!(err(t), "IIIF: invalid rotation", "{t:?}");
+        }
+        for t in ["360.5", "361", "12345678901234567890", &"9".repeat(400)] {
+            assert_eq!(
+                err(t),
+                "IIIF: invalid rotation: angles are from 0 to 360 degrees",
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn angle_texts_are_canonical() {
+        assert_eq!(angle_text(0.0), "0");
+        assert_eq!(angle_text(90.0), "90");
+        assert_eq!(angle_text(22.5), "22.5");
+        assert_eq!(angle_text(0.5), "0.5");
+        assert_eq!(angle_text(1e-7), "0.0000001");
+        assert_eq!(angle_text(45.123456789012344), "45.123456789012344");
+        assert_eq!(angle_text(359.99), "359.99");
+    }
+
+    /// The canonical form of `params` on a `w`×`h` image.
+    fn canon(params: &str, w: u32, h: u32, l: &Limits) -> String {
+        canonical(&parse(params, w, h, l).unwrap(), w, h, l)
+    }
+
+    #[test]
+    fn canonical_forms_v3() {
+        let c = |p: &str| canon(p, 1000, 750, &V3);
+        assert_eq!(c("full/max/0/default.jpg"), "full/max/0/default.jpg");
+        assert_eq!(c("0,0,1000,750/max/360/native"), "full/max/0/default.jpg");
+        assert_eq!(
+            c("pct:0,0,100,100/pct:100/0/color.png"),
+            "full/max/0/color.png"
+        );
+        assert_eq!(c("full/250,/0/grey.gif"), "full/250,188/0/gray.gif");
+        assert_eq!(
+            c("full/!100,100/90.0/default.jp2"),
+            "full/100,75/90/default.jp2"
+        );
+        assert_eq!(
+            c("pct:10,10,50,50/pct:50/!22.50/bitonal.pdf"),
+            "100,75,500,375/250,188/!22.5/bitonal.pdf"
+        );
+        assert_eq!(
+            c("900,700,200,200/max/0/default.webp"),
+            "900,700,100,50/max/0/default.webp"
+        );
+        assert_eq!(
+            c("square/max/0/default.jpg"),
+            "125,0,750,750/max/0/default.jpg"
+        );
+        assert_eq!(
+            c("full/^2000,/0/default.jpg"),
+            "full/^2000,1500/0/default.jpg"
+        );
+        assert_eq!(c("full/^max/0/default.jpg"), "full/max/0/default.jpg");
+        assert_eq!(
+            c("0,0,10,10/^20,5/0/default.jpg"),
+            "0,0,10,10/^20,5/0/default.jpg"
+        );
+        // `max` limited by MAX_CVT stays `max`.
+        let small = Limits {
+            max: Some(300),
+            ..V3
+        };
+        assert_eq!(
+            canon("full/max/0/default.jpg", 1000, 750, &small),
+            "full/max/0/default.jpg"
+        );
+        assert_eq!(
+            canon("full/400,/0/default.jpg", 1000, 750, &small),
+            "full/max/0/default.jpg"
+        );
+        // A square region of a square image is the full image.
+        assert_eq!(
+            canon("square/max/0/default.jpg", 500, 500, &V3),
+            "full/max/0/default.jpg"
+        );
+    }
+
+    #[test]
+    fn canonical_forms_v2() {
+        let c = |p: &str| canon(p, 1000, 750, &V2);
+        assert_eq!(c("full/full/0/default.jpg"), "full/full/0/default.jpg");
+        assert_eq!(c("full/max/0/native.jpg"), "full/full/0/default.jpg");
+        assert_eq!(c("full/,100/0/default.jpg"), "full/133,/0/default.jpg");
+        assert_eq!(c("full/!100,100/0/default.jpg"), "full/100,/0/default.jpg");
+        // A distorting size keeps both numbers.
+        assert_eq!(
+            c("full/100,100/0/default.jpg"),
+            "full/100,100/0/default.jpg"
+        );
+        // An aspect-keeping w,h is written w, (it gives the same size).
+        assert_eq!(
+            c("full/100,75/!45/default.jpg"),
+            "full/100,/!45/default.jpg"
+        );
+        assert_eq!(c("full/2000,/0/default.jpg"), "full/2000,/0/default.jpg");
+    }
+
+    #[test]
+    fn canonical_forms_read_back_to_the_same_request() {
+        let sizes = [
+            "max", "full", "^max", "250,", ",100", "!100,100", "100,100", "pct:33.3", "^2000,",
+            "2000,", "^,3000", "1,1",
+        ];
+        let regions = [
+            "full",
+            "square",
+            "900,700,200,200",
+            "pct:10,10,50,50",
+            "0,0,1,1",
+            "-5,-5,30,40",
+            "pct:0,0,33.3,33.3",
+        ];
+        let rotations = ["0", "!90", "180.0", "22.5", "!359.99", "360", "0.001"];
+        for limits in [
+            V3,
+            V2,
+            Limits {
+                max: Some(300),
+                ..V3
+            },
+            Limits {
+                allow_upscaling: false,
+                ..V2
+            },
+            Limits { max: None, ..V3 },
+        ] {
+            for (w, h) in [(1000, 750), (500, 500), (7, 3000)] {
+                for region in regions {
+                    for size in sizes {
+                        for rotation in rotations {
+                            let params = format!("{region}/{size}/{rotation}/grey.png");
+                            let Ok(req) = parse(&params, w, h, &limits) else {
+                                continue;
+                            };
+                            let text = canonical(&req, w, h, &limits);
+                            let again = parse(&text, w, h, &limits)
+                                .unwrap_or_else(|e| panic!("{params} → {text}: {e:?}"));
+                            assert_eq!(again, req, "{params} → {text} ({limits:?}, {w}x{h})");
+                            assert_eq!(canonical(&again, w, h, &limits), text);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -386,6 +386,13 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
                 .unwrap_or(1.0),
         })
         .collect();
+    // Every tiled IFD may be a mask (NewSubfileType 4), which is never a level.
+    if pages.first().is_none_or(Vec::is_empty) {
+        return Err(SourceError::corrupt(
+            ImageFormat::Tiff,
+            "no image level (every tiled directory is a mask)",
+        ));
+    }
     let info = describe(r, ifd0, &pages[0], stack);
     Ok((info, pages))
 }

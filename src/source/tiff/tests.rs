@@ -863,6 +863,7 @@ fn malformed_files_fail_at_open() {
         "bad_few_offsets.tif",
         "bad_ifd_offset.tif",
         "bad_ifd_count.tif",
+        "bad_mask_only.tif",
     ] {
         let e = TiffSource::open(&fx(name)).expect_err(name);
         assert_file_fault(&e, ImageFormat::Tiff, name);

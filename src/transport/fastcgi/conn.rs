@@ -2,7 +2,10 @@
 //!
 //! The connection moves through three states, each a method below:
 //! - **idle** ([`Connection::wait_for_begin`]): waiting for BEGIN_REQUEST. No timeout (web
-//!   servers keep pools of idle connections); this is the only state the shutdown signal ends.
+//!   servers keep pools of idle connections); this is the only state the shutdown signal ends,
+//!   and only when no request has begun to arrive: a record already (partly) received is read
+//!   and served, and a connection that has not sent its first request yet gets
+//!   [`FIRST_REQUEST_GRACE`] for it (it was accepted, so its client waits for an answer).
 //! - **reading** ([`Connection::read_request`]): PARAMS up to the empty PARAMS record, then STDIN
 //!   up to the empty STDIN record, both bounded in bytes (`Limits`) and in time.
 //! - **processing** ([`Connection::process`]): the responder runs while the socket is still read,
@@ -28,7 +31,7 @@ use super::record::{
     ProtocolStatus, Record, RecordError, RecordType, unknown_type_body,
 };
 use crate::http::{Request, Response};
-use crate::transport::{Limits, Responder};
+use crate::transport::{FIRST_REQUEST_GRACE, Limits, Responder};
 
 /// Output is gathered up to this size; bigger records bypass the buffer (vectored writes).
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
@@ -102,6 +105,8 @@ struct Connection<S> {
     limits: Limits,
     /// The peer has closed its sending side; nothing more will be read.
     peer_done: bool,
+    /// Requests begun on this connection.
+    begun: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
@@ -111,6 +116,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             buf: BytesMut::with_capacity(READ_CHUNK_BYTES),
             limits,
             peer_done: false,
+            begun: 0,
         }
     }
 
@@ -165,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             }
             let record = tokio::select! {
                 biased;
-                () = shutdown_requested(shutdown) => return Ok(None),
+                () = shutdown_requested(shutdown) => self.read_on_shutdown().await?,
                 record = self.read_record() => record?,
             };
             let Some(record) = record else {
@@ -178,12 +184,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
                     }
                     let body = BeginRequestBody::decode(&record.content)
                         .ok_or_else(|| protocol_error("BEGIN_REQUEST body is not 8 bytes"))?;
+                    self.begun += 1;
                     return Ok(Some((record.request_id, body)));
                 }
                 _ if record.request_id == NULL_REQUEST_ID => self.management(&record).await?,
                 t => trace!(id = record.request_id, ?t, "fastcgi: ignoring stray record"),
             }
         }
+    }
+
+    /// Idle at shutdown: the next record if it has begun to arrive (bounded by the request
+    /// timeout), or within [`FIRST_REQUEST_GRACE`] on a connection without a request yet;
+    /// `None` closes the connection.
+    async fn read_on_shutdown(&mut self) -> io::Result<Option<Record>> {
+        let wait = if !self.buf.is_empty() {
+            self.limits.request_read_timeout
+        } else if self.begun == 0 {
+            FIRST_REQUEST_GRACE
+        } else {
+            // Between two requests of a keep-alive connection: only what is already here.
+            Duration::ZERO
+        };
+        tokio::time::timeout(wait, self.read_record())
+            .await
+            .unwrap_or(Ok(None))
     }
 
     /// Reading: collect PARAMS and STDIN of request `id` until the empty STDIN record.

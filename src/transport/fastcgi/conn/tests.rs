@@ -570,6 +570,34 @@ fn shutdown_closes_idle_connections() {
 }
 
 #[test]
+fn shutdown_serves_the_first_request_of_an_accepted_connection() {
+    let (mut c, server) = Server::start(limits());
+    server.shutdown.send(true).unwrap();
+    // Accepted before the signal: its request (well within FIRST_REQUEST_GRACE) is served,
+    // then the connection closes despite KEEP_CONN.
+    assert_complete(&c.get("late but accepted", true).unwrap());
+    assert!(c.is_closed().unwrap());
+    server.finish(c).unwrap();
+}
+
+#[test]
+fn shutdown_reads_a_request_that_has_begun_to_arrive() {
+    let (mut c, server) = Server::start(limits());
+    assert_complete(&c.get("one", true).unwrap());
+    // Half a record header, then the signal: the record is still read and served. (The pauses
+    // let the server read the first bytes, then see the signal, before the rest arrives.)
+    let request = request_bytes(1, true, b"two");
+    c.send_raw(&request[..3]).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    server.shutdown.send(true).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    c.send_raw(&request[3..]).unwrap();
+    assert!(body_text(&c.read_reply(1).unwrap()).contains("QUERY_STRING=two"));
+    assert!(c.is_closed().unwrap());
+    server.finish(c).unwrap();
+}
+
+#[test]
 fn shutdown_lets_the_request_in_progress_finish() {
     let (mut c, server) = Server::start(limits());
     c.send_raw(&request_bytes(1, true, b"wait")).unwrap();
