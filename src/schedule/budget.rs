@@ -96,7 +96,9 @@ impl Budget {
 
     /// Whether admission has closed.
     fn closed(&self) -> bool {
-        self.closing.borrow().is_some_and(|when| when <= Instant::now())
+        self.closing
+            .borrow()
+            .is_some_and(|when| when <= Instant::now())
     }
 
     /// Resolve when admission closes.

@@ -220,3 +220,94 @@ fn idle_connections_beyond_the_limit_wait_and_are_served_once_others_time_out() 
     assert_eq!(body, b"IIP-server:3.65\r\n");
     drop(idle);
 }
+
+/// The HTTP status line, headers and whole body of a `Connection: close` exchange on `s`, or
+/// what went wrong (nothing, or a cut answer).
+fn read_close_delimited(s: &mut TcpStream) -> Result<(u16, String, Vec<u8>), String> {
+    let mut all = Vec::new();
+    s.read_to_end(&mut all).map_err(|e| e.to_string())?;
+    let end = all
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| format!("no complete head in {} bytes", all.len()))?;
+    let head = String::from_utf8_lossy(&all[..end]).into_owned();
+    let body = all[end + 4..].to_vec();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status")?;
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if length.is_some_and(|n| n != body.len()) {
+        return Err(format!("body cut: {} of {length:?} bytes", body.len()));
+    }
+    Ok((status, head, body))
+}
+
+/// SIGTERM while heavy exports wait for memory that a client who stopped reading holds (the
+/// bytes of its unsent output): admission closes halfway through `IIPSRV_SHUTDOWN_TIMEOUT`, and
+/// every waiting request gets a complete 503 with `Retry-After` before the process exits,
+/// rather than a connection cut at the deadline.
+#[test]
+fn on_shutdown_heavy_requests_still_waiting_get_a_complete_503() {
+    const WAITING: usize = 4;
+    let mut s = server(&[
+        ("IIPSRV_MEMORY_BUDGET", "8"),
+        ("IIPSRV_HEAVY_THREADS", "1"),
+        ("IIPSRV_QUEUE_TIMEOUT", "600"),
+        ("IIPSRV_WRITE_TIMEOUT", "600"),
+        ("IIPSRV_SHUTDOWN_TIMEOUT", "6"),
+        ("TIFF_COMPRESSION", "0"),
+        ("VERBOSITY", "2"),
+    ]);
+    let addr = s.tcp_addr();
+    // A 27 MB uncompressed export, more than the whole budget, never read: once its work is
+    // done its output keeps the budget until it has been sent, that is until the exit.
+    let mut stalled = TcpStream::connect(addr).unwrap();
+    stalled
+        .write_all(b"GET /?FIF=sample.tif&WID=3000&CVT=tiff HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut first = [0u8; 1];
+    assert_eq!(
+        stalled.peek(&mut first).unwrap(),
+        1,
+        "the stalled export never started its answer"
+    );
+    // Heavy exports that can only wait; each one is in line once the server logged it.
+    let waiting: Vec<_> = (0..WAITING)
+        .map(|_| {
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+            let request = format!("GET {HEAVY} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            c.write_all(request.as_bytes()).unwrap();
+            std::thread::spawn(move || read_close_delimited(&mut c))
+        })
+        .collect();
+    let end = Instant::now() + Duration::from_secs(60);
+    while s.log().matches("heavy export").count() < WAITING + 1 {
+        assert!(Instant::now() < end, "not in line: {}", s.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    s.signal(libc::SIGTERM);
+    let status = s
+        .wait_exit(Duration::from_secs(60))
+        .expect("iipsrv exits after SIGTERM");
+    assert!(status.success(), "{status:?}");
+    for (i, answer) in waiting.into_iter().enumerate() {
+        let (status, head, body) = answer
+            .join()
+            .unwrap()
+            .unwrap_or_else(|e| panic!("waiting request {i}: {e}"));
+        assert_eq!(status, 503, "waiting request {i}: {head}");
+        assert!(head.contains("Retry-After: "), "{head}");
+        assert!(String::from_utf8_lossy(&body).contains("retry later"));
+    }
+    assert!(s.log().contains("shutting down"), "{}", s.log());
+    drop(stalled);
+}
