@@ -1,7 +1,9 @@
 //! Overload and hostile clients on the HTTP listener: heavy exports under a small memory
 //! budget (200 or 503 with `Retry-After`, never anything else; tiles keep being answered), an
-//! export larger than the whole budget (runs alone), headers sent byte by byte, a client that
-//! never reads its responses, more idle connections than `IIPSRV_MAX_CONNECTIONS`.
+//! export larger than the whole budget (runs alone), heavy requests still waiting when shutdown
+//! comes (a complete 503), headers sent byte by byte, a client that never reads its responses,
+//! more idle connections than `IIPSRV_MAX_CONNECTIONS`, a flood of 1,000 connections (held to
+//! the limit, no thread each).
 //!
 //! Functional outcomes only: every wait is a guard that fails the test when the server never
 //! does what it must, not a measurement.
@@ -310,4 +312,84 @@ fn on_shutdown_heavy_requests_still_waiting_get_a_complete_503() {
     }
     assert!(s.log().contains("shutting down"), "{}", s.log());
     drop(stalled);
+}
+
+/// Sockets the process `pid` holds open.
+fn open_sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// A field of `/proc/PID/status` (a number).
+fn status_field(pid: u32, name: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().split(' ').next()?.parse().ok())
+        .unwrap()
+}
+
+/// 1,000 connections opened at once, none sending anything: the process accepts only
+/// `IIPSRV_MAX_CONNECTIONS` of them (the rest wait in the kernel's backlog, costing the process
+/// nothing) and starts no thread for them, so its memory is bounded whatever the flood.
+/// Figures for 10,000: `examples/bench/connections.sh` (docs/reliability.md).
+#[test]
+fn a_flood_of_connections_is_held_to_the_connection_limit_without_threads() {
+    const LIMIT: usize = 40;
+    const FLOOD: usize = 1000;
+    let s = server(&[
+        ("IIPSRV_MAX_CONNECTIONS", "40"),
+        ("IIPSRV_READ_TIMEOUT", "600"),
+        ("IIPSRV_WORKERS", "2"),
+        ("IIPSRV_HEAVY_THREADS", "2"),
+    ]);
+    let (addr, pid) = (s.tcp_addr(), s.child.id());
+    let threads_before = status_field(pid, "Threads:");
+    // The listener, and the runtime's own (signal handling).
+    let sockets_before = open_sockets(pid);
+    let flood: Vec<TcpStream> = (0..FLOOD)
+        .map(|_| TcpStream::connect(addr).unwrap())
+        .collect();
+    // Until every connection is accounted for: accepted by the process or waiting in the
+    // listening socket's accept queue.
+    let queued = || {
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{}", addr.port())])
+            .output()
+            .expect("ss is needed: apt-get install iproute2");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|q| q.parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let end = Instant::now() + Duration::from_secs(60);
+    let accepted = loop {
+        let accepted = open_sockets(pid) - sockets_before;
+        if accepted + queued() >= FLOOD {
+            break accepted;
+        }
+        assert!(
+            Instant::now() < end,
+            "{accepted} accepted, {} queued",
+            queued()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        accepted <= LIMIT,
+        "{accepted} connections accepted with a limit of {LIMIT}"
+    );
+    let threads = status_field(pid, "Threads:");
+    assert!(
+        threads <= threads_before + 4,
+        "{threads} threads with {FLOOD} connections, {threads_before} before"
+    );
+    drop(flood);
+    // The connections are gone; the server answers.
+    let (status, _, _) = get(&agent(), &format!("http://{addr}/?OBJ=IIP,1.0"));
+    assert_eq!(status, 200);
 }
