@@ -522,7 +522,7 @@ pub struct PreparedRegion {
 /// twice the encoded size while it grows). Each term is what one step allocates while the
 /// previous one is still alive, summed. An arbitrary rotation's canvas counts as twice the
 /// output. Measured: a 5000-wide PNG export of a 5003×3701 JPEG2000 raised the resident size
-/// by 221 MiB for an estimate of 268 MiB (docs/reliability.md).
+/// by 170 MiB for an estimate of 268 MiB (docs/reliability.md).
 pub(crate) fn region_cost(
     info: &ImageInfo,
     view: &View,

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Memory and tail latency under a burst of maximum-size exports (docs/reliability.md, "Memory
-# and overload"; issue 12 item 2 and issue 11 "Bad input"). For each burst size N and each
-# configuration (the default memory budget, then IIPSRV_MEMORY_BUDGET=0: no budget), a fresh
-# server on --http is measured:
+# and overload"). For each burst size N and each configuration, a fresh server on --http is
+# measured:
 #   1. tiles alone: one client asks for full-resolution tiles of the large pyramid (JPEG
 #      pass-through) one after the other on a keep-alive connection for TILE_SECONDS: their
 #      normal p50/p99;
@@ -19,8 +18,13 @@
 # Usage: bash examples/bench/burst.sh [N ...]            (default: 50 200)
 #   N                  concurrent exports per burst
 # Environment:
-#   CONFIGS="default nobudget"   which configurations (default: both); "default" is the
-#                      server's defaults, "nobudget" adds IIPSRV_MEMORY_BUDGET=0
+#   CONFIGS="default unbounded"  which configurations, in order (default: these two):
+#                      default    the server's defaults (memory budget, one heavy thread per
+#                                 core);
+#                      nobudget   IIPSRV_MEMORY_BUDGET=0: no memory bound, the heavy threads
+#                                 still bound the exports running at once;
+#                      unbounded  IIPSRV_MEMORY_BUDGET=0 and IIPSRV_HEAVY_THREADS=N: every
+#                                 export runs at once, as before the budget existed
 #   SERVER_ENV="VAR=value ..."   extra environment for every server
 #   TILE_SECONDS=10    how long the tiles are measured alone
 #   IIPSRV_BIN=/path   the binary to measure (default: target/release/iipsrv, built if missing)
@@ -48,7 +52,7 @@ port=${PORT:-19590}
 image=${EXPORT_IMAGE:-tex5003.jp2}
 query=${EXPORT_QUERY:-WID=5000&CVT=png}
 tile_secs=${TILE_SECONDS:-10}
-read -r -a configs <<<"${CONFIGS:-default nobudget}"
+read -r -a configs <<<"${CONFIGS:-default unbounded}"
 read -r -a extra <<<"${SERVER_ENV:-}"
 work=$(mktemp -d /tmp/iipsrv-burst.XXXXXX)
 pid=
@@ -101,8 +105,10 @@ run_burst() {
   case $config in
     default) ;;
     nobudget) env+=(IIPSRV_MEMORY_BUDGET=0) ;;
+    unbounded) env+=(IIPSRV_MEMORY_BUDGET=0 "IIPSRV_HEAVY_THREADS=$n") ;;
     *) echo "unknown configuration $config" >&2; exit 2 ;;
   esac
+  rm -f "$work/iipsrv.log"
   # In a session of its own, as a service manager starts it (lib.sh, start_servers).
   env -i PATH="$PATH" FILESYSTEM_PREFIX="$dir/" VERBOSITY=1 LOGFILE="$work/iipsrv.log" \
     MEMCACHED_SERVERS= MAX_IMAGE_CACHE_SIZE=0 "${env[@]}" "${extra[@]}" \
@@ -110,7 +116,8 @@ run_burst() {
   pid=$!
   wait_port "$port"
   local budget
-  budget=$(grep -o 'memory budget of [0-9]* MiB\|no memory budget' "$work/iipsrv.log" | head -1)
+  budget=$(grep -o 'memory budget of [0-9]* MiB, [0-9]* threads\|no memory budget, [0-9]* threads' \
+    "$work/iipsrv.log" | head -1 | sed 's/memory budget of //')
   local levels res count
   levels=$(curl -s "http://127.0.0.1:$port/?FIF=big.tif&OBJ=Resolution-number" | tr -dc 0-9)
   res=$((levels - 1))
@@ -149,7 +156,7 @@ echo "Burst of \`$query\` exports of $image (${J2K_W}×${J2K_H}) on --http, $(np
   "$(awk '/^MemTotal:/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo);" \
   "tiles: full-resolution JTL of big.tif, one client, keep-alive; server env: ${SERVER_ENV:-(defaults)}"
 echo
-echo "| exports at once | budget | answers | export s p50 / max | one export alone s | peak / before MiB | burst s | tiles during: p50 / p99 / max ms | tiles alone p99 ms |"
+echo "| exports at once | configuration | answers | export s p50 / max | one export alone s | peak / before MiB | burst s | tiles during: p50 / p99 / max ms | tiles alone p99 ms |"
 echo "|---|---|---|---|---|---|---|---|---|"
 for n in "${sizes[@]}"; do
   for config in "${configs[@]}"; do
