@@ -23,9 +23,6 @@
 // The module docs are written for the people who work on the crate and link to its private
 // items (`cargo doc --document-private-items` shows them).
 #![allow(rustdoc::private_intra_doc_links)]
-// The JPEG2000 decoder (`source::jp2::ffi`) and encoder (`encode::jp2_ffi`) each declare the
-// OpenJPEG functions they use, with their own opaque handle types.
-#![allow(clashing_extern_declarations)]
 
 pub mod app;
 pub mod cache;
@@ -37,6 +34,7 @@ pub mod http;
 pub mod image;
 pub mod logging;
 pub mod open_image;
+mod openjpeg;
 pub mod pipeline;
 pub mod protocols;
 pub mod render;

@@ -3,7 +3,7 @@
 # against iipsrv 1.3, each in its best configuration (lib.sh), plus a row with this server
 # behind the same upstream without keep-alive as 1.3 (what keep-alive is worth).
 # Usage: bash examples/bench/banner.sh [seconds-per-run] [connections]
-# Needs: see lib.sh (wrk, nginx-light, spawn-fcgi, curl; IIPSRV13 or ../shared/reference).
+# Needs: see lib.sh (wrk, nginx-light, spawn-fcgi, curl; IIPSRV13 or build-iipsrv13.sh).
 set -euo pipefail
 # shellcheck source=examples/bench/lib.sh
 source "$(dirname "$0")/lib.sh"

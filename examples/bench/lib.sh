@@ -12,9 +12,8 @@
 # Both: tile cache off (MAX_IMAGE_CACHE_SIZE=0) unless a script says otherwise, VERBOSITY=0.
 #
 # Environment:
-#   IIPSRV13=/path/iipsrv.fcgi   iipsrv 1.3 FastCGI binary (default: ../shared/reference/
-#                                iipsrv-1.3.fcgi next to the repository, the main one for a
-#                                git worktree); missing → exit 2
+#   IIPSRV13=/path/iipsrv.fcgi   iipsrv 1.3 FastCGI binary (default: $BENCH_DIR/iipsrv-1.3.fcgi,
+#                                which build-iipsrv13.sh makes); missing → exit 2
 #   ONLY_OURS=1                  measure this server alone when iipsrv 1.3 is missing
 #   WITH_IIPSRV11=1              add Debian's iipsrv 1.1 (/usr/lib/iipimage-server/iipsrv.fcgi,
 #                                package iipimage-server) as extra columns, configured like 1.3
@@ -92,11 +91,9 @@ bench_setup() {
   rows=()
 }
 
-# ../shared/reference/iipsrv-1.3.fcgi next to the repository (the main one, for a worktree).
+# The binary build-iipsrv13.sh makes, in the benchmarks' work directory.
 default_ref13() {
-  local top
-  top=$(git -C "$root" rev-parse --path-format=absolute --git-common-dir 2>/dev/null) || top=$root/.git
-  echo "$(dirname "$top")/../shared/reference/iipsrv-1.3.fcgi"
+  echo "${BENCH_DIR:-/tmp/iipsrv-bench}/iipsrv-1.3.fcgi"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
