@@ -29,7 +29,9 @@ const LAYERS: &[&[&str]] = &[
     &["shared"],
     &["cache", "pipeline", "view"],
     &["source", "encode"],
-    &["config", "http", "image", "error", "text", "schedule", "openjpeg"],
+    &[
+        "config", "http", "image", "error", "text", "schedule", "openjpeg",
+    ],
 ];
 
 /// Directory modules whose `mod.rs` holds the trait and types its children implement and use,
