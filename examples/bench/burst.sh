@@ -140,7 +140,7 @@ run_burst() {
   local peak
   peak=$(mib VmHWM)
   stop_server
-  local answers lat during
+  local answers lat d_sent d_ok d_p50 d_p99 d_max a_p99
   answers=$(awk '{ print $1 }' "$work/codes" | sort | uniq -c | awk '{ printf "%s×%s ", $1, $2 }')
   lat=$(awk '$1 == 200 { print $2 }' "$work/codes" | sort -n |
     awk '{ v[NR] = $1 } END { if (NR) printf "%.1f / %.1f", v[int((NR + 1) / 2)], v[NR]; else print "—" }')
