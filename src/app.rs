@@ -1,7 +1,9 @@
 //! The application as the transports see it: one call, [`App::respond`], turns a request into
 //! a response. It counts the request as in flight (graceful shutdown waits for zero), runs the
-//! protocols inline on the worker thread, catches a panic and answers it with a 500, and drops
-//! the body of a HEAD response.
+//! protocols inline on the worker thread, catches a panic and answers it with a 500, drops
+//! the body of a HEAD response, and records the request: in the metrics ([`crate::metrics`],
+//! with the labels the protocols noted) and, with `IIPSRV_LOG_FORMAT=json`, as one JSON log
+//! line at VERBOSITY 2 and above.
 //!
 //! Heavy work ([`Answer::Heavy`]: a large region export, classified by the protocols before
 //! anything is decoded) goes through the [`Scheduler`]: it waits, without holding the worker,
@@ -21,8 +23,9 @@ use tokio::sync::Notify;
 
 use bytes::Bytes;
 
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::http::{Request, Response};
+use crate::metrics::{self, note};
 use crate::protocols::{Answer, Deferred};
 use crate::schedule::{self, Refusal, Reservation, Scheduler};
 use crate::shared::Shared;
@@ -99,6 +102,19 @@ impl App {
         self.inner.accesses.load(Ordering::Relaxed)
     }
 
+    /// Requests being answered now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The text of `/metrics`: the recorded metrics and the caches' values now.
+    pub fn metrics_text(&self, start_time_seconds: f64) -> String {
+        let mut snapshot = self.inner.shared.metrics_snapshot();
+        snapshot.in_flight = self.in_flight() as u64;
+        snapshot.start_time_seconds = start_time_seconds;
+        metrics::render(&snapshot)
+    }
+
     /// Answer one request: run the protocols on this worker, catch panics, apply HEAD.
     pub async fn respond(&self, request: Request) -> Response {
         let inner = &*self.inner;
@@ -106,6 +122,7 @@ impl App {
         let _in_flight = InFlight(inner);
         let start = Instant::now();
         let head = request.method() == b"HEAD";
+        note::begin();
 
         // Parsing, planning and light work run inline on this runtime worker (there are
         // `IIPSRV_WORKERS` of them, one per core by default): measured 2.7× the throughput of
@@ -114,19 +131,24 @@ impl App {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             crate::protocols::answer(&inner.shared, &request)
         }));
+        // The protocols' notes are this thread's: taken before any wait.
+        let (noted, identifier) = note::take();
         let outcome = match outcome {
             Ok(Answer::Ready(r)) => Ok(r),
             Ok(Answer::Heavy(work)) => self.heavy(work).await,
             Err(panic) => Err(panic),
         };
+        let json = inner.shared.config().logging.format == LogFormat::Json;
         let query = || String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default());
         let mut response = match outcome {
             Ok(response) => {
-                tracing::debug!(
-                    "Total Request Time: {} microseconds for {}",
-                    start.elapsed().as_micros(),
-                    query()
-                );
+                if !json {
+                    tracing::debug!(
+                        "Total Request Time: {} microseconds for {}",
+                        start.elapsed().as_micros(),
+                        query()
+                    );
+                }
                 response
             }
             Err(panic) => {
@@ -145,6 +167,29 @@ impl App {
         if head {
             // HEAD is answered like GET without the body (docs/compatibility.md).
             response.body = bytes::Bytes::new();
+        }
+        let elapsed = start.elapsed();
+        let status = response.status();
+        metrics::request(noted, status, response.body.len() as u64, elapsed);
+        if json {
+            tracing::debug!(
+                target: "iipsrv::request",
+                method = %String::from_utf8_lossy(request.method()),
+                protocol = noted.protocol.label(),
+                identifier = %identifier.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
+                kind = noted.kind.label(),
+                format = noted.format.label(),
+                status,
+                bytes = response.body.len() as u64,
+                duration_ms = elapsed.as_secs_f64() * 1e3,
+                request = %String::from_utf8_lossy(
+                    request
+                        .param("REQUEST_URI")
+                        .or_else(|| request.param("QUERY_STRING"))
+                        .unwrap_or_default()
+                ),
+                "request"
+            );
         }
         inner.accesses.fetch_add(1, Ordering::Relaxed);
         response

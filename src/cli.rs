@@ -1,7 +1,8 @@
-//! The command line: `iipsrv [--bind HOST:PORT|PATH [--backlog N]] [--http HOST:PORT]`.
+//! The command line: `iipsrv [--bind HOST:PORT|PATH [--backlog N]] [--http HOST:PORT]
+//! [--admin HOST:PORT]`.
 //!
 //! iipsrv only knows `--bind` and `--backlog`, positionally. We accept them anywhere, add
-//! `--http`, `--version` and `--help`, and turn upstream's crashes on a missing argument into a
+//! `--http`, `--admin`, `--version` and `--help`, and turn upstream's crashes on a missing argument into a
 //! message and exit status 1.
 
 /// What the process was asked to do.
@@ -24,6 +25,9 @@ pub struct Args {
     pub backlog: i32,
     /// `--http`: also serve plain HTTP/1.1 on this TCP address.
     pub http: Option<String>,
+    /// `--admin`: serve the admin endpoints (health, readiness, metrics, purge) on this TCP
+    /// address.
+    pub admin: Option<String>,
 }
 
 /// The default listen backlog.
@@ -32,6 +36,7 @@ pub const DEFAULT_BACKLOG: i32 = 2048;
 /// The usage text for `--help`.
 pub const USAGE: &str = "\
 Usage: iipsrv [--bind HOST:PORT | --bind /path/to/socket] [--backlog N] [--http HOST:PORT]
+              [--admin HOST:PORT]
 
 A drop-in replacement for the IIPImage server (iipsrv.fcgi): IIP, IIIF, Zoomify and DeepZoom.
 
@@ -42,6 +47,9 @@ A drop-in replacement for the IIPImage server (iipsrv.fcgi): IIP, IIIF, Zoomify 
   --backlog N      listen() backlog for --bind (default 2048)
   --http ADDR      also serve plain HTTP/1.1 on ADDR (e.g. 127.0.0.1:8080), for use without a
                    web server in front
+  --admin ADDR     serve /health, /ready, /metrics (Prometheus) and POST /cache/purge on
+                   ADDR (e.g. 127.0.0.1:9100), apart from the image traffic; purging needs
+                   IIPSRV_ADMIN_TOKEN unless ADDR is a loopback address
   --version        print the version and exit
   --help           print this help and exit
 
@@ -54,6 +62,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
     let mut bind = None;
     let mut backlog = DEFAULT_BACKLOG;
     let mut http = None;
+    let mut admin = None;
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         // Accept `--opt=value` as well as `--opt value`.
@@ -94,6 +103,13 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                 }
                 http = Some(v);
             }
+            "--admin" => {
+                let v = value("--admin")?;
+                if v.is_empty() {
+                    return Err("--admin needs an address".into());
+                }
+                admin = Some(v);
+            }
             "--version" | "-V" => return Ok(Command::Version),
             "--help" | "-h" => return Ok(Command::Help),
             other => return Err(format!("unknown argument '{other}' (see --help)")),
@@ -103,6 +119,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         bind,
         backlog,
         http,
+        admin,
     }))
 }
 
@@ -121,7 +138,8 @@ mod tests {
             Ok(Command::Serve(Args {
                 bind: Some("127.0.0.1:9000".into()),
                 backlog: 64,
-                http: None
+                http: None,
+                admin: None
             }))
         );
         assert_eq!(
@@ -129,7 +147,8 @@ mod tests {
             Ok(Command::Serve(Args {
                 bind: Some("/tmp/s".into()),
                 backlog: DEFAULT_BACKLOG,
-                http: Some(":8080".into())
+                http: Some(":8080".into()),
+                admin: None
             }))
         );
         assert_eq!(
@@ -137,7 +156,8 @@ mod tests {
             Ok(Command::Serve(Args {
                 bind: Some("x:1".into()),
                 backlog: 2048,
-                http: None
+                http: None,
+                admin: None
             }))
         );
     }
@@ -149,7 +169,8 @@ mod tests {
             Ok(Command::Serve(Args {
                 bind: None,
                 backlog: 2048,
-                http: None
+                http: None,
+                admin: None
             }))
         );
     }
@@ -161,6 +182,21 @@ mod tests {
         assert_eq!(p(&["--bind", ""]), Err("No socket specified".into()));
         assert!(p(&["--backlog", "abc"]).is_err());
         assert!(p(&["--frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn admin_address() {
+        assert_eq!(
+            p(&["--http", ":8080", "--admin=127.0.0.1:9100"]),
+            Ok(Command::Serve(Args {
+                bind: None,
+                backlog: DEFAULT_BACKLOG,
+                http: Some(":8080".into()),
+                admin: Some("127.0.0.1:9100".into())
+            }))
+        );
+        assert!(p(&["--admin"]).is_err());
+        assert!(p(&["--admin", ""]).is_err());
     }
 
     #[test]

@@ -24,15 +24,18 @@
 // items (`cargo doc --document-private-items` shows them).
 #![allow(rustdoc::private_intra_doc_links)]
 
+pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod encode;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod image;
 pub mod logging;
+pub(crate) mod metrics;
 pub mod open_image;
 mod openjpeg;
 pub mod pipeline;

@@ -133,6 +133,25 @@ fn main() -> ExitCode {
             },
             None => None,
         };
+        let admin = match &args.admin {
+            Some(addr) => match listen::parse_bind(addr).and_then(|s| match s {
+                listen::BindSpec::Tcp(_) => listen::bind(&s, args.backlog),
+                listen::BindSpec::Unix(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("'{addr}' is not a HOST:PORT address"),
+                )),
+            }) {
+                Ok(l) => {
+                    tracing::info!("Serving the admin endpoints on {}\n", l.describe());
+                    Some(l)
+                }
+                Err(e) => {
+                    eprintln!("iipsrv: --admin {addr}: {e}");
+                    return ExitCode::from(1);
+                }
+            },
+            None => None,
+        };
         if fastcgi.is_none() && http.is_none() {
             tracing::info!("CGI-only mode detected\n");
             eprintln!(
@@ -167,9 +186,44 @@ fn main() -> ExitCode {
                 }
             }));
         }
+        // The admin listener stops last, after the drain, so that `/ready` answers 503 and
+        // `/metrics` is readable while requests in flight finish.
+        let (admin_stop, admin_stopped) = tokio::sync::watch::channel(false);
+        let mut admin_task = None;
+        if let Some(listener) = admin {
+            match listener.into_tokio() {
+                Ok(listen::Listener::Tcp(l)) => {
+                    let admin_token = app.config().server.admin_token.is_some();
+                    if !admin_token && l.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
+                        tracing::warn!(
+                            "Admin: the admin address is not a loopback address and \
+                             IIPSRV_ADMIN_TOKEN is unset: POST /cache/purge is refused"
+                        );
+                    }
+                    admin_task = Some(tokio::spawn(iipsrv::admin::serve(
+                        l,
+                        app.clone(),
+                        admin_stopped,
+                    )));
+                }
+                Ok(listen::Listener::Unix(_)) => {
+                    eprintln!("iipsrv: --admin needs a HOST:PORT address");
+                    return ExitCode::from(1);
+                }
+                Err(e) => {
+                    eprintln!("iipsrv: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
         logging.initialisation_complete();
+        // Every listener accepts: ready (GET /ready, and systemd's Type=notify).
+        app.shared().readiness().set_listeners_up(true);
+        notify_systemd(sd_notify::NotifyState::Ready);
 
         let name = signals.wait_for_termination(&app, &logging).await;
+        app.shared().readiness().set_listeners_up(false);
+        notify_systemd(sd_notify::NotifyState::Stopping);
         let _ = tx.send(true);
         app.begin_shutdown(shutdown_timeout);
         for t in tasks {
@@ -185,9 +239,21 @@ fn main() -> ExitCode {
                 open.count()
             );
         }
+        let _ = admin_stop.send(true);
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
         logging.shutdown_message(app.accesses(), name);
         ExitCode::SUCCESS
     })
+}
+
+/// Tell systemd (when it started us with `NOTIFY_SOCKET`, a `Type=notify` unit) our state;
+/// without `NOTIFY_SOCKET` nothing happens.
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::warn!("systemd notification failed: {e}");
+    }
 }
 
 /// The signals iipsrv handles.

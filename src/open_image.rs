@@ -134,7 +134,9 @@ impl OpenImage {
 /// upstream (an unsupported extension, JPEG included, gives the banner), and its
 /// `Last-Modified` is the default view's mtime.
 pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
-    let (path, mtime, format, sequence) = match resolve::find(shared.config(), key)? {
+    let key: Arc<[u8]> = Arc::from(key);
+    crate::metrics::note::identifier(&key);
+    let (path, mtime, format, sequence) = match resolve::find(shared.config(), &key)? {
         resolve::Found::File { path, mtime } => (path, mtime, None, None),
         resolve::Found::Sequence(seq) => {
             tracing::debug!(
@@ -144,7 +146,7 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
             );
             let format = seq.format.ok_or_else(|| {
                 SourceError::new(None, SourceErrorKind::Unsupported(Unsupported::ImageType))
-                    .named(String::from_utf8_lossy(key))
+                    .named(String::from_utf8_lossy(&key))
                     .context(seq.default_path.display())
             })?;
             (
@@ -166,7 +168,7 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
             format,
         };
         return Ok(OpenImage {
-            key: Arc::from(key),
+            key,
             located,
             source,
             sequence,
@@ -182,13 +184,13 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
             mtime,
             format,
         },
-        None => resolve::detect(key, path, mtime)?,
+        None => resolve::detect(&key, path, mtime)?,
     };
     let source = shared.meta().open(&located.path, mtime, || {
         crate::source::open(&located, shared.config().decoding.max_layers)
     })?;
     Ok(OpenImage {
-        key: Arc::from(key),
+        key,
         located,
         source,
         sequence,

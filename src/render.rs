@@ -3,6 +3,7 @@
 //! `pipeline-and-encoding.md` §4.2).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -12,10 +13,11 @@ use crate::config::Config;
 use crate::encode::{EncodeOptions, OutputFormat, Resolution, ResolutionUnit};
 use crate::error::{Error, Result};
 use crate::image::{ColourSpace, RawImage, Samples};
+use crate::metrics;
 use crate::open_image::{OpenImage, ViewSource};
 use crate::pipeline::{self, Histogram, Settings, WatermarkPass, geometry};
 use crate::shared::Shared;
-use crate::source::{ImageInfo, RawCodec};
+use crate::source::{ImageFormat, ImageInfo, RawCodec};
 use crate::view::{ColourConversion, Contrast, View};
 
 /// The most memory one region export may work on: the decoded region (as float when the float
@@ -136,15 +138,26 @@ fn raw_tile_from(
     if let Some(TileData::Raw(r)) = shared.tiles().get(&key, mtime) {
         return Ok(r);
     }
+    let started = Instant::now();
     let raw = Arc::new(
         source
             .source
             .tile(resolution, tile, source.page, view.layers)?,
     );
+    metrics::decoded(codec(source.source.info().format), started.elapsed());
     shared
         .tiles()
         .insert(key, mtime, TileData::Raw(raw.clone()));
     Ok(raw)
+}
+
+/// The decoder label of a source format.
+fn codec(format: ImageFormat) -> metrics::Codec {
+    match format {
+        ImageFormat::Tiff => metrics::Codec::Tiff,
+        ImageFormat::Jpeg2000 => metrics::Codec::Jpeg2000,
+        ImageFormat::Jpeg => metrics::Codec::Jpeg,
+    }
 }
 
 fn tile_key(
@@ -246,7 +259,9 @@ pub(crate) fn tile(
         text: text_metadata(shared, info),
         ..EncodeOptions::default()
     };
+    let started = Instant::now();
     let bytes = Bytes::from(encoder.encode(&pixels, &options)?);
+    metrics::encoded(format.metric(), started.elapsed());
     if !raw_needed {
         shared
             .tiles()
@@ -690,7 +705,9 @@ pub fn render_region(
         resolution: resolution_for(info, lw, lh),
         text: text_metadata(shared, info),
     };
+    let started = Instant::now();
     let bytes = Bytes::from(shared.encoders().get(format).encode(&pixels, &options)?);
+    metrics::encoded(format.metric(), started.elapsed());
     Ok(Rendered {
         bytes,
         width: plan.out_width,

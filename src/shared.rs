@@ -10,8 +10,11 @@ use crate::cache::meta::MetaCache;
 use crate::cache::tile::TileCache;
 use crate::config::Config;
 use crate::encode::{EncoderSettings, Encoders};
+use crate::health::{Check, Readiness};
 use crate::http::HeaderDefaults;
+use crate::metrics::{MemcachedStats, Snapshot};
 use crate::pipeline::Watermark;
+use crate::source::resolve::{self, Found};
 
 /// State shared by every connection and worker.
 #[derive(Debug)]
@@ -24,6 +27,53 @@ pub struct Shared {
     encoders: Encoders,
     /// The `WATERMARK` image, loaded on first use (`None`: not configured or unreadable).
     watermark: OnceLock<Option<Watermark>>,
+    /// The listeners' state and the checks of the configured dependencies (`/ready`).
+    readiness: Readiness,
+    /// The per-process part of image `ETag`s (`protocols/validators.rs`).
+    etag_seed: [u8; 32],
+}
+
+/// The per-process part of every image `ETag` (`protocols/validators.rs`): this version and
+/// the settings that change the bytes of an image response (qualities, watermark,
+/// interpolation, ICC, size limits, JPEG2000 layers). The Debug forms are stable for a given
+/// build, and a new version changes the seed anyway.
+fn etag_seed(config: &Config) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"iipsrv-rs ");
+    h.update(crate::CRATE_VERSION.as_bytes());
+    h.update(
+        format!(
+            "\n{:?}\n{:?}\n{:?}",
+            config.output, config.exports, config.decoding
+        )
+        .as_bytes(),
+    );
+    h.finalize().into()
+}
+
+/// The directory that `FILESYSTEM_PREFIX` names images in: the prefix itself when it ends
+/// with `/`, else the directory part of it (`/images/img_` → `/images`; empty → `.`).
+fn image_directory(prefix: &str) -> std::path::PathBuf {
+    use std::path::{Path, PathBuf};
+    if prefix.ends_with('/') {
+        return PathBuf::from(prefix);
+    }
+    match Path::new(prefix).parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// What a purge dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Tiles (encoded and raw) dropped from the tile cache.
+    pub tiles: u64,
+    /// Opened files dropped from the metadata cache.
+    pub metadata: u64,
+    /// memcached entries deleted (those this process stored).
+    pub memcached: u64,
 }
 
 impl Shared {
@@ -42,6 +92,35 @@ impl Shared {
             avif_codec: config.output.avif_codec,
             ..EncoderSettings::default()
         });
+        let etag_seed = etag_seed(&config);
+        let mut readiness = Readiness::default();
+        let images = image_directory(&config.files.prefix);
+        readiness.add(Check::new("storage", move || {
+            let images = images.clone();
+            Box::pin(async move {
+                // A directory on a network file system may hang: off the workers, and the
+                // admin listener's deadline answers for it.
+                let readable =
+                    tokio::task::spawn_blocking(move || std::fs::read_dir(images).is_ok());
+                match readable.await {
+                    Ok(true) => Ok(()),
+                    _ => Err("the image directory is not readable".to_string()),
+                }
+            })
+        }));
+        if let Some(mc) = &memcached {
+            let mc = mc.clone();
+            readiness.add(Check::new("memcached", move || {
+                let (up, total) = mc.servers_up();
+                Box::pin(async move {
+                    if up == total {
+                        Ok(())
+                    } else {
+                        Err(format!("{} of {total} servers unreachable", total - up))
+                    }
+                })
+            }));
+        }
         Shared {
             config,
             headers,
@@ -50,6 +129,84 @@ impl Shared {
             memcached,
             encoders,
             watermark: OnceLock::new(),
+            readiness,
+            etag_seed,
+        }
+    }
+
+    /// The per-process part of image `ETag`s.
+    pub(crate) fn etag_seed(&self) -> &[u8; 32] {
+        &self.etag_seed
+    }
+
+    /// The listeners' state and the readiness checks (`/ready`).
+    pub fn readiness(&self) -> &Readiness {
+        &self.readiness
+    }
+
+    /// The readiness checks, to add one at start-up (before the state is shared).
+    pub fn readiness_mut(&mut self) -> &mut Readiness {
+        &mut self.readiness
+    }
+
+    /// The cache values of `/metrics` (the rest of the snapshot is the caller's).
+    pub(crate) fn metrics_snapshot(&self) -> Snapshot {
+        Snapshot {
+            tile_cache: self.tiles.stats(),
+            metadata_cache: self.meta.stats(),
+            memcached: self.memcached.as_ref().map(|mc| {
+                let s = mc.stats();
+                let (up, total) = mc.servers_up();
+                MemcachedStats {
+                    hits: s.hits,
+                    misses: s.misses,
+                    errors: s.errors,
+                    stale: s.stale,
+                    stored: s.stored,
+                    dropped: s.dropped,
+                    servers: total as u64,
+                    servers_up: up as u64,
+                }
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    /// Purge everything: the in-process caches (as SIGHUP) and the memcached entries this
+    /// process stored. Blocks on memcached: call it off the request path.
+    pub fn purge_all(&self) -> Purged {
+        let counts = (self.tiles.stats().entries, self.meta.stats().entries);
+        self.clear_caches();
+        Purged {
+            tiles: counts.0,
+            metadata: counts.1,
+            memcached: self.memcached.as_ref().map_or(0, |mc| mc.purge(None)),
+        }
+    }
+
+    /// Purge one image, by its key (the identifier as decoded, without `FILESYSTEM_PREFIX` or
+    /// `FILESYSTEM_SUFFIX`): its tiles, its opened file(s) (a sequence's every view) and the
+    /// memcached entries this process stored for it. Blocks on memcached.
+    pub fn purge_image(&self, key: &[u8]) -> Purged {
+        let tiles = self.tiles.purge(key);
+        let metadata = match resolve::find(&self.config, key) {
+            Ok(Found::File { path, .. }) => u64::from(self.meta.remove(&path)),
+            Ok(Found::Sequence(seq)) => {
+                let mut n = u64::from(self.meta.remove(&seq.default_path));
+                for &h in &seq.horizontal {
+                    for &v in &seq.vertical {
+                        n += u64::from(self.meta.remove(&seq.path(h, v)));
+                    }
+                }
+                n
+            }
+            // Gone: nothing is served from its cached source any more (the stat fails first).
+            Err(_) => 0,
+        };
+        Purged {
+            tiles,
+            metadata,
+            memcached: self.memcached.as_ref().map_or(0, |mc| mc.purge(Some(key))),
         }
     }
 
@@ -121,5 +278,30 @@ impl Shared {
         crate::source::jpeg::set_decoded_cache_bytes(
             (self.config.caches.decoded_jpeg_mib as usize) << 20,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_directory_is_the_prefix_or_its_directory_part() {
+        use std::path::PathBuf;
+        assert_eq!(image_directory("/images/"), PathBuf::from("/images/"));
+        assert_eq!(image_directory("/images/img_"), PathBuf::from("/images"));
+        assert_eq!(image_directory("img_"), PathBuf::from("."));
+        assert_eq!(image_directory(""), PathBuf::from("."));
+    }
+
+    #[test]
+    fn the_etag_seed_changes_with_output_settings_only() {
+        let a = Config::default();
+        let mut b = Config::default();
+        b.output.jpeg_quality += 1;
+        assert_ne!(etag_seed(&a), etag_seed(&b));
+        let mut c = Config::default();
+        c.logging.verbosity = 5;
+        assert_eq!(etag_seed(&a), etag_seed(&c));
     }
 }

@@ -55,5 +55,8 @@ fuzz_target!(|data: &[u8]| {
             "v3 upscaled without ^: {req:?}"
         );
     }
-    assert!(req.turns < 4);
+    assert!(
+        (0.0..360.0).contains(&req.rotation),
+        "rotation outside [0, 360): {req:?}"
+    );
 });

@@ -5,13 +5,19 @@
 //! encoding, quality) plus the JPEG2000 layer count, which changes the pixels. The file's mtime
 //! is stored with the entry and checked on every lookup, so a changed file is never served
 //! stale.
+//!
+//! Hits, misses and evictions are counted (relaxed atomics) for `/metrics`; [`TileCache::purge`]
+//! drops the tiles of one image (the admin listener's purge).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
+
+use crate::metrics::CacheStats;
 
 use crate::encode::OutputFormat;
 use crate::image::RawImage;
@@ -107,36 +113,112 @@ impl Weighter<TileKey, Entry> for ByBytes {
     }
 }
 
+/// Counts the entries the cache drops to stay within its capacity.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Evictions(Arc<AtomicU64>);
+
+impl<K, V> Lifecycle<K, V> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _state: &mut (), _key: K, _val: V) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Evictions {
+    pub(crate) fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+type Tiles = Cache<TileKey, Entry, ByBytes, DefaultHashBuilder, Evictions>;
+
 /// The shared tile cache; `None` inside when `MAX_IMAGE_CACHE_SIZE` is 0.
 #[derive(Debug)]
 pub(crate) struct TileCache {
-    cache: Option<Cache<TileKey, Entry, ByBytes>>,
+    cache: Option<Tiles>,
+    capacity_bytes: u64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evictions: Evictions,
 }
 
 impl TileCache {
     /// A cache holding at most `capacity_bytes` (0 disables it).
     pub(crate) fn new(capacity_bytes: u64) -> TileCache {
+        let evictions = Evictions::default();
         let cache = (capacity_bytes > 0).then(|| {
             // quick_cache wants an estimate of the entry count: assume ~32 KB tiles.
             let items = (capacity_bytes / 32_768).clamp(16, 1 << 22) as usize;
-            Cache::with_weighter(items, capacity_bytes, ByBytes)
+            Cache::with(
+                items,
+                capacity_bytes,
+                ByBytes,
+                DefaultHashBuilder::default(),
+                evictions.clone(),
+            )
         });
-        TileCache { cache }
+        TileCache {
+            cache,
+            capacity_bytes,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            evictions,
+        }
     }
 
     /// A tile, if cached for this exact file version.
     pub(crate) fn get(&self, key: &TileKey, mtime: SystemTime) -> Option<TileData> {
-        let e = self.cache.as_ref()?.get(key)?;
-        if e.mtime == mtime {
-            tracing::trace!(
-                "TileManager :: Tile cache hit {}:{}",
-                key.resolution,
-                key.tile
-            );
-            Some(e.data)
-        } else {
-            tracing::trace!("TileManager :: Tile has different timestamp ... updating");
-            None
+        let cache = self.cache.as_ref()?;
+        let found = cache.get(key).filter(|e| {
+            let current = e.mtime == mtime;
+            if !current {
+                tracing::trace!("TileManager :: Tile has different timestamp ... updating");
+            }
+            current
+        });
+        match found {
+            Some(e) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(
+                    "TileManager :: Tile cache hit {}:{}",
+                    key.resolution,
+                    key.tile
+                );
+                Some(e.data)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Drop every tile of the image `key` (its raw and encoded tiles, every view and
+    /// resolution); returns how many were dropped.
+    pub(crate) fn purge(&self, key: &[u8]) -> u64 {
+        let Some(cache) = &self.cache else { return 0 };
+        let doomed: Vec<TileKey> = cache
+            .iter()
+            .filter(|(k, _)| &*k.image == key)
+            .map(|(k, _)| k)
+            .collect();
+        doomed.iter().filter(|k| cache.remove(*k).is_some()).count() as u64
+    }
+
+    /// Counters and sizes for `/metrics`.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let (entries, bytes) = self
+            .cache
+            .as_ref()
+            .map_or((0, 0), |c| (c.len() as u64, c.weight()));
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions: self.evictions.count(),
+            entries,
+            bytes,
+            capacity_bytes: self.capacity_bytes,
         }
     }
 
@@ -190,6 +272,27 @@ mod tests {
         assert!(matches!(c.get(&key(1), t0), Some(TileData::Encoded(_))));
         assert!(c.get(&key(1), t1).is_none(), "a changed file is a miss");
         assert!(c.get(&key(2), t0).is_none());
+        let stats = c.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 2));
+    }
+
+    #[test]
+    fn purge_drops_one_image_only() {
+        let c = TileCache::new(1_024_000);
+        let t0 = SystemTime::UNIX_EPOCH;
+        let mut other = key(1);
+        other.image = Arc::from(&b"other.tif"[..]);
+        c.insert(key(1), t0, TileData::Encoded(Bytes::from_static(b"a")));
+        c.insert(key(2), t0, TileData::Encoded(Bytes::from_static(b"b")));
+        c.insert(
+            other.clone(),
+            t0,
+            TileData::Encoded(Bytes::from_static(b"c")),
+        );
+        assert_eq!(c.purge(b"x.tif"), 2);
+        assert!(c.get(&key(1), t0).is_none());
+        assert!(c.get(&other, t0).is_some());
+        assert_eq!(c.purge(b"x.tif"), 0);
     }
 
     #[test]
@@ -204,6 +307,7 @@ mod tests {
         }
         let (_, bytes) = c.usage();
         assert!(bytes <= 100_000, "{bytes}");
+        assert!(c.stats().evictions > 0, "the cache made room");
         let off = TileCache::new(0);
         off.insert(
             key(1),

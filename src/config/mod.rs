@@ -29,7 +29,7 @@ pub use settings::{
     IiifSettings, LoadSettings, LoggingSettings, OutputSettings, ServerSettings, UriMap, Warnings,
     parse_uri_map,
 };
-pub use types::{AvifCodec, Interpolation, Limit, MaxLayers, TiffCompression};
+pub use types::{AvifCodec, Interpolation, Limit, LogFormat, MaxLayers, TiffCompression};
 
 impl Default for Config {
     fn default() -> Self {
@@ -87,6 +87,26 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn cors_origins_are_a_list_read_after_cors() {
+        let (c, w) = cfg(&[
+            ("CORS", "https://main.example"),
+            (
+                "IIPSRV_CORS_ORIGINS",
+                "https://a.example, https://b.example:8443",
+            ),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(
+            c.http.cors_origins,
+            ["https://a.example", "https://b.example:8443"]
+        );
+        let (c, w) = cfg(&[("IIPSRV_CORS_ORIGINS", "a.example")]);
+        assert_eq!(c.http.cors_origins, ["a.example"]);
+        assert_eq!(w.len(), 2, "not an origin, and no CORS: {w:?}");
+        assert!(cfg(&[]).0.http.cors_origins.is_empty());
     }
 
     #[test]

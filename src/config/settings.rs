@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use super::types::{AvifCodec, Interpolation, Limit, MaxLayers, TiffCompression};
+use super::types::{AvifCodec, Interpolation, Limit, LogFormat, MaxLayers, TiffCompression};
 use crate::http::HeaderDefaults;
 
 /// Which protocol a `URI_MAP` prefix routes to.
@@ -45,8 +45,10 @@ pub struct Config {
 pub struct LoggingSettings {
     /// `VERBOSITY` (negative → 0).
     pub verbosity: i64,
-    /// `LOGFILE` (`syslog` for syslog).
+    /// `LOGFILE` (`syslog` for syslog, `stdout` or `stderr` for those streams).
     pub logfile: String,
+    /// `IIPSRV_LOG_FORMAT` (ours): iipsrv's lines or JSON lines.
+    pub format: LogFormat,
 }
 
 /// Where images are found.
@@ -134,6 +136,8 @@ pub struct DecodingSettings {
 pub struct HttpSettings {
     /// `CORS` (empty = off).
     pub cors: String,
+    /// `IIPSRV_CORS_ORIGINS` (ours): request origins answered with themselves (empty = none).
+    pub cors_origins: Vec<String>,
     /// `CACHE_CONTROL` (an empty value is sent empty).
     pub cache_control: String,
     /// `BASE_URL` (empty = derive from the request).
@@ -167,6 +171,9 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// `FCGI_WEB_SERVER_ADDRS`: when set, only these peers may connect over TCP.
     pub web_server_addrs: Option<Vec<IpAddr>>,
+    /// `IIPSRV_ADMIN_TOKEN` (ours): the bearer token of the admin listener's purge; `None`
+    /// when unset or empty.
+    pub admin_token: Option<String>,
 }
 
 /// Heavy work and slow clients (ours): the memory budget and pool of heavy requests, the

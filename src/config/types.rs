@@ -228,3 +228,24 @@ mod tests {
         assert_eq!(Limit::Max(7).max(), Some(7));
     }
 }
+
+/// `IIPSRV_LOG_FORMAT`: how log records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// iipsrv's plain lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line (`docs/operations.md`).
+    Json,
+}
+
+impl LogFormat {
+    /// The variable's value: `text` or `json` (any case); `None` for anything else.
+    pub fn from_setting(value: &str) -> Option<LogFormat> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}

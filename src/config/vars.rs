@@ -9,7 +9,7 @@
 //! way round.
 
 use super::settings::{Config, Warnings, parse_uri_map};
-use super::types::{AvifCodec, Interpolation, Limit, MaxLayers, TiffCompression};
+use super::types::{AvifCodec, Interpolation, Limit, LogFormat, MaxLayers, TiffCompression};
 use crate::text::number::{atof, atoi};
 
 /// One environment variable.
@@ -257,7 +257,7 @@ pub(crate) static VARIABLES: &[Variable] = &[
     Variable {
         name: "LOGFILE",
         default: Text("/tmp/iipsrv.log"),
-        meaning: "log file (appended; reopened on SIGHUP or when rotated away), or `syslog`",
+        meaning: "log file (appended; reopened on SIGHUP or when rotated away), or `syslog`; `stdout` or `stderr` for those streams (ours)",
         read: |r, c| c.logging.logfile = r.text(),
         ..VARIABLE
     },
@@ -749,6 +749,54 @@ pub(crate) static VARIABLES: &[Variable] = &[
         meaning: "MiB of decoded plain-JPEG levels shared by all requests (0 off)",
         origin: Origin::Ours,
         read: |r, c| c.caches.decoded_jpeg_mib = r.clamped(0, 1 << 20) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_LOG_FORMAT",
+        default: Text("text"),
+        meaning: "`text`: iipsrv's log lines; `json`: one JSON object per line, with one line per request at VERBOSITY 2 and above",
+        origin: Origin::Ours,
+        read: |r, c| {
+            let raw = r.text();
+            c.logging.format = LogFormat::from_setting(&raw).unwrap_or_else(|| {
+                r.warn(format!(
+                    "IIPSRV_LOG_FORMAT='{raw}' is neither text nor json: using text"
+                ));
+                LogFormat::Text
+            });
+        },
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_CORS_ORIGINS",
+        default: Described("unset"),
+        meaning: "origins (space- or comma-separated) whose requests get their own `Origin` as `Access-Control-Allow-Origin` instead of the `CORS` value, with `Vary: Origin`; needs `CORS`",
+        origin: Origin::Ours,
+        read: |r, c| {
+            // Read after CORS (the table's order), so its value is known here.
+            c.http.cors_origins = r
+                .text()
+                .split([' ', ',', '\t'])
+                .filter(|o| !o.is_empty())
+                .map(String::from)
+                .collect();
+            for o in c.http.cors_origins.iter().filter(|o| !o.contains("://")) {
+                r.warn(format!(
+                    "IIPSRV_CORS_ORIGINS: '{o}' is not an origin (scheme://host[:port]); it matches no browser's Origin"
+                ));
+            }
+            if !c.http.cors_origins.is_empty() && c.http.cors.is_empty() {
+                r.warn("IIPSRV_CORS_ORIGINS has no effect without CORS".to_string());
+            }
+        },
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_ADMIN_TOKEN",
+        default: Described("unset"),
+        meaning: "bearer token that `POST /cache/purge` on the admin listener (`--admin`) requires; without it, purging is allowed only on a loopback admin address",
+        origin: Origin::Ours,
+        read: |r, c| c.server.admin_token = Some(r.text()).filter(|t| !t.is_empty()),
         ..VARIABLE
     },
     Variable {

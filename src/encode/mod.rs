@@ -82,6 +82,33 @@ pub enum OutputFormat {
 }
 
 impl OutputFormat {
+    /// Every format, in the order of the enum.
+    pub const ALL: [OutputFormat; 8] = [
+        OutputFormat::Jpeg,
+        OutputFormat::Png,
+        OutputFormat::Webp,
+        OutputFormat::Avif,
+        OutputFormat::Tiff,
+        OutputFormat::Gif,
+        OutputFormat::Jp2,
+        OutputFormat::Pdf,
+    ];
+
+    /// The format's label in the metrics.
+    pub(crate) fn metric(self) -> crate::metrics::Format {
+        use crate::metrics::Format;
+        match self {
+            OutputFormat::Jpeg => Format::Jpeg,
+            OutputFormat::Png => Format::Png,
+            OutputFormat::Webp => Format::Webp,
+            OutputFormat::Avif => Format::Avif,
+            OutputFormat::Tiff => Format::Tiff,
+            OutputFormat::Gif => Format::Gif,
+            OutputFormat::Jp2 => Format::Jp2,
+            OutputFormat::Pdf => Format::Pdf,
+        }
+    }
+
     /// The `Content-Type` value.
     pub fn mime(self) -> &'static str {
         match self {
@@ -514,16 +541,7 @@ mod tests {
 
     #[test]
     fn encoder_for_every_format() {
-        for f in [
-            OutputFormat::Jpeg,
-            OutputFormat::Png,
-            OutputFormat::Webp,
-            OutputFormat::Avif,
-            OutputFormat::Tiff,
-            OutputFormat::Gif,
-            OutputFormat::Jp2,
-            OutputFormat::Pdf,
-        ] {
+        for f in OutputFormat::ALL {
             assert_eq!(encoder_for(f).format(), f);
         }
     }
@@ -555,16 +573,7 @@ mod tests {
             colour: ColourSpace::Srgb,
             samples: crate::image::Samples::U8(vec![0; 10]),
         };
-        for f in [
-            OutputFormat::Jpeg,
-            OutputFormat::Png,
-            OutputFormat::Webp,
-            OutputFormat::Avif,
-            OutputFormat::Tiff,
-            OutputFormat::Gif,
-            OutputFormat::Jp2,
-            OutputFormat::Pdf,
-        ] {
+        for f in OutputFormat::ALL {
             let err = encoder_for(f)
                 .encode(&img, &EncodeOptions::default())
                 .unwrap_err();

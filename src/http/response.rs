@@ -129,6 +129,26 @@ impl Response {
         }
     }
 
+    /// Set the `ETag` line: replaced if present, else right after `Last-Modified` (the
+    /// validators together), else after `Cache-Control` (the header-only 304), else last.
+    pub fn set_etag(&mut self, etag: &str) {
+        if let Some(h) = self
+            .headers
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case("ETag"))
+        {
+            h.1 = etag.to_string();
+            return;
+        }
+        let after = ["Last-Modified", "Cache-Control"].iter().find_map(|name| {
+            self.headers
+                .iter()
+                .position(|(n, _)| n.eq_ignore_ascii_case(name))
+        });
+        let at = after.map_or(self.headers.len(), |i| i + 1);
+        self.headers.insert(at, ("ETag".into(), etag.to_string()));
+    }
+
     /// The HTTP status: from the `Status` line, 200 when there is none.
     pub fn status(&self) -> u16 {
         self.header("Status")
@@ -368,6 +388,35 @@ mod tests {
              Content-Length: 9699\r\n\r\n"
         );
         assert_eq!(r.status(), 200);
+    }
+
+    #[test]
+    fn etag_sits_after_last_modified_or_cache_control() {
+        let mut r = Response::content(&defaults(), "image/jpeg", "d", true, None, vec![1u8]);
+        r.set_etag("\"t\"");
+        let names: Vec<&str> = r.headers().iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(
+            names,
+            [
+                "Server",
+                "X-Powered-By",
+                "Content-Type",
+                "Last-Modified",
+                "ETag",
+                "Cache-Control",
+                "Content-Length"
+            ]
+        );
+        r.set_etag("\"u\"");
+        assert_eq!(r.header("ETag"), Some("\"u\""));
+        let mut r = Response::header_only(&defaults(), 304);
+        r.set_etag("\"t\"");
+        assert_eq!(
+            String::from_utf8(r.head_bytes()).unwrap(),
+            "Status: 304 Not Modified\r\nServer: iipsrv/1.3\r\nX-Powered-By: IIPImage\r\n\
+             Allow: GET POST OPTIONS\r\nCache-Control: max-age=86400\r\nETag: \"t\"\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
     }
 
     #[test]

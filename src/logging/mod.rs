@@ -1,4 +1,5 @@
-//! Logging: LOGFILE (a path, or `syslog`) and VERBOSITY, as iipsrv's, built on `tracing`.
+//! Logging: LOGFILE (a path, `syslog`, or — ours — `stdout` / `stderr`) and VERBOSITY, as
+//! iipsrv's, built on `tracing`; with `IIPSRV_LOG_FORMAT=json`, JSON lines instead.
 //!
 //! Operators grep iipsrv's log and rotate it with logrotate, so the output keeps iipsrv's shape:
 //! each event is its message and `\n`, with no timestamp or level prefix (fields follow as
@@ -9,7 +10,19 @@
 //! never interleave within a line), and reopened after rotation, by [`Logging::reopen`] on
 //! SIGHUP and by itself when the path no longer names the open file (checked at most once a
 //! second). With LOGFILE=`syslog` each line is one record at LOG_DEBUG, facility USER, as iipsrv
-//! sends them; without a syslog socket the log goes to stderr.
+//! sends them; without a syslog socket the log goes to stderr. LOGFILE=`stdout` or `stderr`
+//! writes each record to that stream with one `write` (the container convention; nothing to
+//! reopen).
+//!
+//! # JSON lines
+//!
+//! `IIPSRV_LOG_FORMAT=json` writes every record as one JSON object on one line, formatted by
+//! `tracing-subscriber`'s JSON formatter: `timestamp` (RFC 3339, UTC), `level`, `message` and
+//! the event's fields at the top level. The banner and the other fixed blocks become one
+//! `INFO` object per non-empty line. At VERBOSITY 2 and above each request is one object with
+//! `"message":"request"` and the fields `method`, `protocol`, `identifier`, `kind`, `format`,
+//! `status`, `bytes`, `duration_ms` and `request` (written by `App::respond`, which then
+//! leaves out the text format's `Total Request Time` line). The text format is unchanged.
 //!
 //! # Which level to log at
 //!
@@ -35,9 +48,12 @@ use std::time::Duration;
 
 use tracing::Subscriber;
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use file::LogFile;
 use layer::LineLayer;
 use syslog_sink::SyslogSink;
@@ -72,6 +88,7 @@ pub fn init(config: &Config) -> Logging {
 #[derive(Clone)]
 pub struct Logging {
     verbosity: i64,
+    format: LogFormat,
     sink: Arc<Sink>,
 }
 
@@ -81,10 +98,12 @@ impl std::fmt::Debug for Logging {
             Sink::Off => "off",
             Sink::File(_) => "file",
             Sink::Syslog(_) => "syslog",
+            Sink::Stdout => "stdout",
             Sink::Stderr => "stderr",
         };
         f.debug_struct("Logging")
             .field("verbosity", &self.verbosity)
+            .field("format", &self.format)
             .field("sink", &sink)
             .finish()
     }
@@ -96,7 +115,9 @@ enum Sink {
     Off,
     File(LogFile),
     Syslog(SyslogSink),
-    /// LOGFILE=`syslog` without a syslog socket.
+    /// LOGFILE=`stdout`.
+    Stdout,
+    /// LOGFILE=`stderr`, or `syslog` without a syslog socket.
     Stderr,
 }
 
@@ -109,10 +130,56 @@ impl Sink {
                 record.push('\n');
                 file.write(record.as_bytes());
             }
+            Sink::Stdout => {
+                record.push('\n');
+                let _ = std::io::stdout().lock().write_all(record.as_bytes());
+            }
             Sink::Stderr => {
                 record.push('\n');
                 let _ = std::io::stderr().lock().write_all(record.as_bytes());
             }
+        }
+    }
+}
+
+/// The JSON formatter's writer: collects one formatted event and hands it to the sink as one
+/// record when dropped (the formatter writes each event with one `write_all`).
+struct RecordWriter {
+    sink: Arc<Sink>,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for RecordWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RecordWriter {
+    fn drop(&mut self) {
+        let record = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
+        if !record.is_empty() {
+            self.sink
+                .write(String::from_utf8_lossy(record).into_owned());
+        }
+    }
+}
+
+/// Makes a [`RecordWriter`] per event.
+struct SinkWriter(Arc<Sink>);
+
+impl<'a> MakeWriter<'a> for SinkWriter {
+    type Writer = RecordWriter;
+
+    fn make_writer(&'a self) -> RecordWriter {
+        RecordWriter {
+            sink: self.0.clone(),
+            buf: Vec::new(),
         }
     }
 }
@@ -143,6 +210,10 @@ impl Logging {
     fn with_options(config: &Config, options: &Options) -> Logging {
         let sink = if config.logging.verbosity < 1 {
             Sink::Off
+        } else if config.logging.logfile == "stdout" {
+            Sink::Stdout
+        } else if config.logging.logfile == "stderr" {
+            Sink::Stderr
         } else if config.logging.logfile == "syslog" {
             match SyslogSink::connect(options.syslog_socket.as_deref()) {
                 Ok(syslog) => Sink::Syslog(syslog),
@@ -165,6 +236,7 @@ impl Logging {
         };
         Logging {
             verbosity: config.logging.verbosity,
+            format: config.logging.format,
             sink: Arc::new(sink),
         }
     }
@@ -176,9 +248,45 @@ impl Logging {
             Sink::Off => LevelFilter::OFF,
             _ => level_filter(self.verbosity),
         };
-        tracing_subscriber::registry().with(filter).with(LineLayer {
+        let json = self.format == LogFormat::Json;
+        let text = (!json).then(|| LineLayer {
             sink: self.sink.clone(),
-        })
+        });
+        let json = json.then(|| {
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_target(false)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(SinkWriter(self.sink.clone()))
+        });
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(text)
+            .with(json)
+    }
+
+    /// Write a fixed block (banner, start-up, signals): as it is, or in the JSON format one
+    /// `INFO` object per non-empty line (the separator lines left out).
+    fn block(&self, text: String) {
+        if self.format != LogFormat::Json {
+            self.sink.write(text);
+            return;
+        }
+        let mut timestamp = String::new();
+        let _ = SystemTime.format_time(&mut Writer::new(&mut timestamp));
+        for line in text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && *l != SEPARATOR)
+        {
+            let record = serde_json::json!({
+                "timestamp": timestamp,
+                "level": "INFO",
+                "message": line,
+            });
+            self.sink.write(record.to_string());
+        }
     }
 
     /// Reopen LOGFILE, or reconnect to syslog (SIGHUP, after logrotate).
@@ -186,7 +294,7 @@ impl Logging {
         match &*self.sink {
             Sink::File(file) => file.reopen(),
             Sink::Syslog(syslog) => syslog.reopen(),
-            Sink::Off | Sink::Stderr => {}
+            Sink::Off | Sink::Stdout | Sink::Stderr => {}
         }
     }
 
@@ -205,25 +313,23 @@ impl Logging {
         lines.extend(config.settings_lines());
         lines.extend(warnings.iter().cloned());
         lines.push(String::new());
-        self.sink.write(lines.join("\n"));
+        self.block(lines.join("\n"));
     }
 
     /// The end of start-up: blank line, `Initialisation Complete.`, separator, blank line.
     pub fn initialisation_complete(&self) {
-        self.sink
-            .write(format!("\nInitialisation Complete.\n{SEPARATOR}\n"));
+        self.block(format!("\nInitialisation Complete.\n{SEPARATOR}\n"));
     }
 
     /// SIGHUP: `Caught Hangup signal. Emptying internal caches` and a blank line.
     pub fn hangup_message(&self) {
-        self.sink
-            .write("Caught Hangup signal. Emptying internal caches\n".to_string());
+        self.block("Caught Hangup signal. Emptying internal caches\n".to_string());
     }
 
     /// SIGTERM, SIGINT, SIGUSR1: `signal_name` is strsignal's text (`Terminated`, `Interrupt`,
     /// `User defined signal 1`); `accesses` the requests completed.
     pub fn shutdown_message(&self, accesses: u64, signal_name: &str) {
-        self.sink.write(format!(
+        self.block(format!(
             "\nCaught {signal_name} signal. Terminating after {accesses} accesses\n{}\n{SEPARATOR}\n",
             ctime_now()
         ));

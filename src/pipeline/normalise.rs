@@ -32,26 +32,10 @@ pub fn normalise(img: &RawImage, ranges: &[(f32, f32)]) -> FloatImage {
         })
         .collect();
     let data = match &img.samples {
-        Samples::U8(v) => map_pixels(v, ch, ch, |p, o| {
-            for c in 0..ch {
-                o[c] = (p[c] as f32 - params[c].0) * params[c].1;
-            }
-        }),
-        Samples::U16(v) => map_pixels(v, ch, ch, |p, o| {
-            for c in 0..ch {
-                o[c] = (p[c] as f32 - params[c].0) * params[c].1;
-            }
-        }),
-        Samples::U32(v) => map_pixels(v, ch, ch, |p, o| {
-            for c in 0..ch {
-                o[c] = (p[c] as f32 - params[c].0) * params[c].1;
-            }
-        }),
-        Samples::I32(v) => map_pixels(v, ch, ch, |p, o| {
-            for c in 0..ch {
-                o[c] = (p[c] as f32 - params[c].0) * params[c].1;
-            }
-        }),
+        Samples::U8(v) => linear(v, &params),
+        Samples::U16(v) => linear(v, &params),
+        Samples::U32(v) => linear(v, &params),
+        Samples::I32(v) => linear(v, &params),
         Samples::F32(v) => map_pixels(v, ch, ch, |p, o| {
             for c in 0..ch {
                 let (min, k, unit) = params[c];
@@ -71,6 +55,16 @@ pub fn normalise(img: &RawImage, ranges: &[(f32, f32)]) -> FloatImage {
         channels: ch,
         data,
     }
+}
+
+/// Fixed-point samples → float: (v − min_c) · k_c for every channel of `params`.
+fn linear<T: Copy + Sync + Into<f64>>(v: &[T], params: &[(f32, f32, bool)]) -> Vec<f32> {
+    let ch = params.len();
+    map_pixels(v, ch, ch, |p, o| {
+        for c in 0..ch {
+            o[c] = (p[c].into() as f32 - params[c].0) * params[c].1;
+        }
+    })
 }
 
 /// Normalise float data in place (CIELAB after conversion): channels with range [0, 1] are

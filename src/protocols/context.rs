@@ -25,7 +25,7 @@ pub(crate) enum IfModifiedSince {
     Absent,
     /// A header that is not an HTTP date.
     Unreadable,
-    /// The image's mtime, to the second: the client's copy is current (304).
+    /// Not older than the image's mtime (to the second): the client's copy is current (304).
     Unmodified,
     /// Another time: answer in full.
     Modified,
@@ -52,14 +52,19 @@ impl<'a> Context<'a> {
         self.shared.headers()
     }
 
-    /// Compare `If-Modified-Since` with the image's mtime (whole seconds; only an equal date
-    /// is unmodified, as iipsrv).
+    /// Compare `If-Modified-Since` with the image's mtime (whole seconds): any date not older
+    /// than the image is unmodified (iipsrv: only an equal date). With `If-None-Match`, the
+    /// entity tag decides and this header is not read (RFC 9110 §13.2.2; see
+    /// [`super::validators`]).
     pub(crate) fn if_modified_since(&self, image: &OpenImage) -> IfModifiedSince {
+        if self.req.param("HTTP_IF_NONE_MATCH").is_some() {
+            return IfModifiedSince::Absent;
+        }
         let Some(ims) = self.req.param("HTTP_IF_MODIFIED_SINCE") else {
             return IfModifiedSince::Absent;
         };
         match date::parse_http_date(&String::from_utf8_lossy(ims)) {
-            Some(t) if t == date::whole_seconds(image.located.mtime) => IfModifiedSince::Unmodified,
+            Some(t) if t >= date::whole_seconds(image.located.mtime) => IfModifiedSince::Unmodified,
             Some(_) => IfModifiedSince::Modified,
             None => IfModifiedSince::Unreadable,
         }

@@ -14,6 +14,7 @@ use super::responses;
 use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::{OpenImage, open_image};
 use crate::render::RegionOptions;
 use crate::source::ImageInfo;
@@ -80,6 +81,11 @@ pub(crate) fn tile_size(info: &ImageInfo) -> u32 {
 /// Answer a grid protocol's argument.
 pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     let target = G::split(arg);
+    note::kind(match target {
+        Target::Document(_) => Kind::Info,
+        Target::Tile { .. } => Kind::Tile,
+        Target::Malformed(_) => Kind::Other,
+    });
     let image = open_image(ctx.shared, &image_key(target.id()))?;
     let headers = ctx.headers();
     if ctx.unmodified(&image) {
@@ -158,15 +164,8 @@ fn grid_tile(
             // off: those are made to size like unstored levels.
             if stored.tile_size(t) == Some((out_w, out_h)) {
                 let t = responses::mosaic_tile(info, &ctx.view, r, t);
-                return responses::tile(
-                    ctx.shared,
-                    image,
-                    &ctx.view,
-                    (r, t),
-                    OutputFormat::Jpeg,
-                    headers,
-                )
-                .map(Answer::from);
+                return responses::tile(ctx, image, &ctx.view, (r, t), OutputFormat::Jpeg, headers)
+                    .map(Answer::from);
             }
         }
     }
@@ -185,7 +184,7 @@ fn grid_tile(
     view.width = Some(out_w);
     view.height = Some(out_h);
     responses::export(
-        ctx.shared,
+        ctx,
         image,
         &view,
         OutputFormat::Jpeg,

@@ -13,11 +13,12 @@
 //! application schedules on its own pool ([`answer`](mod@answer) says how requests are classified).
 //!
 //! Inside this module, calls go one way: `mod.rs` → `iip` → `iiif`, `zoomify`, `deepzoom` →
-//! `grid` → `responses`, `context`, `error`, `uri_map`, `answer` (the leaves); no child calls
-//! back into `mod.rs`.
+//! `grid` → `responses`, `context`, `error`, `uri_map`, `answer` (the leaves); [`cors`]
+//! rewrites the finished response; no child calls back into `mod.rs`.
 
 mod answer;
 mod context;
+mod cors;
 mod deepzoom;
 mod error;
 mod grid;
@@ -28,6 +29,7 @@ mod responses;
 #[cfg(test)]
 mod test_util;
 mod uri_map;
+mod validators;
 mod zoomify;
 
 pub use answer::{Answer, Deferred};
@@ -42,35 +44,65 @@ pub fn respond(shared: &Shared, req: &Request) -> Response {
     answer(shared, req).into_response(shared)
 }
 
-/// Answer one request, or hand back its heavy work ([`Answer::Heavy`]). Runs on a worker
-/// thread; decodes nothing when the answer is heavy.
+/// Answer one request, or hand back its heavy work ([`Answer::Heavy`]), with the per-request
+/// CORS origin ([`cors`]) either way. Runs on a worker thread; decodes nothing when the answer
+/// is heavy.
 pub fn answer(shared: &Shared, req: &Request) -> Answer {
+    match commands(shared, req) {
+        Answer::Ready(r) => Answer::Ready(cors::echo_origin(
+            &shared.config().http.cors_origins,
+            req,
+            r,
+        )),
+        Answer::Heavy(work) => {
+            let req = req.clone();
+            Answer::Heavy(work.then(move |shared, r| {
+                cors::echo_origin(&shared.config().http.cors_origins, &req, r)
+            }))
+        }
+    }
+}
+
+/// The answer before the per-request CORS origin.
+fn commands(shared: &Shared, req: &Request) -> Answer {
     match request_string(shared, req) {
         RequestString::Empty => Response::banner(200).into(),
         RequestString::Answered(r) => r.into(),
         RequestString::Commands { text, mapped } => {
             tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
             let memcached = shared.memcached();
-            // As iipsrv: no lookup when the client asks If-Modified-Since.
-            if let Some(mc) = memcached.filter(|_| req.param("HTTP_IF_MODIFIED_SINCE").is_none()) {
-                if let Some(response) = mc.get_fresh(&text, || image_mtime(shared, &text)) {
+            // As iipsrv: no lookup when the client asks If-Modified-Since (nor, here, when it
+            // asks If-None-Match: both are answered by the protocols).
+            let conditional = req.param("HTTP_IF_MODIFIED_SINCE").is_some()
+                || req.param("HTTP_IF_NONE_MATCH").is_some();
+            if let Some(mc) = memcached.filter(|_| !conditional) {
+                if let Some(mut response) = mc.get_fresh(&text, || image_mtime(shared, &text)) {
                     tracing::debug!("Memcached hit");
+                    // An entry iipsrv stored has no tag: the body's.
+                    validators::add_content_etag(&mut response);
                     return response.into();
                 }
             }
             let post = !mapped && req.method() == b"POST";
             let answer = iip::run(shared, req, &text, post);
-            if memcached.is_none() {
-                return answer;
-            }
-            answer.map(shared, move |shared, response| {
+            // The image the request opened is noted on this thread: known now, stored later.
+            let image = crate::metrics::note::identifier_now();
+            let finish = move |shared: &Shared, req: &Request, mut response: Response| {
+                validators::add_content_etag(&mut response);
                 if let Some(mc) = shared.memcached() {
                     if cachable(&response) {
-                        mc.set_owned(&text, response.to_cgi_bytes());
+                        mc.set_for_image(&text, image, response.to_cgi_bytes());
                     }
                 }
-                response
-            })
+                validators::conditional(req, shared.headers(), response)
+            };
+            match answer {
+                Answer::Ready(r) => Answer::Ready(finish(shared, req, r)),
+                Answer::Heavy(work) => {
+                    let req = req.clone();
+                    Answer::Heavy(work.then(move |shared, r| finish(shared, &req, r)))
+                }
+            }
         }
     }
 }

@@ -1,13 +1,18 @@
 //! The image responses every protocol shares: one stored tile (with `Content-Length`), a
 //! region export (with `Content-Disposition`), the 304 of the viewer protocols, and IIP's
 //! mosaic rule for tile indices under `ROT=180`. IIP, IIIF, Zoomify and DeepZoom all answer
-//! through these, so a tile or an export has the same headers whichever protocol asked.
+//! through these, so a tile or an export has the same headers whichever protocol asked. Both
+//! carry the image `ETag` ([`super::validators`]), and a matching `If-None-Match` is answered
+//! 304 before any pixel is decoded.
 
 use super::answer::{Answer, Deferred, LIGHT_EXPORT_BYTES};
+use super::context::Context;
 use super::error::error_response;
+use super::validators::{self, Served};
 use crate::encode::OutputFormat;
 use crate::error::Result;
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
 use crate::pipeline::geometry::Plan;
 use crate::pipeline::rotate::quarter_turns;
@@ -43,24 +48,34 @@ pub(crate) fn mosaic_tile(info: &ImageInfo, view: &View, resolution: u32, tile: 
 }
 
 /// One stored tile through [`render::tile`] (tile cache, codec pass-through) with
-/// `Content-Length`.
+/// `Content-Length` and its `ETag`.
 pub(crate) fn tile(
-    shared: &Shared,
+    ctx: &Context<'_>,
     image: &OpenImage,
     view: &View,
     (resolution, tile): (u32, u32),
     format: OutputFormat,
     headers: &HeaderDefaults,
 ) -> Result<Response> {
+    note::kind(Kind::Tile);
+    note::format(format.metric());
+    let shared = ctx.shared;
+    let served = Served::Tile { resolution, tile };
+    let etag = validators::image_etag(shared, image, view, served, format);
+    if let Some(not_modified) = validators::precondition(ctx, &etag, headers) {
+        return Ok(not_modified);
+    }
     let bytes = render::tile(shared, image, view, resolution, tile, format)?;
-    Ok(Response::content(
+    let mut r = Response::content(
         headers,
         format.mime(),
         &image.last_modified,
         true,
         None,
         bytes,
-    ))
+    );
+    r.set_etag(&etag);
+    Ok(r)
 }
 
 /// A region export with `Content-Disposition` naming the output size (`attachment` for IIP's
@@ -68,18 +83,29 @@ pub(crate) fn tile(
 /// rendered at once, a heavy one is handed back as [`Answer::Heavy`] with its estimated memory
 /// (its errors become their responses there, as the session would make them).
 pub(crate) fn export(
-    shared: &Shared,
+    ctx: &Context<'_>,
     image: &OpenImage,
     view: &View,
     format: OutputFormat,
     (options, attachment): (&RegionOptions, bool),
     headers: &HeaderDefaults,
 ) -> Result<Answer> {
+    note::kind(Kind::Region);
+    note::format(format.metric());
+    let shared = ctx.shared;
+    let etag = validators::image_etag(shared, image, view, Served::Export(options), format);
+    if let Some(not_modified) = validators::precondition(ctx, &etag, headers) {
+        return Ok(not_modified.into());
+    }
     let prepared = render::prepare_region(shared, image, view, format, options)?;
     let plan = prepared.plan;
     if prepared.bytes <= LIGHT_EXPORT_BYTES {
-        return render_export(shared, image, view, format, (&plan, attachment), headers)
-            .map(Answer::Ready);
+        return render_export(shared, image, view, format, (&plan, attachment), headers).map(
+            |mut r| {
+                r.set_etag(&etag);
+                Answer::Ready(r)
+            },
+        );
     }
     tracing::debug!(
         "CVT :: heavy export, about {} KiB at its peak",
@@ -90,6 +116,10 @@ pub(crate) fn export(
         prepared.bytes,
         move |shared| {
             render_export(shared, &image, &view, format, (&plan, attachment), &headers)
+                .map(|mut r| {
+                    r.set_etag(&etag);
+                    r
+                })
                 .unwrap_or_else(|e| error_response(shared.headers(), &e))
         },
     )))

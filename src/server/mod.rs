@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::app::App;
+use crate::metrics;
 use crate::transport::{self, ConnectionGuard, Connections, Limits, shutdown_signalled};
 use listen::Listener;
 
@@ -133,6 +134,7 @@ fn spawn_connection<S>(
 {
     tokio::spawn(async move {
         let _admitted = admitted;
+        let _open = metrics::Connection::open(metrics::Transport::FastCgi);
         if let Err(e) = transport::fastcgi::serve_connection(stream, app, limits, shutdown).await {
             tracing::debug!("FastCGI connection ended: {e}");
         }
@@ -168,6 +170,7 @@ pub async fn serve_http(
         let app = app.clone();
         tokio::spawn(async move {
             let _admitted = admitted;
+            let _open = metrics::Connection::open(metrics::Transport::Http);
             transport::http::serve_connection(stream, app, limits, (local, peer), shutdown).await;
         });
     };

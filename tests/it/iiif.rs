@@ -294,24 +294,24 @@ fn base_uri_redirects() {
     for (path, location) in [
         (
             "/iiif/sample.tif",
-            format!("//{host}/iiif/sample.tif/info.json"),
+            format!("http://{host}/iiif/sample.tif/info.json"),
         ),
         (
             "/iiif/nothing-here",
-            format!("//{host}/iiif/nothing-here/info.json"),
+            format!("http://{host}/iiif/nothing-here/info.json"),
         ),
         // Identifiers with slashes, encoded or not (upstream: 400 Not enough parameters).
         (
             "/iiif/sub%2Fdir%2Fx.tif",
-            format!("//{host}/iiif/sub%2Fdir%2Fx.tif/info.json"),
+            format!("http://{host}/iiif/sub%2Fdir%2Fx.tif/info.json"),
         ),
         (
             "/iiif/sub/dir/x.tif",
-            format!("//{host}/iiif/sub/dir/x.tif/info.json"),
+            format!("http://{host}/iiif/sub/dir/x.tif/info.json"),
         ),
         (
             "/iiif/sub/dir/x.tif?a=b",
-            format!("//{host}/iiif/sub/dir/x.tif/info.json"),
+            format!("http://{host}/iiif/sub/dir/x.tif/info.json"),
         ),
     ] {
         let (status, h, body) = fetch(&format!("{base}{path}"), &[]);

@@ -21,16 +21,16 @@ use std::path::Path;
 /// The top-level modules from top to bottom; a module may use modules of its own layer or of
 /// layers below. `crate` (lib.rs: the version constants) is below everything.
 const LAYERS: &[&[&str]] = &[
-    &["server", "cli", "logging"],
+    &["server", "cli", "logging", "admin"],
     &["app"],
     &["transport"],
     &["protocols", "viewer"],
     &["render", "open_image"],
-    &["shared"],
+    &["shared", "health"],
     &["cache", "pipeline", "view"],
     &["source", "encode"],
     &[
-        "config", "http", "image", "error", "text", "schedule", "openjpeg",
+        "config", "http", "image", "error", "text", "metrics", "schedule", "openjpeg",
     ],
 ];
 

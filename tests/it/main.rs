@@ -12,6 +12,7 @@ mod iiif_extensions;
 mod layers;
 mod memcached;
 mod nginx;
+mod operations;
 mod overload;
 mod pipeline;
 mod sequences;

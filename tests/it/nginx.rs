@@ -74,7 +74,7 @@ fn uri_map_through_nginx_and_http_listener_agree() {
     let location = "    location /iiif/ {\n      fastcgi_pass {UPSTREAM};\n      fastcgi_keep_conn on;\n      include /etc/nginx/fastcgi_params;\n    }\n";
     let nginx = Nginx::start(&s.addr, location);
     let direct = TestServer::http(&[("URI_MAP", "iiif=>IIIF")]);
-    // `/iiif/x` is a base URI: a 303 whose protocol-relative Location names nginx's $host
+    // `/iiif/x` is a base URI: a 303 whose Location names nginx's $host
     // without the port; compare the redirect itself.
     let agent = ureq::AgentBuilder::new().redirects(0).build();
     for path in [

@@ -48,6 +48,17 @@
 //! - Values over memcached's 1 MB item limit are not sent at all (iipsrv sends them and the
 //!   server refuses them).
 //!
+//! # Purging what this server stored
+//!
+//! The admin listener's `POST /cache/purge` deletes the entries this process stored: each
+//! successful store is remembered with its image key ([`TRACKED_KEYS`] at most, the oldest
+//! forgotten first), and [`Memcached::purge`] sends a `DELETE` for each remembered key of the
+//! image (or of every image). Entries stored by other processes (iipsrv, or other instances of
+//! this server sharing the memcached servers) cannot be found — memcached cannot list keys, and
+//! the keys must stay iipsrv's so that the fleet shares them — so they stay until
+//! `MEMCACHED_TIMEOUT`; a changed image is never served from them anyway (the
+//! `Last-Modified` check above). `docs/operations.md` says the same for operators.
+//!
 //! # Failure handling
 //!
 //! A memcached server that is missing, dead, or dies mid-run must never hold a request:
@@ -105,6 +116,12 @@ const QUEUE_ITEMS: usize = 1024;
 /// Bytes waiting for the background thread, at most (further stores are dropped).
 const QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Stored keys remembered for purging, at most (about 300 bytes each at most).
+pub(crate) const TRACKED_KEYS: usize = 65_536;
+
+/// memcached's status for a key it does not hold.
+const STATUS_NOT_FOUND: u16 = 0x0001;
+
 /// memcached reads an expiry above this many seconds as an absolute Unix time.
 const RELATIVE_EXPIRY_MAX: u32 = 60 * 60 * 24 * 30;
 
@@ -130,10 +147,13 @@ pub struct Stats {
     pub stored: u64,
     /// Responses not stored: too large, queue full, server down or refusing.
     pub dropped: u64,
+    /// Operations that failed on the network (the server is then marked down).
+    pub errors: u64,
 }
 
 /// The memcached response cache: cheap to share (`Send + Sync`), never blocks a request for
 /// longer than [`IO_TIMEOUT`].
+#[derive(Clone)]
 pub struct Memcached {
     inner: Arc<Inner>,
     queue: SyncSender<Store>,
@@ -148,11 +168,16 @@ struct Inner {
     stale: AtomicU64,
     stored: AtomicU64,
     dropped: AtomicU64,
+    errors: AtomicU64,
+    /// Keys stored by this process → the image key of their response (for purging).
+    tracked: quick_cache::sync::Cache<Vec<u8>, Arc<[u8]>>,
 }
 
 struct Store {
     key: Vec<u8>,
     value: Vec<u8>,
+    /// The image the response is of, remembered with the key once stored.
+    image: Option<Arc<[u8]>>,
 }
 
 impl fmt::Debug for Memcached {
@@ -182,6 +207,8 @@ impl Memcached {
             stale: AtomicU64::new(0),
             stored: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            tracked: quick_cache::sync::Cache::new(TRACKED_KEYS),
         });
         let (queue, rx) = mpsc::sync_channel(QUEUE_ITEMS);
         let worker = inner.clone();
@@ -256,16 +283,54 @@ impl Memcached {
     pub fn set(&self, request_string: &[u8], response_bytes: &[u8]) {
         let key = key_for(request_string);
         if self.accept(&key, response_bytes.len()) {
-            self.enqueue(key, response_bytes.to_vec());
+            self.enqueue(key, response_bytes.to_vec(), None);
         }
     }
 
     /// [`Memcached::set`] for a response the caller no longer needs (saves a copy).
     pub fn set_owned(&self, request_string: &[u8], response_bytes: Vec<u8>) {
+        self.set_for_image(request_string, None, response_bytes);
+    }
+
+    /// [`Memcached::set_owned`] for a response of the image `image` (its key): once stored,
+    /// the key is remembered so that [`Memcached::purge`] can delete it.
+    pub fn set_for_image(
+        &self,
+        request_string: &[u8],
+        image: Option<Arc<[u8]>>,
+        response_bytes: Vec<u8>,
+    ) {
         let key = key_for(request_string);
         if self.accept(&key, response_bytes.len()) {
-            self.enqueue(key, response_bytes);
+            self.enqueue(key, response_bytes, image);
         }
+    }
+
+    /// Delete the entries this process stored for the image `image` (its key), or for every
+    /// image; returns how many memcached deleted. Blocks on the network (at most
+    /// [`IO_TIMEOUT`] per server that stops answering): call it off the request path.
+    pub fn purge(&self, image: Option<&[u8]>) -> u64 {
+        let inner = &*self.inner;
+        let keys: Vec<Vec<u8>> = inner
+            .tracked
+            .iter()
+            .filter(|(_, i)| image.is_none_or(|image| &**i == image))
+            .map(|(k, _)| k)
+            .collect();
+        let mut deleted = 0;
+        for key in keys {
+            inner.tracked.remove(&key);
+            if inner.delete(&key) {
+                deleted += 1;
+            }
+        }
+        deleted
+    }
+
+    /// The servers reachable now, and how many are configured.
+    pub fn servers_up(&self) -> (usize, usize) {
+        let servers = &self.inner.servers;
+        (servers.iter().filter(|s| s.is_up()).count(), servers.len())
     }
 
     fn accept(&self, key: &[u8], len: usize) -> bool {
@@ -283,10 +348,10 @@ impl Memcached {
         false
     }
 
-    fn enqueue(&self, key: Vec<u8>, value: Vec<u8>) {
+    fn enqueue(&self, key: Vec<u8>, value: Vec<u8>, image: Option<Arc<[u8]>>) {
         let len = value.len();
         self.inner.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match self.queue.try_send(Store { key, value }) {
+        match self.queue.try_send(Store { key, value, image }) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.inner.queued_bytes.fetch_sub(len, Ordering::Relaxed);
@@ -321,6 +386,7 @@ impl Memcached {
             stale: i.stale.load(Ordering::Relaxed),
             stored: i.stored.load(Ordering::Relaxed),
             dropped: i.dropped.load(Ordering::Relaxed),
+            errors: i.errors.load(Ordering::Relaxed),
         }
     }
 
@@ -348,17 +414,49 @@ impl Inner {
             Ok(reply) if reply.status == wire::STATUS_OK => Some(reply.value().to_vec()),
             Ok(_) => None,
             Err(e) => {
-                server.mark_down(&e);
+                self.failed(server, &e);
                 None
             }
         }
     }
 
-    fn store(&self, key: &[u8], value: &[u8]) {
+    fn failed(&self, server: &Server, e: &std::io::Error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        server.mark_down(e);
+    }
+
+    /// Delete `key`; whether memcached held it.
+    fn delete(&self, key: &[u8]) -> bool {
+        let server = self.server_for(key);
+        if !server.is_up() {
+            return false;
+        }
+        let request = wire::request(wire::OP_DELETE, key, &[], &[]);
+        match server.call(&request, wire::OP_DELETE) {
+            Ok(reply) if reply.status == wire::STATUS_OK => true,
+            Ok(reply) => {
+                if reply.status != STATUS_NOT_FOUND {
+                    tracing::debug!(
+                        "Memcached :: {} refused a delete (status {:#x})",
+                        server.endpoint,
+                        reply.status
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                self.failed(server, &e);
+                false
+            }
+        }
+    }
+
+    /// Store a value; whether memcached took it.
+    fn store(&self, key: &[u8], value: &[u8]) -> bool {
         let server = self.server_for(key);
         if !server.is_up() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         }
         let start = Instant::now();
         let mut extras = [0u8; 8];
@@ -373,6 +471,7 @@ impl Inner {
                     value.len(),
                     start.elapsed().as_micros()
                 );
+                true
             }
             Ok(reply) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -382,10 +481,12 @@ impl Inner {
                     value.len(),
                     reply.status
                 );
+                false
             }
             Err(e) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
-                server.mark_down(&e);
+                self.failed(server, &e);
+                false
             }
         }
     }
@@ -407,7 +508,11 @@ fn background(inner: &Inner, rx: &Receiver<Store>) {
                 inner
                     .queued_bytes
                     .fetch_sub(store.value.len(), Ordering::Relaxed);
-                inner.store(&store.key, &store.value);
+                if inner.store(&store.key, &store.value) {
+                    if let Some(image) = store.image {
+                        inner.tracked.insert(store.key, image);
+                    }
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,

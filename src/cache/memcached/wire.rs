@@ -5,6 +5,7 @@ use std::io::{self, Read, Write};
 
 pub const OP_GET: u8 = 0x00;
 pub const OP_SET: u8 = 0x01;
+pub const OP_DELETE: u8 = 0x04;
 pub const OP_NOOP: u8 = 0x0a;
 pub const STATUS_OK: u16 = 0x0000;
 const REQUEST_MAGIC: u8 = 0x80;

@@ -24,6 +24,7 @@ use super::context::Context;
 use super::responses;
 use crate::error::{Error, ErrorKind, Result};
 use crate::http::{HeaderDefaults, Response};
+use crate::metrics::{Kind, note};
 use crate::open_image::{OpenImage, open_image};
 use crate::render::RegionOptions;
 use crate::shared::Shared;
@@ -179,9 +180,19 @@ fn mapped(ctx: &Context<'_>) -> bool {
         .is_some_and(|m| super::uri_map::map_uri(m, uri).is_some_and(|r| r.is_ok()))
 }
 
+/// The scheme of the request: `https` when the web server set `HTTPS` (non-empty), else
+/// `http`.
+fn scheme(ctx: &Context<'_>) -> &'static str {
+    match ctx.req.param("HTTPS") {
+        Some(v) if !v.is_empty() => "https",
+        _ => "http",
+    }
+}
+
 /// §2: `303 See Other` to `<base URI>/info.json`. With `BASE_URL`: `BASE_URL` + the raw
-/// argument; otherwise the protocol-relative `//HTTP_HOST` + `REQUEST_URI` (without the query
-/// string for a URI_MAP path). CORS is added (upstream sends none, which stops browsers from
+/// argument; otherwise the absolute `http[s]://HTTP_HOST` + `REQUEST_URI` (without the query
+/// string for a URI_MAP path; iipsrv sends the protocol-relative `//HTTP_HOST…`, which the
+/// IIIF validator rejects). CORS is added (upstream sends none, which stops browsers from
 /// following the redirect of a cross-origin request).
 fn redirect(ctx: &Context<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response {
     let base_url = &ctx.config().http.base_url;
@@ -195,9 +206,10 @@ fn redirect(ctx: &Context<'_>, arg: &[u8], headers: &HeaderDefaults) -> Response
                 uri = &uri[..q];
             }
         }
-        format!("//{host}{}/info.json", header_text(uri))
+        format!("{}://{host}{}/info.json", scheme(ctx), header_text(uri))
     };
     tracing::debug!("IIIF :: Sending HTTP 303 See Other : {location}");
+    note::kind(Kind::Redirect);
     let mut r = Response::see_other(&location);
     r.add_cors(headers);
     r
@@ -230,10 +242,7 @@ fn service_id(ctx: &Context<'_>, arg: &[u8]) -> Result<String> {
             "IIIF: REQUEST_URI was not set in FastCGI request, so the ID parameter cannot be set",
         ));
     };
-    let scheme = match ctx.req.param("HTTPS") {
-        Some(v) if !v.is_empty() => "https",
-        _ => "http",
-    };
+    let scheme = scheme(ctx);
     let host = String::from_utf8_lossy(ctx.req.param("HTTP_HOST").unwrap_or(b"")).into_owned();
     Ok(json_escape(&format!(
         "{scheme}://{host}{}",
@@ -254,6 +263,7 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     let (version, negotiated) =
         negotiate(shared.config().iiif.version, ctx.req.param("HTTP_ACCEPT"));
     let headers = header_defaults(shared, negotiated);
+    note::kind(Kind::Region);
     let target = match split(&decoded) {
         Ok(t) => t,
         Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers).into()),
@@ -262,6 +272,7 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     match target {
         Target::Base(_) => Ok(redirect(ctx, arg, &headers).into()),
         Target::Info(id) => {
+            note::kind(Kind::Info);
             let (image, _) = open(ctx, &id)?;
             if ctx.unmodified(&image) {
                 return Ok(responses::not_modified(&headers).into());
@@ -493,8 +504,7 @@ fn image_response(
     if tile_pipeline_suffices(&view) {
         if let Some(tile) = tile_for(image.info(), req) {
             // The tile the request names, rotated (IIP's mosaic rule does not apply).
-            return responses::tile(ctx.shared, image, &view, tile, req.format, headers)
-                .map(Answer::from);
+            return responses::tile(ctx, image, &view, tile, req.format, headers).map(Answer::from);
         }
     }
     let g = req.region;
@@ -509,7 +519,7 @@ fn image_response(
     // The view carries the region in full-resolution pixels and the exact output size (the
     // IIIF rules are applied): no fitting.
     responses::export(
-        ctx.shared,
+        ctx,
         image,
         &view,
         req.format,

@@ -7,6 +7,7 @@ use crate::encode::OutputFormat;
 use crate::error::{Error, Result};
 use crate::http::Response;
 use crate::image::Samples;
+use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
 use crate::protocols::answer::Answer;
 use crate::protocols::context::Context;
@@ -64,6 +65,12 @@ pub(super) fn run(
     post: bool,
     arg: &[u8],
 ) -> Result<Option<Answer>> {
+    note::kind(match output {
+        Output::Tile(_) | Output::Jtls => Kind::Tile,
+        Output::Til => Kind::TileStream,
+        Output::Cvt => Kind::Region,
+        Output::Spectra | Output::Pfl => Kind::Values,
+    });
     let ready = |r: Result<Response>| r.map(|r| Some(Answer::Ready(r)));
     match output {
         Output::Tile(format) => ready(tile(ctx, image, arg, format)),
@@ -94,7 +101,7 @@ fn tile(
         )));
     };
     let t = responses::mosaic_tile(image.info(), &ctx.view, r, t);
-    responses::tile(ctx.shared, image, &ctx.view, (r, t), format, ctx.headers())
+    responses::tile(ctx, image, &ctx.view, (r, t), format, ctx.headers())
 }
 
 /// `CVT=format` (§6.1): the view as one image, with a Content-Disposition file name.
@@ -113,7 +120,7 @@ fn cvt(ctx: &Context<'_>, image: &OpenImage, arg: &[u8], post: bool) -> Result<A
     };
     let options = RegionOptions::iip(ctx.config());
     responses::export(
-        ctx.shared,
+        ctx,
         image,
         &ctx.view,
         format,

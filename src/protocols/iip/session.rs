@@ -26,6 +26,7 @@ use super::outputs::{self, Output};
 use super::parameters;
 use crate::error::Result;
 use crate::http::{Request, Response};
+use crate::metrics::{Kind, Protocol, note};
 use crate::open_image::{OpenImage, open_image};
 use crate::protocols::answer::Answer;
 use crate::protocols::context::{Context, IfModifiedSince};
@@ -79,6 +80,7 @@ pub(crate) fn run(shared: &Shared, req: &Request, request_string: &[u8], post: b
         reply: ObjText::default(),
         errors: Vec::new(),
     };
+    note::protocol(Protocol::Iip);
     let commands: Vec<(&[u8], &[u8])> = tokenise(request_string).collect();
     let n = commands.len();
     for (i, (name, arg)) in commands.into_iter().enumerate() {
@@ -126,9 +128,18 @@ impl Session<'_> {
         match lower.as_slice() {
             b"fif" => self.fif(arg),
             b"obj" => Ok(self.obj(arg)),
-            b"iiif" => iiif::handle(&self.ctx, arg).map(Step::Answer),
-            b"zoomify" => grid::handle::<Zoomify>(&self.ctx, arg).map(Step::Answer),
-            b"deepzoom" => grid::handle::<DeepZoom>(&self.ctx, arg).map(Step::Answer),
+            b"iiif" => {
+                note::protocol(Protocol::Iiif);
+                iiif::handle(&self.ctx, arg).map(Step::Answer)
+            }
+            b"zoomify" => {
+                note::protocol(Protocol::Zoomify);
+                grid::handle::<Zoomify>(&self.ctx, arg).map(Step::Answer)
+            }
+            b"deepzoom" => {
+                note::protocol(Protocol::DeepZoom);
+                grid::handle::<DeepZoom>(&self.ctx, arg).map(Step::Answer)
+            }
             b"icc" => Ok(Step::Continue),
             b"minmax" if self.image.is_none() => {
                 // Upstream crashes here; we answer as for any command that needs an image.
@@ -179,6 +190,7 @@ impl Session<'_> {
     /// `OBJ` (`protocols-iip.md` §5): an unknown object adds an error line and continues; an
     /// image object before `FIF` adds one and stops.
     fn obj(&mut self, arg: &[u8]) -> Step {
+        note::kind(Kind::Metadata);
         let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
         match Obj::from_name(&name) {
             None => error_line(&mut self.errors, "3 2", name.as_bytes()),

@@ -107,6 +107,21 @@ thread_local! {
     static TURBOJPEG: RefCell<Option<turbojpeg::Decompressor>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` with this thread's decoder in `slot`, made by `new` on the thread's first use.
+fn with_reused<D: 'static, T>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<D>>>,
+    new: impl FnOnce() -> Result<D>,
+    f: impl FnOnce(&mut D) -> Result<T>,
+) -> Result<T> {
+    slot.with_borrow_mut(|slot| {
+        let decoder = match slot {
+            Some(d) => d,
+            None => slot.insert(new()?),
+        };
+        f(decoder)
+    })
+}
+
 /// TIFF LZW (MSB-first with the early code-size switch), or the old LSB-first variant written
 /// by libtiff before 5.0, recognised as libtiff does by its first two bytes.
 fn lzw(src: &[u8], dst: &mut [u8]) -> Result<usize> {
@@ -167,16 +182,14 @@ fn inflate(src: &[u8], dst: &mut [u8]) -> Result<usize> {
 
 /// Zstandard.
 fn zstd(src: &[u8], dst: &mut [u8]) -> Result<usize> {
-    ZSTD.with_borrow_mut(|slot| {
-        if slot.is_none() {
-            *slot = Some(
-                zstd::bulk::Decompressor::new().map_err(|e| decode_error(format!("ZSTD: {e}")))?,
-            );
-        }
-        let z = slot.as_mut().expect("set above");
-        z.decompress_to_buffer(src, dst)
-            .map_err(|e| decode_error(format!("ZSTD: {e}")))
-    })
+    with_reused(
+        &ZSTD,
+        || zstd::bulk::Decompressor::new().map_err(|e| decode_error(format!("ZSTD: {e}"))),
+        |z| {
+            z.decompress_to_buffer(src, dst)
+                .map_err(|e| decode_error(format!("ZSTD: {e}")))
+        },
+    )
 }
 
 /// Decode one JPEG stream (tables already spliced in) into `dst`, `width`×`height` pixels of
@@ -194,13 +207,8 @@ pub(super) fn jpeg(
         4 => turbojpeg::PixelFormat::CMYK,
         n => return Err(decode_error(format!("JPEG with {n} samples per pixel"))),
     };
-    TURBOJPEG.with_borrow_mut(|slot| {
-        if slot.is_none() {
-            *slot = Some(
-                turbojpeg::Decompressor::new().map_err(|e| decode_error(format!("JPEG: {e}")))?,
-            );
-        }
-        let tj = slot.as_mut().expect("set above");
+    let new = || turbojpeg::Decompressor::new().map_err(|e| decode_error(format!("JPEG: {e}")));
+    with_reused(&TURBOJPEG, new, |tj| {
         let header = tj
             .read_header(src)
             .map_err(|e| decode_error(format!("JPEG: {e}")))?;
