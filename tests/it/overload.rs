@@ -393,3 +393,37 @@ fn a_flood_of_connections_is_held_to_the_connection_limit_without_threads() {
     let (status, _, _) = get(&agent(), &format!("http://{addr}/?OBJ=IIP,1.0"));
     assert_eq!(status, 200);
 }
+
+/// A heavy export, run on the heavy pool after admission, gets what the request path adds
+/// after the work: its image `ETag`, the echoed CORS origin with `Vary: Origin`, and a 304 for
+/// a matching `If-None-Match` (answered before any work).
+#[test]
+fn a_heavy_export_gets_its_etag_and_cors_origin_like_a_light_one() {
+    let s = server(&[
+        ("CORS", "https://main.example"),
+        ("IIPSRV_CORS_ORIGINS", "https://other.example"),
+    ]);
+    let url = format!("http://{}{HEAVY}", s.tcp_addr());
+    let (status, h, body) = crate::support::read_response(
+        agent()
+            .get(&url)
+            .set("Origin", "https://other.example")
+            .call(),
+        &url,
+    );
+    assert_eq!(status, 200, "{}", s.log());
+    assert!(body.starts_with(&[0xff, 0xd8]));
+    assert!(s.log().contains("heavy export"), "not heavy: {}", s.log());
+    assert_eq!(
+        header(&h, "Access-Control-Allow-Origin"),
+        Some("https://other.example")
+    );
+    assert_eq!(header(&h, "Vary"), Some("Origin"));
+    let etag = header(&h, "ETag")
+        .expect("an ETag on a heavy export")
+        .to_string();
+    let (status, _, body) =
+        crate::support::read_response(agent().get(&url).set("If-None-Match", &etag).call(), &url);
+    assert_eq!(status, 304);
+    assert!(body.is_empty());
+}
