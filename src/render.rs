@@ -3,6 +3,7 @@
 //! `pipeline-and-encoding.md` §4.2).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -12,12 +13,12 @@ use crate::cache::tile::{Encoding, TileData, TileKey};
 use crate::config::Config;
 use crate::encode::{EncodeOptions, OutputFormat, Resolution, ResolutionUnit};
 use crate::error::{Error, Result};
-use crate::image::{ColourSpace, RawImage, Samples};
+use crate::image::{ColourSpace, RawImage};
 use crate::metrics;
 use crate::open_image::{OpenImage, ViewSource};
 use crate::pipeline::{self, Histogram, Settings, WatermarkPass, geometry};
 use crate::shared::Shared;
-use crate::source::{ImageFormat, ImageInfo, RawCodec};
+use crate::source::{self, ImageFormat, ImageInfo, RawCodec, RegionRead, TileSupply};
 use crate::view::{ColourConversion, Contrast, View};
 
 /// The most memory one region export may work on: the decoded region (as float when the float
@@ -342,28 +343,113 @@ pub(crate) fn process_tile(
     )
 }
 
-/// Copy a `cw`×`chh` block of `ch`-sample pixels between row-major buffers.
-#[allow(clippy::too_many_arguments)]
-fn blit<T: Copy>(
-    dst: &mut [T],
-    dst_w: usize,
-    (dx, dy): (usize, usize),
-    src: &[T],
-    src_w: usize,
-    (sx, sy): (usize, usize),
-    (cw, chh): (usize, usize),
-    ch: usize,
-) {
-    for r in 0..chh {
-        let d = ((dy + r) * dst_w + dx) * ch;
-        let s = ((sy + r) * src_w + sx) * ch;
-        dst[d..d + cw * ch].copy_from_slice(&src[s..s + cw * ch]);
+/// The tiles of one level of a view's source, through the tile cache (RAW entries): the
+/// [`TileSupply`] a source's region read assembles from. Several tiles are decoded in parallel.
+struct CachedTiles<'a> {
+    shared: &'a Shared,
+    image: &'a OpenImage,
+    source: &'a ViewSource,
+    view: &'a View,
+    resolution: u32,
+}
+
+impl CachedTiles<'_> {
+    fn key(&self, tile: u32) -> TileKey {
+        tile_key(
+            self.image,
+            self.view,
+            self.resolution,
+            tile,
+            Encoding::Raw,
+            0,
+        )
+    }
+}
+
+impl TileSupply for CachedTiles<'_> {
+    fn tiles(&self, tiles: &[u32]) -> source::Result<Vec<Arc<RawImage>>> {
+        let fetch = |&tile: &u32| -> source::Result<Arc<RawImage>> {
+            let key = self.key(tile);
+            let mtime = self.source.mtime;
+            if let Some(TileData::Raw(r)) = self.shared.tiles().get(&key, mtime) {
+                return Ok(r);
+            }
+            let raw = Arc::new(self.source.source.tile(
+                self.resolution,
+                tile,
+                self.source.page,
+                self.view.layers,
+            )?);
+            self.shared
+                .tiles()
+                .insert(key, mtime, TileData::Raw(raw.clone()));
+            Ok(raw)
+        };
+        if tiles.len() > 1 {
+            tiles.par_iter().map(fetch).collect()
+        } else {
+            tiles.iter().map(fetch).collect()
+        }
+    }
+
+    fn cached(&self, tiles: &[u32]) -> Option<Vec<Arc<RawImage>>> {
+        let mtime = self.source.mtime;
+        tiles
+            .iter()
+            .map(|&t| match self.shared.tiles().get(&self.key(t), mtime) {
+                Some(TileData::Raw(r)) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Region exports running now (see [`decoder_threads`]).
+static HEAVY_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one region export while it runs.
+struct Heavy;
+
+impl Heavy {
+    fn start() -> Heavy {
+        HEAVY_IN_FLIGHT.fetch_add(1, Ordering::Relaxed);
+        Heavy
+    }
+}
+
+impl Drop for Heavy {
+    fn drop(&mut self) {
+        HEAVY_IN_FLIGHT.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How many threads one region read may give its decoder (OpenJPEG's thread pool): every
+/// worker while this is the only region export running, one otherwise, so that a lone export
+/// on an idle server uses the idle cores and a loaded server keeps one request per core. Light
+/// requests (tiles, info.json) are short and not counted. This is the one place a request
+/// scheduler decides a request's parallelism from the load.
+pub fn decoder_threads(shared: &Shared) -> u32 {
+    threads_for(
+        HEAVY_IN_FLIGHT.load(Ordering::Relaxed),
+        shared.config().server.workers,
+    )
+}
+
+/// [`decoder_threads`] with `in_flight` region exports running (this one included) on
+/// `workers` worker threads.
+fn threads_for(in_flight: usize, workers: usize) -> u32 {
+    if in_flight <= 1 {
+        workers.clamp(1, u32::MAX as usize) as u32
+    } else {
+        1
     }
 }
 
 /// The rectangle (`x`, `y`, `w`, `h`) of IIP resolution `resolution` (of the view's stack page
-/// or sequence view, [`OpenImage::source_for`]), stitched from the cached raw tiles at their native depth. The tiles are
-/// decoded in parallel when there is more than one.
+/// or sequence view, [`OpenImage::source_for`]) at its native depth: read by the source
+/// ([`ImageSource::region`](crate::source::ImageSource::region)): one decode of the window for
+/// JPEG2000 and plain JPEG, else stitched from the tiles through the tile cache, decoded in
+/// parallel when there is more than one.
 pub fn read_region(
     shared: &Shared,
     image: &OpenImage,
@@ -383,70 +469,30 @@ pub fn read_region(
             level.width, level.height
         )));
     }
-    let (tw, th) = (level.tile_width.max(1), level.tile_height.max(1));
-    let (ntx, _) = level.tiles();
-    let cells: Vec<(u32, u32)> = (y / th..=(y + h - 1) / th)
-        .flat_map(|ty| (x / tw..=(x + w - 1) / tw).map(move |tx| (tx, ty)))
-        .collect();
     let source = image.source_for(shared, view)?;
-    let fetch = |&(tx, ty): &(u32, u32)| {
-        raw_tile_from(shared, image, &source, view, resolution, ty * ntx + tx)
+    let supply = CachedTiles {
+        shared,
+        image,
+        source: &source,
+        view,
+        resolution,
     };
-    let tiles: Vec<Arc<RawImage>> = if cells.len() > 1 {
-        cells.par_iter().map(fetch).collect::<Result<_>>()?
-    } else {
-        cells.iter().map(fetch).collect::<Result<_>>()?
+    let read = RegionRead {
+        page: source.page,
+        layers: view.layers,
+        threads: decoder_threads(shared),
     };
-    let first = tiles
-        .first()
-        .ok_or_else(|| Error::internal("empty region"))?
-        .clone();
-    if cells.len() == 1 && x % tw == 0 && y % th == 0 && first.width == w && first.height == h {
-        return Ok((*first).clone());
+    let started = Instant::now();
+    let region = source
+        .source
+        .region(resolution, (x, y, w, h), &read, &supply)?;
+    // TIFF regions are stitched from tiles, each timed where it is decoded; JPEG2000 decodes
+    // the window in one go.
+    let format = info.format;
+    if format == ImageFormat::Jpeg2000 {
+        metrics::decoded(codec(format), started.elapsed());
     }
-    let ch = first.channels as usize;
-    let n = w as usize * h as usize * ch;
-    let mut samples = match first.samples {
-        Samples::U8(_) => Samples::U8(vec![0; n]),
-        Samples::U16(_) => Samples::U16(vec![0; n]),
-        Samples::U32(_) => Samples::U32(vec![0; n]),
-        Samples::I32(_) => Samples::I32(vec![0; n]),
-        Samples::F32(_) => Samples::F32(vec![0.0; n]),
-    };
-    for (&(tx, ty), tile) in cells.iter().zip(&tiles) {
-        if tile.channels as usize != ch {
-            return Err(Error::internal("tiles with different channel counts"));
-        }
-        let (ox, oy) = (tx * tw, ty * th);
-        // The overlap of the tile (as decoded) with the region.
-        let x0 = x.max(ox);
-        let y0 = y.max(oy);
-        let x1 = (x + w).min(ox + tile.width);
-        let y1 = (y + h).min(oy + tile.height);
-        if x1 <= x0 || y1 <= y0 {
-            continue;
-        }
-        let dst_at = ((x0 - x) as usize, (y0 - y) as usize);
-        let src_at = ((x0 - ox) as usize, (y0 - oy) as usize);
-        let size = ((x1 - x0) as usize, (y1 - y0) as usize);
-        let (dw, sw) = (w as usize, tile.width as usize);
-        match (&mut samples, &tile.samples) {
-            (Samples::U8(d), Samples::U8(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
-            (Samples::U16(d), Samples::U16(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
-            (Samples::U32(d), Samples::U32(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
-            (Samples::I32(d), Samples::I32(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
-            (Samples::F32(d), Samples::F32(s)) => blit(d, dw, dst_at, s, sw, src_at, size, ch),
-            _ => return Err(Error::internal("tiles with different sample types")),
-        }
-    }
-    Ok(RawImage {
-        width: w,
-        height: h,
-        channels: first.channels,
-        bits_per_sample: first.bits_per_sample,
-        colour: first.colour,
-        samples,
-    })
+    Ok(region)
 }
 
 /// How a region export fits its output to the request.
@@ -650,6 +696,7 @@ pub fn render_region(
 ) -> Result<Rendered> {
     let plan = *plan;
     let info = image.info();
+    let _heavy = Heavy::start();
     let raw = read_region(
         shared,
         image,
@@ -714,4 +761,18 @@ pub fn render_region(
         height: plan.out_height,
         plan,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_export_gets_every_worker_for_its_decoder_and_concurrent_ones_get_one() {
+        assert_eq!(threads_for(1, 4), 4);
+        assert_eq!(threads_for(0, 2), 2);
+        assert_eq!(threads_for(2, 4), 1);
+        assert_eq!(threads_for(5, 4), 1);
+        assert_eq!(threads_for(1, 0), 1);
+    }
 }

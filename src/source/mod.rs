@@ -10,6 +10,7 @@
 pub mod error;
 pub mod jp2;
 pub mod jpeg;
+pub mod region;
 pub mod resolve;
 pub mod sequence;
 #[cfg(test)]
@@ -20,6 +21,7 @@ use std::collections::BTreeMap;
 
 use crate::image::{ColourSpace, RawImage};
 pub use error::{Result, SourceError};
+pub use region::{RegionRead, TileSupply};
 
 /// The file formats iipsrv recognises by their first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +168,19 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     /// full-size tile, plain colour space). `Ok(None)` when pass-through does not apply.
     fn raw_tile(&self, _resolution: u32, _tile: u32, _page: u32) -> Result<Option<RawTile>> {
         Ok(None)
+    }
+
+    /// The rectangle `rect` = (x, y, w, h) of IIP resolution `resolution`, which lies inside
+    /// that level. By default assembled from the tiles `supply` gives ([`region::stitch`]);
+    /// sources that decode arbitrary windows decode it in one go ([`region`]).
+    fn region(
+        &self,
+        resolution: u32,
+        rect: (u32, u32, u32, u32),
+        _read: &RegionRead,
+        supply: &dyn TileSupply,
+    ) -> Result<RawImage> {
+        region::stitch(self.info(), resolution, rect, supply)
     }
 }
 

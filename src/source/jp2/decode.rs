@@ -1,11 +1,13 @@
 //! One OpenJPEG decode: a codec and a stream of its own over the shared file, so any number of
 //! decodes run at once without a lock.
 //!
-//! The stream reads with positional reads (`pread`), so the file handle is shared but its
-//! offset is not. OpenJPEG is asked for one window of the reference grid at one reduction and
-//! layer count, in strict mode (a truncated codestream is an error, not black pixels), without
-//! its thread pool (parallelism comes from concurrent requests; its pool is slower for the
-//! small decodes a tile server makes).
+//! The stream is a list of [`Piece`]s: ranges of the file, read with positional reads (`pread`,
+//! so the file handle is shared but its offset is not), and bytes in memory. For a tiled file
+//! the pieces are a cut-down codestream holding only the tiles under the window
+//! ([`super::index`]); otherwise the whole file. OpenJPEG is asked for one window of the
+//! reference grid at one reduction and layer count, in strict mode (a truncated codestream is an
+//! error, not black pixels), with as many threads as the caller grants (1: no thread pool;
+//! parallelism comes from concurrent requests, and OpenJPEG's pool only pays for large windows).
 
 use std::ffi::{CStr, c_char, c_void};
 use std::fs::File;
@@ -13,6 +15,7 @@ use std::os::unix::fs::FileExt;
 use std::ptr::{self, NonNull};
 
 use super::ffi;
+use super::index::Piece;
 use crate::source::ImageFormat;
 use crate::source::error::{Corrupt, DecodeStep, Defect, Result, SourceError, SourceErrorKind};
 
@@ -20,22 +23,26 @@ use crate::source::error::{Corrupt, DecodeStep, Defect, Result, SourceError, Sou
 const STREAM_BUFFER: usize = 64 << 10;
 /// Messages kept per decode (OpenJPEG can warn once per code-block).
 const MAX_MESSAGES: usize = 16;
+/// Most threads one decode is given.
+pub const MAX_THREADS: u32 = 64;
 
-/// Where the codestream comes from.
+/// Where the codestream comes from: `pieces` of `file` (and of memory), in order.
 #[derive(Clone, Copy)]
 pub struct Input<'a> {
     pub file: &'a File,
-    pub len: u64,
+    pub pieces: &'a [Piece],
     /// `ffi::OPJ_CODEC_JP2` or `ffi::OPJ_CODEC_J2K`.
     pub format: i32,
 }
 
 /// What to decode: a window [x0, x1) × [y0, y1) of the full-resolution reference grid, at
-/// `reduce` halvings, with at most `layers` quality layers (0 = all).
+/// `reduce` halvings, with at most `layers` quality layers (0 = all), on `threads` threads
+/// (1 or less: OpenJPEG's own, no pool).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub reduce: u32,
     pub layers: u32,
+    pub threads: u32,
     pub x0: u32,
     pub y0: u32,
     pub x1: u32,
@@ -116,30 +123,71 @@ unsafe extern "C" fn on_warning(msg: *const c_char, data: *mut c_void) {
     }
 }
 
-/// The read position of one stream over the shared file.
+/// The read position of one stream over its pieces.
 struct StreamState<'a> {
     file: &'a File,
-    len: u64,
+    pieces: &'a [Piece],
+    /// Where each piece starts in the stream, and the stream's length at the end.
+    starts: Vec<u64>,
     pos: u64,
 }
 
-unsafe extern "C" fn stream_read(buf: *mut c_void, n: usize, data: *mut c_void) -> usize {
-    // SAFETY: data is the StreamState registered for this stream; buf has room for n bytes.
-    let state = unsafe { &mut *(data as *mut StreamState) };
-    if state.pos >= state.len {
-        return usize::MAX;
+impl StreamState<'_> {
+    fn len(&self) -> u64 {
+        self.starts.last().copied().unwrap_or(0)
     }
-    let want = (n as u64).min(state.len - state.pos) as usize;
-    let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, want) };
+
+    /// Copy the stream's bytes at `pos` into `dst`; how many were available.
+    fn read(&self, dst: &mut [u8]) -> usize {
+        let mut got = 0;
+        let mut pos = self.pos;
+        // The piece holding `pos`: the last one starting at or before it.
+        let mut i = self.starts.partition_point(|&s| s <= pos).saturating_sub(1);
+        while got < dst.len() && i < self.pieces.len() {
+            let within = pos - self.starts[i];
+            let here = (self.pieces[i].len() - within).min((dst.len() - got) as u64) as usize;
+            let out = &mut dst[got..got + here];
+            let n = match &self.pieces[i] {
+                Piece::Mem(b) => {
+                    out.copy_from_slice(&b[within as usize..within as usize + here]);
+                    here
+                }
+                Piece::File { offset, .. } => read_fully(self.file, out, offset + within),
+            };
+            got += n;
+            pos += n as u64;
+            if n < here {
+                break;
+            }
+            i += 1;
+        }
+        got
+    }
+}
+
+/// `pread` until `dst` is full, the file ends or an error occurs; how many bytes were read.
+fn read_fully(file: &File, dst: &mut [u8], at: u64) -> usize {
     let mut got = 0;
-    while got < want {
-        match state.file.read_at(&mut dst[got..], state.pos + got as u64) {
+    while got < dst.len() {
+        match file.read_at(&mut dst[got..], at + got as u64) {
             Ok(0) => break,
             Ok(k) => got += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         }
     }
+    got
+}
+
+unsafe extern "C" fn stream_read(buf: *mut c_void, n: usize, data: *mut c_void) -> usize {
+    // SAFETY: data is the StreamState registered for this stream; buf has room for n bytes.
+    let state = unsafe { &mut *(data as *mut StreamState) };
+    if state.pos >= state.len() {
+        return usize::MAX;
+    }
+    let want = (n as u64).min(state.len() - state.pos) as usize;
+    let dst = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, want) };
+    let got = state.read(dst);
     state.pos += got as u64;
     if got == 0 { usize::MAX } else { got }
 }
@@ -228,9 +276,17 @@ pub fn decode(input: Input<'_>, window: Window) -> Result<Decoded> {
 
 fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
     let mut messages = Box::new(Messages::default());
+    let mut starts = Vec::with_capacity(input.pieces.len() + 1);
+    let mut at = 0u64;
+    starts.push(0);
+    for p in input.pieces {
+        at += p.len();
+        starts.push(at);
+    }
     let mut state = Box::new(StreamState {
         file: input.file,
-        len: input.len,
+        pieces: input.pieces,
+        starts,
         pos: 0,
     });
     let result = (|| {
@@ -255,15 +311,19 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
             ffi::opj_set_default_decoder_parameters(params.as_mut_ptr());
             params.assume_init()
         };
+        let mut threads = 0;
         if let Some(w) = window {
             params.cp_reduce = w.reduce;
             params.cp_layer = w.layers;
+            if w.threads > 1 {
+                threads = w.threads.min(MAX_THREADS) as i32;
+            }
         }
         // SAFETY: valid codec and parameters.
         let ok = unsafe {
             ffi::opj_setup_decoder(c, &mut params) == ffi::OPJ_TRUE
                 && ffi::opj_decoder_set_strict_mode(c, ffi::OPJ_TRUE) == ffi::OPJ_TRUE
-                && ffi::opj_codec_set_threads(c, 0) == ffi::OPJ_TRUE
+                && ffi::opj_codec_set_threads(c, threads) == ffi::OPJ_TRUE
         };
         if !ok {
             return Err(failure(DecodeStep::SetupDecoder, &messages.errors));
@@ -282,7 +342,7 @@ fn run(input: Input<'_>, window: Option<Window>) -> Result<Decoded> {
             ffi::opj_stream_set_skip_function(s, Some(stream_skip));
             ffi::opj_stream_set_seek_function(s, Some(stream_seek));
             ffi::opj_stream_set_user_data(s, &mut *state as *mut StreamState as *mut c_void, None);
-            ffi::opj_stream_set_user_data_length(s, input.len);
+            ffi::opj_stream_set_user_data_length(s, state.len());
         }
 
         let mut raw: *mut ffi::opj_image_t = ptr::null_mut();

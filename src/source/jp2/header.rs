@@ -61,6 +61,13 @@ pub struct Boxes {
     palette: Option<Vec<Channel>>,
     /// Component mapping: (component, mapping type, palette column).
     cmap: Option<Vec<(u16, u8, u8)>>,
+    /// Offset of the jp2c box header (where the codestream box starts).
+    pub codestream_box: Option<u64>,
+    /// File offset of the HEIGHT field of the first jp2h's image header (ihdr) box: OpenJPEG
+    /// checks it against SIZ, so a rewritten SIZ needs it rewritten too ([`super::index`]).
+    pub ihdr_at: Option<u64>,
+    /// How many jp2h boxes precede the codestream.
+    pub jp2h_boxes: u32,
 }
 
 /// A codestream component (SIZ).
@@ -89,6 +96,10 @@ pub struct MainHeader {
     pub layers: u16,
     /// Resolutions available for every component: 1 + the fewest DWT levels (COD/COC).
     pub resolutions: u32,
+    /// The marker segments after SOC, in order: (marker, file offset, bytes with the marker).
+    pub markers: Vec<(u8, u64, u64)>,
+    /// Where the main header ends: the first SOT (or EOC).
+    pub end: u64,
 }
 
 impl MainHeader {
@@ -192,9 +203,19 @@ pub fn read_boxes(file: &File, file_len: u64) -> Result<Boxes> {
         }
         let (typ, payload, end) = box_at(file, pos, file_len)?;
         match &typ {
-            b"jp2h" => parse_jp2h(&read_payload(file, payload, end)?, &mut boxes)?,
+            b"jp2h" => {
+                let first = boxes.jp2h_boxes == 0 && boxes.codestream.is_none();
+                if boxes.codestream.is_none() {
+                    boxes.jp2h_boxes += 1;
+                }
+                let ihdr = parse_jp2h(&read_payload(file, payload, end)?, &mut boxes)?;
+                if first {
+                    boxes.ihdr_at = ihdr.map(|at| payload + at as u64);
+                }
+            }
             b"jp2c" if boxes.codestream.is_none() => {
                 boxes.codestream = Some((payload, end - payload));
+                boxes.codestream_box = Some(pos);
             }
             b"uuid" if boxes.xmp.is_none() && end - payload > 16 => {
                 let mut id = [0u8; 16];
@@ -210,8 +231,11 @@ pub fn read_boxes(file: &File, file_len: u64) -> Result<Boxes> {
     Ok(boxes)
 }
 
-/// Box headers inside an in-memory payload: (type, payload).
-fn sub_boxes(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>> {
+/// A box inside an in-memory payload: (type, payload offset in the payload, its payload).
+type SubBox<'a> = ([u8; 4], usize, &'a [u8]);
+
+/// Box headers inside an in-memory payload: (type, payload offset in `data`, payload).
+fn sub_boxes(data: &[u8]) -> Result<Vec<SubBox<'_>>> {
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < data.len() {
@@ -238,15 +262,19 @@ fn sub_boxes(data: &[u8]) -> Result<Vec<([u8; 4], &[u8])>> {
                 rest.len()
             )));
         }
-        out.push((typ, &rest[head..len]));
+        out.push((typ, pos + head, &rest[head..len]));
         pos += len;
     }
     Ok(out)
 }
 
-fn parse_jp2h(data: &[u8], boxes: &mut Boxes) -> Result<()> {
-    for (typ, payload) in sub_boxes(data)? {
+/// Read the colour, palette and mapping boxes of a jp2h payload; returns the offset in `data`
+/// of the first image header's (ihdr) payload, if it has one of the right size.
+fn parse_jp2h(data: &[u8], boxes: &mut Boxes) -> Result<Option<usize>> {
+    let mut ihdr = None;
+    for (typ, at, payload) in sub_boxes(data)? {
         match &typ {
+            b"ihdr" if ihdr.is_none() && payload.len() == 14 => ihdr = Some(at),
             // The first colour specification wins (as in OpenJPEG); METH 2 and 3 carry ICC.
             b"colr" if boxes.icc.is_none() && payload.len() > 3 => {
                 if matches!(payload[0], 2 | 3) {
@@ -279,7 +307,7 @@ fn parse_jp2h(data: &[u8], boxes: &mut Boxes) -> Result<()> {
             _ => {}
         }
     }
-    Ok(())
+    Ok(ihdr)
 }
 
 /// Parse the main header of the codestream at `start` (up to `end`).
@@ -296,6 +324,7 @@ pub fn read_main_header(file: &File, start: u64, end: u64) -> Result<MainHeader>
     let mut siz: Option<MainHeader> = None;
     let mut cod_levels: Option<u8> = None;
     let mut coc_levels: Vec<(u16, u8)> = Vec::new();
+    let mut markers = Vec::new();
     for _ in 0..MAX_MARKERS {
         if end - pos < 4 {
             return Err(corrupt("main header runs past the codestream"));
@@ -324,6 +353,8 @@ pub fn read_main_header(file: &File, start: u64, end: u64) -> Result<MainHeader>
                 return Err(corrupt(format!("{min_levels} decomposition levels")));
             }
             h.resolutions = min_levels as u32 + 1;
+            h.markers = markers;
+            h.end = pos;
             return Ok(h);
         }
         if siz.is_none() && marker != 0x51 {
@@ -335,6 +366,7 @@ pub fn read_main_header(file: &File, start: u64, end: u64) -> Result<MainHeader>
                 "marker {marker:#04x} at {pos} has length {len}"
             )));
         }
+        markers.push((marker, pos, 2 + len));
         let body = || -> Result<Vec<u8>> {
             let mut b = vec![0u8; len as usize - 2];
             read_at(file, &mut b, pos + 4)?;
@@ -424,6 +456,8 @@ fn parse_siz(b: &[u8]) -> Result<MainHeader> {
         components,
         layers: 1,
         resolutions: 1,
+        markers: Vec::new(),
+        end: 0,
     };
     let tiles = h.tile_count();
     if tiles > MAX_TILES || tiles * n as u64 > MAX_TILE_COMPONENTS {

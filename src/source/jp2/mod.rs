@@ -29,6 +29,7 @@
 mod decode;
 mod ffi;
 mod header;
+mod index;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +39,7 @@ use std::path::{Path, PathBuf};
 
 use decode::{Input, Window};
 use header::{Channel, Container};
+use index::{Index, Piece};
 
 use crate::config::MaxLayers;
 use crate::image::{ColourSpace, RawImage, Samples};
@@ -51,12 +53,14 @@ pub const TILE_SIZE: u32 = 256;
 /// Most pixels one decode may produce at the decoded resolution (before decimation for
 /// virtual levels). OpenJPEG holds 4 bytes per sample of the window.
 pub const MAX_DECODE_PIXELS: u64 = 1 << 26;
+/// Decodes of fewer pixels (at the decoded resolution) than this stay on one thread, whatever
+/// they are granted: OpenJPEG's pool costs more than it saves on small windows (a 256² tile).
+pub const THREADED_PIXELS: u64 = 512 * 512;
 
 /// An opened JPEG2000 file.
 pub struct Jp2Source {
     path: PathBuf,
     file: File,
-    len: u64,
     format: i32,
     info: ImageInfo,
     /// The image area on the reference grid.
@@ -71,6 +75,11 @@ pub struct Jp2Source {
     out_bits: u32,
     /// MAX_LAYERS (spec §5.3): > 0 caps the layers, < 0 decodes all by default.
     max_layers: MaxLayers,
+    /// Where the tile-parts are, so that a decode reads only those under its window; `None`
+    /// when the file is decoded whole ([`index`]).
+    index: Option<Index>,
+    /// The whole file as one piece.
+    whole: [Piece; 1],
 }
 
 impl std::fmt::Debug for Jp2Source {
@@ -148,9 +157,10 @@ impl Jp2Source {
         }
 
         // OpenJPEG must agree with the header parse before anything is decoded.
+        let whole = [Piece::File { offset: 0, len }];
         let input = Input {
             file: &file,
-            len,
+            pieces: &whole,
             format,
         };
         let seen = decode::header(input)?;
@@ -167,6 +177,8 @@ impl Jp2Source {
             )));
         }
 
+        let jp2_boxes = (format == ffi::OPJ_CODEC_JP2).then_some(&boxes);
+        let index = Index::build(&file, jp2_boxes, &main, (cs_start, cs_start + cs_len));
         let (levels, resolutions) = pyramid(&main);
         let out_bits = if bits <= 8 { 8 } else { 16 };
         let colour = match channels.len() {
@@ -201,7 +213,6 @@ impl Jp2Source {
         Ok(Jp2Source {
             path: path.to_path_buf(),
             file,
-            len,
             format,
             info,
             x0: main.x0,
@@ -212,6 +223,8 @@ impl Jp2Source {
             channels,
             out_bits,
             max_layers,
+            index,
+            whole,
         })
     }
 
@@ -237,7 +250,18 @@ impl Jp2Source {
         h: u32,
         layers: u32,
     ) -> Result<RawImage> {
-        self.decode_region(resolution, x, y, w, h, layers)
+        self.read(resolution, (x, y, w, h), layers, 1)
+    }
+
+    /// [`Jp2Source::region`] decoded by OpenJPEG on up to `threads` threads.
+    pub fn read(
+        &self,
+        resolution: u32,
+        (x, y, w, h): (u32, u32, u32, u32),
+        layers: u32,
+        threads: u32,
+    ) -> Result<RawImage> {
+        self.decode_region(resolution, (x, y, w, h), layers, threads, true)
             .map_err(|e| {
                 e.context(format_args!(
                     "{}: resolution {resolution}, region {x},{y} {w}x{h}",
@@ -246,14 +270,15 @@ impl Jp2Source {
             })
     }
 
+    /// The decode; `cut` = from the cut-down codestream of the window's tiles when there is an
+    /// index (otherwise, and for `false`, from the whole file).
     fn decode_region(
         &self,
         resolution: u32,
-        x: u32,
-        y: u32,
-        w: u32,
-        h: u32,
+        (x, y, w, h): (u32, u32, u32, u32),
         layers: u32,
+        threads: u32,
+        cut: bool,
     ) -> Result<RawImage> {
         super::checked_level_region(&self.info, resolution, (x, y, w, h), ImageFormat::Jpeg2000)?;
         let native = self.info.num_resolutions() - 1 - resolution;
@@ -284,14 +309,23 @@ impl Jp2Source {
         let window = Window {
             reduce,
             layers: self.layers_for(layers),
+            threads: if pixels >= THREADED_PIXELS {
+                threads
+            } else {
+                1
+            },
             x0: ((cx0 + px0) << reduce) as u32,
             y0: ((cy0 + py0) << reduce) as u32,
             x1: ((cx0 + px1) << reduce).min(self.x1 as u64) as u32,
             y1: ((cy0 + py1) << reduce).min(self.y1 as u64) as u32,
         };
+        let cut_down = match &self.index {
+            Some(index) if cut => Some(index.stream((window.x0, window.y0, window.x1, window.y1))),
+            _ => None,
+        };
         let input = Input {
             file: &self.file,
-            len: self.len,
+            pieces: cut_down.as_deref().unwrap_or(&self.whole),
             format: self.format,
         };
         let decoded = decode::decode(input, window)?;
@@ -448,6 +482,20 @@ impl Mapper {
 
 /// Interleave the planes into a `w`×`h` image, taking every `step`-th pixel.
 fn convert(planes: &[decode::Plane<'_>], out_bits: u32, w: u32, h: u32, step: usize) -> Samples {
+    // The common case: unsigned samples of the output depth, every pixel. OpenJPEG already
+    // clamps decoded values to the component's range; the clamp here only guards the cast.
+    let direct = step == 1
+        && planes
+            .iter()
+            .all(|p| p.precision == out_bits && !p.signed && p.width == w && p.height == h);
+    if direct {
+        let max = ((1u32 << out_bits) - 1) as i32;
+        return if out_bits == 8 {
+            Samples::U8(interleave_direct(planes, w, h, |v| v.clamp(0, max) as u8))
+        } else {
+            Samples::U16(interleave_direct(planes, w, h, |v| v.clamp(0, max) as u16))
+        };
+    }
     let mappers: Vec<Mapper> = planes
         .iter()
         .map(|p| Mapper::new(p.precision, p.signed, out_bits))
@@ -457,6 +505,46 @@ fn convert(planes: &[decode::Plane<'_>], out_bits: u32, w: u32, h: u32, step: us
     } else {
         Samples::U16(interleave(planes, &mappers, w, h, step, |v| v))
     }
+}
+
+/// Interleave planes of `w`×`h` samples (the planes are exactly that wide), `cast` per sample.
+fn interleave_direct<T: Copy + Default>(
+    planes: &[decode::Plane<'_>],
+    w: u32,
+    h: u32,
+    cast: impl Fn(i32) -> T,
+) -> Vec<T> {
+    let n = planes.len();
+    let (w, h) = (w as usize, h as usize);
+    let mut out = vec![T::default(); w * h * n];
+    fn row<'a>(p: &decode::Plane<'a>, y: usize, w: usize) -> &'a [i32] {
+        &p.data[y * w..(y + 1) * w]
+    }
+    for (y, dst) in out.chunks_exact_mut(w * n).enumerate() {
+        match planes {
+            [a] => {
+                for (o, &v) in dst.iter_mut().zip(row(a, y, w)) {
+                    *o = cast(v);
+                }
+            }
+            [a, b, c] => {
+                let src = row(a, y, w).iter().zip(row(b, y, w)).zip(row(c, y, w));
+                for (o, ((&r, &g), &b)) in dst.chunks_exact_mut(3).zip(src) {
+                    o[0] = cast(r);
+                    o[1] = cast(g);
+                    o[2] = cast(b);
+                }
+            }
+            _ => {
+                for (c, p) in planes.iter().enumerate() {
+                    for (o, &v) in dst.chunks_exact_mut(n).zip(row(p, y, w)) {
+                        o[c] = cast(v);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn interleave<T: Copy + Default>(
@@ -488,9 +576,22 @@ impl ImageSource for Jp2Source {
     }
 
     fn tile(&self, resolution: u32, tile: u32, _page: u32, layers: u32) -> Result<RawImage> {
-        let (x, y, w, h) =
-            super::grid_tile_rect(&self.info, resolution, tile, ImageFormat::Jpeg2000)
-                .map_err(|e| e.context(self.path.display()))?;
-        self.region(resolution, x, y, w, h, layers)
+        let rect = super::grid_tile_rect(&self.info, resolution, tile, ImageFormat::Jpeg2000)
+            .map_err(|e| e.context(self.path.display()))?;
+        self.read(resolution, rect, layers, 1)
+    }
+
+    /// One decode of the window (as iipsrv does), unless every tile under it is cached.
+    fn region(
+        &self,
+        resolution: u32,
+        rect: (u32, u32, u32, u32),
+        read: &crate::source::RegionRead,
+        supply: &dyn crate::source::TileSupply,
+    ) -> Result<RawImage> {
+        match crate::source::region::from_cache(&self.info, resolution, rect, supply) {
+            Some(stitched) => stitched,
+            None => self.read(resolution, rect, read.layers, read.threads),
+        }
     }
 }

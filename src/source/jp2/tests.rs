@@ -590,6 +590,86 @@ fn concurrent_decodes_agree() {
     }
 }
 
+/// Windows of a level of `w`×`h`: every 256² tile, 1×1 corners, odd strips and the whole.
+fn windows(w: u32, h: u32) -> Vec<(u32, u32, u32, u32)> {
+    let mut out = vec![
+        (0, 0, w, h),
+        (0, 0, 1, 1),
+        (w - 1, h - 1, 1, 1),
+        (w / 3, h / 5, (w / 2).max(1), (h / 3).max(1)),
+        (
+            w.saturating_sub(70),
+            1.min(h - 1),
+            70.min(w),
+            h - 1.min(h - 1),
+        ),
+        (1.min(w - 1), h / 2, w - 1.min(w - 1), 1),
+    ];
+    let (nx, ny) = (w.div_ceil(TILE_SIZE), h.div_ceil(TILE_SIZE));
+    for t in 0..nx * ny {
+        let (x, y) = (t % nx * TILE_SIZE, t / nx * TILE_SIZE);
+        out.push((x, y, TILE_SIZE.min(w - x), TILE_SIZE.min(h - y)));
+    }
+    out
+}
+
+#[test]
+fn cut_down_codestreams_decode_exactly_like_the_whole_file() {
+    // Tiled files get a tile-part index, and a decode from the codestream cut down to the
+    // window's tiles gives the same samples as one from the whole file, at every level (real
+    // and virtual), for every layer count, with image and tile offsets, tile-parts per
+    // resolution, TLM and PLT markers, raw codestreams and 16-bit samples.
+    for name in [
+        "rgb8_tiled.jp2",
+        "rgb8_tileparts.jp2",
+        "grey8_offset.jp2",
+        "rgb8_lossless.jp2",
+        "rgb8.j2k",
+        "rgb8_icc.jp2",
+        "rgb16.jp2",
+        "rgb8_res2.jp2",
+        "rgb8_untiled.jp2",
+        "rgba8.jp2",
+    ] {
+        let src = open(name);
+        assert!(src.index.is_some(), "{name}: no tile-part index");
+        for r in 0..src.info().num_resolutions() {
+            let l = *src.info().level(r).unwrap();
+            for layers in [0, 1, 3] {
+                for rect in windows(l.width, l.height) {
+                    let what = format!("{name} r{r} layers {layers} {rect:?}");
+                    let cut = src.decode_region(r, rect, layers, 1, true);
+                    let whole = src.decode_region(r, rect, layers, 1, false);
+                    let (cut, whole) = (cut.expect(&what), whole.expect(&what));
+                    assert_same(&values(&cut.samples), &values(&whole.samples), &what);
+                }
+            }
+        }
+    }
+    let parts = open("rgb8_tileparts.jp2").index.unwrap().tile_parts();
+    // LRCP progression split at every change of resolution: 3 layers × 3 resolutions.
+    assert_eq!(parts, 20 * 9, "nine tile-parts for each of the 20 tiles");
+}
+
+#[test]
+fn damaged_codestreams_are_decoded_from_the_whole_file() {
+    // A truncated file has no index: its decodes fail (strict mode) as they did before.
+    let src = open("bad_truncated.jp2");
+    assert!(src.index.is_none());
+    assert!(src.tile(src.info().num_resolutions() - 1, 0, 0, 0).is_err());
+}
+
+#[test]
+fn threaded_decodes_agree() {
+    // OpenJPEG's thread pool (granted for windows of THREADED_PIXELS or more) changes nothing.
+    let src = open("rgb8_tiled.jp2");
+    let top = src.info().num_resolutions() - 1;
+    let rect = (0, 0, 700, 500);
+    let one = src.read(top, rect, 0, 1).unwrap();
+    let four = src.decode_region(top, rect, 0, 4, true).unwrap();
+    assert_same(&values(&four.samples), &values(&one.samples), "4 threads");
+}
+
 #[test]
 fn library_is_openjpeg_2_5_or_later() {
     let v = library_version();

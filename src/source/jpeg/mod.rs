@@ -326,4 +326,18 @@ impl ImageSource for JpegSource {
             .map_err(|e| e.context(self.path.display()))?;
         self.region(resolution, x, y, w, h)
     }
+
+    /// A crop of the decoded level (one copy), unless every tile under it is cached.
+    fn region(
+        &self,
+        resolution: u32,
+        (x, y, w, h): (u32, u32, u32, u32),
+        _read: &crate::source::RegionRead,
+        supply: &dyn crate::source::TileSupply,
+    ) -> Result<RawImage> {
+        match crate::source::region::from_cache(&self.info, resolution, (x, y, w, h), supply) {
+            Some(stitched) => stitched,
+            None => JpegSource::region(self, resolution, x, y, w, h),
+        }
+    }
 }
