@@ -374,12 +374,14 @@ impl TileSupply for CachedTiles<'_> {
             if let Some(TileData::Raw(r)) = self.shared.tiles().get(&key, mtime) {
                 return Ok(r);
             }
+            let started = Instant::now();
             let raw = Arc::new(self.source.source.tile(
                 self.resolution,
                 tile,
                 self.source.page,
                 self.view.layers,
             )?);
+            metrics::decoded(codec(self.source.source.info().format), started.elapsed());
             self.shared
                 .tiles()
                 .insert(key, mtime, TileData::Raw(raw.clone()));
