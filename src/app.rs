@@ -5,6 +5,12 @@
 //! with the labels the protocols noted) and, with `IIPSRV_LOG_FORMAT=json`, as one JSON log
 //! line at VERBOSITY 2 and above.
 //!
+//! Heavy work ([`Answer::Heavy`]: a large region export, classified by the protocols before
+//! anything is decoded) goes through the [`Scheduler`]: it waits, without holding the worker,
+//! until the memory budget admits it (or is answered 503 with `Retry-After`), runs on the heavy
+//! pool, and its response comes back to this task, so it is written by the same connection.
+//! The bytes of the output stay reserved until the transport has written and dropped the body.
+//!
 //! Only the accept loops ([`crate::server`]) and `main` use it; everything below the protocols
 //! works on [`Shared`], the state every worker shares.
 
@@ -15,9 +21,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use bytes::Bytes;
+
 use crate::config::{Config, LogFormat};
 use crate::http::{Request, Response};
 use crate::metrics::{self, note};
+use crate::protocols::{Answer, Deferred};
+use crate::schedule::{self, Refusal, Reservation, Scheduler};
 use crate::shared::Shared;
 use crate::transport::Responder;
 
@@ -30,6 +40,7 @@ pub struct App {
 #[derive(Debug)]
 struct Inner {
     shared: Shared,
+    schedule: Scheduler,
     in_flight: AtomicUsize,
     idle: Notify,
     accesses: AtomicU64,
@@ -48,9 +59,28 @@ impl Drop for InFlight<'_> {
 
 impl App {
     pub fn new(config: Config) -> App {
+        let l = &config.load;
+        let schedule = Scheduler::new(schedule::Settings {
+            budget_bytes: l.memory_budget_bytes,
+            threads: l.heavy_threads,
+            nice: l.heavy_nice,
+            queue_length: l.queue_length,
+            queue_timeout: Duration::from_secs(l.queue_timeout_secs),
+        });
+        tracing::info!(
+            "Heavy requests: {}, {} threads, at most {} waiting for {} s\n",
+            match l.memory_budget_bytes {
+                0 => "no memory budget".to_string(),
+                b => format!("memory budget of {} MiB", b >> 20),
+            },
+            l.heavy_threads,
+            l.queue_length,
+            l.queue_timeout_secs
+        );
         App {
             inner: Arc::new(Inner {
                 shared: Shared::new(config),
+                schedule,
                 in_flight: AtomicUsize::new(0),
                 idle: Notify::new(),
                 accesses: AtomicU64::new(0),
@@ -93,25 +123,32 @@ impl App {
         let start = Instant::now();
         let head = request.method() == b"HEAD";
 
-        // The work runs inline on this runtime worker (there are `IIPSRV_WORKERS` of them, one
-        // per core by default): measured 2.7× the throughput of handing every request to a
-        // separate pool (docs/performance.md). Long region exports move themselves off the
-        // worker with `tokio::task::block_in_place`, so that I/O keeps flowing.
-        // With object storage, the work runs in passes with asynchronous fetches in between, so
-        // that waiting for storage never holds this worker (`storage::collect`). A pass may run
-        // on another worker thread than the one before: each begins its own note, and the last
-        // one's is taken on the thread that ran it.
+        // Parsing, planning and light work run inline on this runtime worker (there are
+        // `IIPSRV_WORKERS` of them, one per core by default): measured 2.7× the throughput of
+        // handing every request to a separate pool (docs/performance.md). Heavy work waits for
+        // admission here, asynchronously, and runs on the heavy pool.
+        //
+        // With object storage, the light part runs in passes with asynchronous fetches in
+        // between, so that waiting for storage never holds this worker (`storage::collect`).
+        // A pass may run on another worker thread than the one before: each begins its own
+        // note, and the last one's is taken on the thread that ran it, before any other wait.
+        // Heavy work reads what it still needs from storage on its own pool's thread.
         let outcome = inner
             .shared
             .storage()
             .serve(|| {
                 note::begin();
                 std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    crate::protocols::respond(&inner.shared, &request)
+                    crate::protocols::answer(&inner.shared, &request)
                 }))
             })
             .await;
         let (noted, identifier) = note::take();
+        let outcome = match outcome {
+            Ok(Answer::Ready(r)) => Ok(r),
+            Ok(Answer::Heavy(work)) => self.heavy(work).await,
+            Err(panic) => Err(panic),
+        };
         let json = inner.shared.config().logging.format == LogFormat::Json;
         let query = || String::from_utf8_lossy(request.param("QUERY_STRING").unwrap_or_default());
         let mut response = match outcome {
@@ -169,6 +206,58 @@ impl App {
         response
     }
 
+    /// Admit heavy work, run it on the heavy pool, and keep the bytes of its output reserved
+    /// until the body is dropped; 503 when not admitted.
+    async fn heavy(&self, work: Deferred) -> std::thread::Result<Response> {
+        let inner = self.inner.clone();
+        let bytes = work.bytes();
+        match self
+            .inner
+            .schedule
+            .run(bytes, move || work.run(&inner.shared))
+            .await
+        {
+            Err(refusal) => {
+                let waited = match refusal {
+                    Refusal::QueueFull => "the queue of heavy requests is full",
+                    Refusal::Timeout => "no memory within the queue timeout",
+                    Refusal::ShuttingDown => "the server is shutting down",
+                };
+                tracing::info!(
+                    "Heavy request of {} KiB not admitted: {waited}",
+                    bytes >> 10
+                );
+                let retry = self.inner.schedule.budget().timeout().as_secs();
+                Ok(crate::protocols::busy(&self.inner.shared, retry))
+            }
+            Ok(done) => {
+                let mut response = done.outcome?;
+                let mut reservation = done.reservation;
+                reservation.keep_only(response.body.len() as u64);
+                if reservation.bytes() > 0 {
+                    let body = std::mem::take(&mut response.body);
+                    response.body = Bytes::from_owner(Held {
+                        body,
+                        _reservation: reservation,
+                    });
+                }
+                Ok(response)
+            }
+        }
+    }
+
+    /// Shutdown has begun and gives requests `timeout` to finish: heavy requests keep being
+    /// admitted in their order during the first [`SHUTDOWN_ADMISSION_SHARE`] of it; those
+    /// still waiting then (and later ones) are answered 503 with `Retry-After`, so that they
+    /// get a complete answer and the work admitted last has the rest of the time to finish.
+    pub fn begin_shutdown(&self, timeout: Duration) {
+        let admitting = timeout.mul_f64(SHUTDOWN_ADMISSION_SHARE);
+        self.inner
+            .schedule
+            .budget()
+            .close_at(tokio::time::Instant::now() + admitting);
+    }
+
     /// Wait until no request is in flight, or until `timeout` passes. Returns whether idle.
     pub async fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -181,6 +270,22 @@ impl App {
                 return self.inner.in_flight.load(Ordering::Acquire) == 0;
             }
         }
+    }
+}
+
+/// The share of `IIPSRV_SHUTDOWN_TIMEOUT` during which heavy requests waiting for memory are
+/// still admitted after a shutdown signal ([`App::begin_shutdown`]).
+pub const SHUTDOWN_ADMISSION_SHARE: f64 = 0.5;
+
+/// A response body that holds the budget's bytes for it until it is dropped.
+struct Held {
+    body: Bytes,
+    _reservation: Reservation,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
     }
 }
 

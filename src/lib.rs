@@ -41,6 +41,7 @@ mod openjpeg;
 pub mod pipeline;
 pub mod protocols;
 pub mod render;
+pub mod schedule;
 pub mod server;
 pub mod shared;
 pub mod source;

@@ -74,6 +74,8 @@ fn main() -> ExitCode {
     }
     let limits = Limits {
         max_conns: app.config().server.max_connections,
+        request_read_timeout: Duration::from_secs(app.config().load.read_timeout_secs),
+        write_timeout: Duration::from_secs(app.config().load.write_timeout_secs),
         ..Limits::default()
     };
 
@@ -228,6 +230,7 @@ fn main() -> ExitCode {
         app.shared().readiness().set_listeners_up(false);
         notify_systemd(sd_notify::NotifyState::Stopping);
         let _ = tx.send(true);
+        app.begin_shutdown(shutdown_timeout);
         for t in tasks {
             let _ = t.await;
         }

@@ -343,16 +343,6 @@ pub(crate) fn process_tile(
     )
 }
 
-/// Run long work off the async worker when inside a multi-thread tokio runtime
-/// (`block_in_place` keeps the worker's other connections moving); plain call otherwise.
-fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 /// The tiles of one level of a view's source, through the tile cache (RAW entries): the
 /// [`TileSupply`] a source's region read assembles from. Several tiles are decoded in parallel.
 struct CachedTiles<'a> {
@@ -587,17 +577,68 @@ pub fn region_plan(
     .ok_or_else(|| Error::not_found("Image has no resolution levels"))
 }
 
-/// A region export (§4.1): choose the level, stitch the region from its raw tiles, run the
-/// pipeline with the resize, and encode with XMP, EXIF, ICC (§5.1) and DPI (§5.4). Runs under
-/// `block_in_place` on a multi-thread runtime. Sizes above [`MAX_EXPORT_BYTES`] are refused
-/// with 400.
-pub fn region_with(
+/// A region export made ready to run: its plan, and the memory it will hold at its peak.
+#[derive(Debug, Clone)]
+pub struct PreparedRegion {
+    pub plan: geometry::Plan,
+    /// The estimated peak memory of [`render_region`], in bytes ([`region_cost`]).
+    pub bytes: u64,
+}
+
+/// The memory a region export holds at its peak, estimated from its plan without decoding:
+/// the decoded tiles that cover the region (whole tiles, at the source's depth), the stitched
+/// region, the float copies of the region and of the resized output when the float path runs,
+/// and the output three times (its pixels, and the encoder's growing buffer, which may hold
+/// twice the encoded size while it grows). Each term is what one step allocates while the
+/// previous one is still alive, summed. An arbitrary rotation's canvas counts as twice the
+/// output. Measured: a 5000-wide PNG export of a 5003×3701 JPEG2000 raised the resident size
+/// by 170 MiB for an estimate of 268 MiB (docs/reliability.md).
+pub(crate) fn region_cost(
+    info: &ImageInfo,
+    view: &View,
+    plan: &geometry::Plan,
+    float: bool,
+) -> u64 {
+    let channels = info.channels.max(1) as u64;
+    let depth: u64 = match info.bits_per_sample {
+        0..=8 => 1,
+        9..=16 => 2,
+        _ => 4,
+    };
+    let (tw, th) = info
+        .levels
+        .get(plan.level)
+        .map(|l| (l.tile_width.max(1) as u64, l.tile_height.max(1) as u64))
+        .unwrap_or((1, 1));
+    let (x, y, w, h) = (plan.x as u64, plan.y as u64, plan.w as u64, plan.h as u64);
+    let cols = (x + w).div_ceil(tw) - x / tw;
+    let rows = (y + h).div_ceil(th) - y / th;
+    let tiles = cols * tw * rows * th * channels * depth;
+    let region_px = w * h;
+    let out_px = plan.out_width as u64 * plan.out_height as u64;
+    let region = region_px * channels * depth;
+    let floats = if float {
+        (region_px + out_px) * channels * 4
+    } else {
+        0
+    };
+    let rotation = if view.rotation % 90.0 != 0.0 { 2 } else { 1 };
+    let out = out_px * channels.max(3) * depth.min(2) * rotation;
+    tiles
+        .saturating_add(region)
+        .saturating_add(floats)
+        .saturating_add(out.saturating_mul(3))
+}
+
+/// Plan a region export (§2) and estimate its memory, without decoding anything. Sizes above
+/// [`MAX_EXPORT_BYTES`] are refused with 400.
+pub fn prepare_region(
     shared: &Shared,
     image: &OpenImage,
     view: &View,
     format: OutputFormat,
     options: &RegionOptions,
-) -> Result<Rendered> {
+) -> Result<PreparedRegion> {
     let plan = region_plan(shared, image, view, options)?;
     let info = image.info();
     let channels = info.channels.max(3) as u64;
@@ -636,72 +677,98 @@ pub fn region_with(
             + u16::from(arbitrary && format.keeps_alpha());
         crate::encode::check_size(format, w, h, ch)?;
     }
+    let bytes = region_cost(info, view, &plan, float);
+    Ok(PreparedRegion { plan, bytes })
+}
+
+/// A region export (§4.1): [`prepare_region`], then [`render_region`].
+pub fn region_with(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    options: &RegionOptions,
+) -> Result<Rendered> {
+    let prepared = prepare_region(shared, image, view, format, options)?;
+    render_region(shared, image, view, format, &prepared.plan)
+}
+
+/// Run a planned region export: stitch the region from its raw tiles, run the pipeline with
+/// the resize, and encode with XMP, EXIF, ICC (§5.1) and DPI (§5.4). Synchronous and long for
+/// large regions: the application runs heavy ones on its own pool, never on a runtime worker.
+pub fn render_region(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    plan: &geometry::Plan,
+) -> Result<Rendered> {
+    let plan = *plan;
+    let info = image.info();
     let _heavy = Heavy::start();
-    blocking(|| {
-        let raw = read_region(
-            shared,
-            image,
+    let raw = read_region(
+        shared,
+        image,
+        view,
+        plan.resolution,
+        (plan.x, plan.y, plan.w, plan.h),
+    )?;
+    let histogram = if pipeline::needs_histogram(view) {
+        Some(histogram(shared, image, view)?)
+    } else {
+        None
+    };
+    let full = info.levels.first();
+    let block = full
+        .map(|l| 2 * l.tile_width.max(l.tile_height))
+        .unwrap_or(0);
+    let watermark = shared.watermark().map(|mark| WatermarkPass {
+        mark,
+        block,
+        probability: shared.config().output.watermark_probability,
+    });
+    let pixels = pipeline::process(
+        std::borrow::Cow::Owned(raw),
+        &Settings {
+            info,
             view,
-            plan.resolution,
-            (plan.x, plan.y, plan.w, plan.h),
-        )?;
-        let histogram = if pipeline::needs_histogram(view) {
-            Some(histogram(shared, image, view)?)
-        } else {
-            None
-        };
-        let full = info.levels.first();
-        let block = full
-            .map(|l| 2 * l.tile_width.max(l.tile_height))
-            .unwrap_or(0);
-        let watermark = shared.watermark().map(|mark| WatermarkPass {
-            mark,
-            block,
-            probability: shared.config().output.watermark_probability,
-        });
-        let pixels = pipeline::process(
-            std::borrow::Cow::Owned(raw),
-            &Settings {
-                info,
-                view,
-                format,
-                histogram: histogram.as_ref(),
-                resize: Some((plan.out_width, plan.out_height)),
-                interpolation: shared.config().output.interpolation,
-                watermark,
-            },
-        )?;
-        let (lw, lh) = info
-            .levels
-            .get(plan.level)
-            .map(|l| (l.width, l.height))
-            .unwrap_or((info.width, info.height));
-        let meta = |k: &str| {
-            info.metadata
-                .get(k)
-                .map(|v| v.as_slice())
-                .filter(|v| !v.is_empty())
-        };
-        let options = EncodeOptions {
-            quality: quality(shared, view, format),
-            tiff_compression: view
-                .tiff_compression
-                .unwrap_or(shared.config().output.tiff_compression),
-            icc: icc_for(shared, info, view),
-            xmp: meta("xmp"),
-            exif: meta("exif"),
-            resolution: resolution_for(info, lw, lh),
-            text: text_metadata(shared, info),
-        };
-        let started = Instant::now();
-        let bytes = Bytes::from(shared.encoders().get(format).encode(&pixels, &options)?);
-        metrics::encoded(format.metric(), started.elapsed());
-        Ok(Rendered {
-            bytes,
-            width: plan.out_width,
-            height: plan.out_height,
-            plan,
-        })
+            format,
+            histogram: histogram.as_ref(),
+            resize: Some((plan.out_width, plan.out_height)),
+            interpolation: shared.config().output.interpolation,
+            watermark,
+        },
+    )?;
+    let (lw, lh) = info
+        .levels
+        .get(plan.level)
+        .map(|l| (l.width, l.height))
+        .unwrap_or((info.width, info.height));
+    let meta = |k: &str| {
+        info.metadata
+            .get(k)
+            .map(|v| v.as_slice())
+            .filter(|v| !v.is_empty())
+    };
+    let options = EncodeOptions {
+        quality: quality(shared, view, format),
+        tiff_compression: view
+            .tiff_compression
+            .unwrap_or(shared.config().output.tiff_compression),
+        icc: icc_for(shared, info, view),
+        xmp: meta("xmp"),
+        exif: meta("exif"),
+        resolution: resolution_for(info, lw, lh),
+        text: text_metadata(shared, info),
+    };
+    let started = Instant::now();
+    let bytes = Bytes::from(shared.encoders().get(format).encode(&pixels, &options)?);
+    metrics::encoded(format.metric(), started.elapsed());
+    Ok(Rendered {
+        bytes,
+        width: plan.out_width,
+        height: plan.out_height,
+        plan,
     })
 }
 

@@ -18,7 +18,7 @@
 //! The values are typed for the layer that uses them (a [`TiffCompression`], a [`Limit`]
 //! instead of iipsrv's `-1`), and grouped by what they configure: [`Config::logging`],
 //! [`Config::files`], [`Config::caches`], [`Config::output`], [`Config::exports`],
-//! [`Config::decoding`], [`Config::http`], [`Config::iiif`], [`Config::server`].
+//! [`Config::decoding`], [`Config::http`], [`Config::iiif`], [`Config::server`], [`Config::load`].
 
 mod settings;
 mod types;
@@ -26,8 +26,8 @@ pub(crate) mod vars;
 
 pub use settings::{
     CacheSettings, Config, DecodingSettings, ExportSettings, FileSettings, HttpSettings,
-    IiifSettings, LoggingSettings, OutputSettings, ServerSettings, StorageSettings, UriMap,
-    Warnings, parse_uri_map,
+    IiifSettings, LoadSettings, LoggingSettings, OutputSettings, ServerSettings, StorageSettings,
+    UriMap, Warnings, parse_uri_map,
 };
 pub use types::{AvifCodec, Interpolation, Limit, LogFormat, MaxLayers, TiffCompression};
 
@@ -57,6 +57,7 @@ impl Config {
             iiif: IiifSettings::default(),
             server: ServerSettings::default(),
             storage: StorageSettings::default(),
+            load: LoadSettings::default(),
         };
         let mut warnings = Warnings::new();
         for var in vars::VARIABLES {

@@ -38,6 +38,7 @@ pub struct Config {
     pub iiif: IiifSettings,
     pub server: ServerSettings,
     pub storage: StorageSettings,
+    pub load: LoadSettings,
 }
 
 /// The log.
@@ -188,6 +189,29 @@ pub struct StorageSettings {
     pub revalidate_secs: u64,
     /// `IIPSRV_STORAGE_CACHE_SIZE`: bytes of fetched object blocks kept.
     pub cache_bytes: u64,
+}
+
+/// Heavy work and slow clients (ours): the memory budget and pool of heavy requests, the
+/// transports' timeouts.
+#[derive(Debug, Clone, Default)]
+pub struct LoadSettings {
+    /// `IIPSRV_MEMORY_BUDGET`: bytes of estimated memory that heavy requests may hold at once
+    /// (0: no bound).
+    pub memory_budget_bytes: u64,
+    /// `IIPSRV_HEAVY_THREADS`: threads that run heavy requests.
+    pub heavy_threads: usize,
+    /// `IIPSRV_HEAVY_NICE`: steps of niceness the heavy threads add to the process's.
+    pub heavy_nice: i32,
+    /// `IIPSRV_QUEUE_LENGTH`: heavy requests that may wait for admission.
+    pub queue_length: usize,
+    /// `IIPSRV_QUEUE_TIMEOUT`: seconds a heavy request may wait for admission.
+    pub queue_timeout_secs: u64,
+    /// `IIPSRV_READ_TIMEOUT`: seconds a client may take to send a request (HTTP: its headers,
+    /// and the longest idle keep-alive; FastCGI: from its first record to its last).
+    pub read_timeout_secs: u64,
+    /// `IIPSRV_WRITE_TIMEOUT`: seconds a response may make no progress to the client before
+    /// the connection is dropped.
+    pub write_timeout_secs: u64,
 }
 
 /// Warnings about values that were not what iipsrv's parser expects.

@@ -187,6 +187,35 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The default memory budget is the machine's memory divided by this: 768 MiB of 24 GiB, so
+/// that the resident size stays under 2 GiB however many exports arrive (docs/reliability.md).
+const MEMORY_BUDGET_FRACTION: u64 = 32;
+
+/// The memory this process may use: MemTotal, or the cgroup's limit when lower (cgroup v2
+/// `memory.max`, v1 `memory.limit_in_bytes`); 4 GiB when neither can be read.
+fn machine_memory() -> u64 {
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let total = read("/proc/meminfo").and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib << 10)
+    });
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|p| read(p)?.trim().parse::<u64>().ok())
+    .min();
+    match (total, cgroup) {
+        (Some(t), Some(c)) => t.min(c),
+        (Some(t), None) => t,
+        (None, Some(c)) => c,
+        (None, None) => 4 << 30,
+    }
+}
+
 fn cores() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -800,6 +829,68 @@ pub(crate) static VARIABLES: &[Variable] = &[
         meaning: "object storage: MiB of fetched object bytes kept (blocks of 64 KiB; at least 1)",
         origin: Origin::Ours,
         read: |r, c| c.storage.cache_bytes = (r.clamped(1, 1 << 20) as u64) << 20,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_MEMORY_BUDGET",
+        default: Described("1/32 of the memory (MemTotal, or the cgroup limit when lower)"),
+        meaning: "MiB of estimated memory that heavy requests (large exports) may hold at once; more wait in line (0: no bound)",
+        origin: Origin::Ours,
+        read: |r, c| {
+            let v = r.int_or(((machine_memory() / MEMORY_BUDGET_FRACTION) >> 20) as i64);
+            c.load.memory_budget_bytes = (r.clamp(v, 0, 1 << 30) as u64) << 20;
+        },
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_HEAVY_THREADS",
+        default: Described("number of cores"),
+        meaning: "threads that run heavy requests, at a lower CPU priority than the workers",
+        origin: Origin::Ours,
+        read: |r, c| {
+            let v = r.int_or(cores() as i64);
+            c.load.heavy_threads = r.clamp(v, 1, 1024) as usize;
+        },
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_HEAVY_NICE",
+        default: Number("10"),
+        meaning: "steps of niceness (0–19) the heavy threads run below the workers; 0: the same priority",
+        origin: Origin::Ours,
+        read: |r, c| c.load.heavy_nice = r.clamped(0, 19) as i32,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_QUEUE_LENGTH",
+        default: Number("1024"),
+        meaning: "heavy requests that may wait for memory; more are answered 503 with `Retry-After`",
+        origin: Origin::Ours,
+        read: |r, c| c.load.queue_length = r.clamped(0, 1_000_000) as usize,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_QUEUE_TIMEOUT",
+        default: Number("30"),
+        meaning: "seconds a heavy request may wait for memory before it is answered 503 with `Retry-After`",
+        origin: Origin::Ours,
+        read: |r, c| c.load.queue_timeout_secs = r.clamped(0, 3600) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_READ_TIMEOUT",
+        default: Number("60"),
+        meaning: "seconds a client may take to send a request (HTTP: its headers, also the longest idle keep-alive; FastCGI: from its first record to its last)",
+        origin: Origin::Ours,
+        read: |r, c| c.load.read_timeout_secs = r.clamped(1, 86400) as u64,
+        ..VARIABLE
+    },
+    Variable {
+        name: "IIPSRV_WRITE_TIMEOUT",
+        default: Number("60"),
+        meaning: "seconds a response may make no progress to the client before the connection is dropped",
+        origin: Origin::Ours,
+        read: |r, c| c.load.write_timeout_secs = r.clamped(1, 86400) as u64,
         ..VARIABLE
     },
 ];

@@ -57,6 +57,19 @@ pub(crate) fn error_response(d: &HeaderDefaults, e: &Error) -> Response {
     }
 }
 
+/// 503 for a heavy request the server has no memory for now (docs/compatibility.md): the
+/// client may retry after `retry_after_secs` seconds.
+pub(crate) fn busy_response(d: &HeaderDefaults, retry_after_secs: u64) -> Response {
+    tracing::info!("Server busy: heavy request refused, retry after {retry_after_secs} s");
+    let mut r = Response::plain_error(
+        d,
+        503,
+        "Server busy: too many large requests at once. Please retry later.",
+    );
+    r.push("Retry-After", retry_after_secs.max(1).to_string());
+    r
+}
+
 /// The kind (status class) of an error, worded or typed.
 pub(crate) fn kind(e: &Error) -> ErrorKind {
     wording(e).0

@@ -8,6 +8,7 @@
 //! [`grid_tile`], from the stored tile when the file stores that scale at that tile size, else
 //! as a region export at the size the client expects.
 
+use super::answer::Answer;
 use super::context::Context;
 use super::responses;
 use crate::encode::OutputFormat;
@@ -78,7 +79,7 @@ pub(crate) fn tile_size(info: &ImageInfo) -> u32 {
 }
 
 /// Answer a grid protocol's argument.
-pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
+pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     let target = G::split(arg);
     note::kind(match target {
         Target::Document(_) => Kind::Info,
@@ -88,7 +89,7 @@ pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Response>
     let image = open_image(ctx.shared, &image_key(target.id()))?;
     let headers = ctx.headers();
     if ctx.unmodified(&image) {
-        return Ok(responses::not_modified(headers));
+        return Ok(responses::not_modified(headers).into());
     }
     let info = image.info();
     let (l, col, row) = match target {
@@ -100,7 +101,8 @@ pub(crate) fn handle<G: Grid>(ctx: &Context<'_>, arg: &[u8]) -> Result<Response>
                 false,
                 None,
                 G::document(info),
-            ));
+            )
+            .into());
         }
         Target::Malformed(_) => return Err(Error::bad_request(G::USAGE)),
         Target::Tile {
@@ -149,7 +151,7 @@ fn grid_tile(
     factor: u64,
     (col, row): (u32, u32),
     (out_w, out_h): (u32, u32),
-) -> Result<Response> {
+) -> Result<Answer> {
     let info = image.info();
     let ts = tile_size(info);
     if let Some(i) = stored_level(info, factor) {
@@ -162,7 +164,8 @@ fn grid_tile(
             // off: those are made to size like unstored levels.
             if stored.tile_size(t) == Some((out_w, out_h)) {
                 let t = responses::mosaic_tile(info, &ctx.view, r, t);
-                return responses::tile(ctx, image, &ctx.view, (r, t), OutputFormat::Jpeg, headers);
+                return responses::tile(ctx, image, &ctx.view, (r, t), OutputFormat::Jpeg, headers)
+                    .map(Answer::from);
             }
         }
     }

@@ -9,10 +9,14 @@
 //! shared image responses ([`responses`]: tiles, exports, 304) and the one error mapping
 //! ([`error::error_response`]).
 //!
+//! The answer is an [`Answer`]: a response, or heavy work (a large region export) that the
+//! application schedules on its own pool ([`answer`](mod@answer) says how requests are classified).
+//!
 //! Inside this module, calls go one way: `mod.rs` → `iip` → `iiif`, `zoomify`, `deepzoom` →
-//! `grid` → `responses`, `context`, `error`, `uri_map` (the leaves); [`cors`] rewrites the
-//! finished response; no child calls back into `mod.rs`.
+//! `grid` → `responses`, `context`, `error`, `uri_map`, `answer` (the leaves); [`cors`]
+//! rewrites the finished response; no child calls back into `mod.rs`.
 
+mod answer;
 mod context;
 mod cors;
 mod deepzoom;
@@ -28,22 +32,42 @@ mod uri_map;
 mod validators;
 mod zoomify;
 
+pub use answer::{Answer, Deferred};
+
 use crate::http::{Request, Response};
 use crate::shared::Shared;
 use grid::Grid;
 use request_string::{RequestString, request_string};
 
-/// Answer one request. Runs on a worker thread.
+/// Answer one request, doing any heavy work right here.
 pub fn respond(shared: &Shared, req: &Request) -> Response {
-    let response = answer(shared, req);
-    cors::echo_origin(&shared.config().http.cors_origins, req, response)
+    answer(shared, req).into_response(shared)
 }
 
-/// The response before the per-request CORS origin ([`cors`]).
-fn answer(shared: &Shared, req: &Request) -> Response {
+/// Answer one request, or hand back its heavy work ([`Answer::Heavy`]), with the per-request
+/// CORS origin ([`cors`]) either way. Runs on a worker thread; decodes nothing when the answer
+/// is heavy.
+pub fn answer(shared: &Shared, req: &Request) -> Answer {
+    match commands(shared, req) {
+        Answer::Ready(r) => Answer::Ready(cors::echo_origin(
+            &shared.config().http.cors_origins,
+            req,
+            r,
+        )),
+        Answer::Heavy(work) => {
+            let req = req.clone();
+            Answer::Heavy(work.then(move |shared, r| {
+                cors::echo_origin(&shared.config().http.cors_origins, &req, r)
+            }))
+        }
+    }
+}
+
+/// The answer before the per-request CORS origin.
+fn commands(shared: &Shared, req: &Request) -> Answer {
     match request_string(shared, req) {
-        RequestString::Empty => Response::banner(200),
-        RequestString::Answered(r) => r,
+        RequestString::Empty => Response::banner(200).into(),
+        RequestString::Answered(r) => r.into(),
         RequestString::Commands { text, mapped } => {
             tracing::debug!("Full Request is {}", String::from_utf8_lossy(&text));
             let memcached = shared.memcached();
@@ -56,21 +80,37 @@ fn answer(shared: &Shared, req: &Request) -> Response {
                     tracing::debug!("Memcached hit");
                     // An entry iipsrv stored has no tag: the body's.
                     validators::add_content_etag(&mut response);
-                    return response;
+                    return response.into();
                 }
             }
             let post = !mapped && req.method() == b"POST";
-            let mut response = iip::run(shared, req, &text, post);
-            validators::add_content_etag(&mut response);
-            if let Some(mc) = memcached {
-                if cachable(&response) {
-                    let image = crate::metrics::note::identifier_now();
-                    mc.set_for_image(&text, image, response.to_cgi_bytes());
+            let answer = iip::run(shared, req, &text, post);
+            // The image the request opened is noted on this thread: known now, stored later.
+            let image = crate::metrics::note::identifier_now();
+            let finish = move |shared: &Shared, req: &Request, mut response: Response| {
+                validators::add_content_etag(&mut response);
+                if let Some(mc) = shared.memcached() {
+                    if cachable(&response) {
+                        mc.set_for_image(&text, image, response.to_cgi_bytes());
+                    }
+                }
+                validators::conditional(req, shared.headers(), response)
+            };
+            match answer {
+                Answer::Ready(r) => Answer::Ready(finish(shared, req, r)),
+                Answer::Heavy(work) => {
+                    let req = req.clone();
+                    Answer::Heavy(work.then(move |shared, r| finish(shared, &req, r)))
                 }
             }
-            validators::conditional(req, shared.headers(), response)
         }
     }
+}
+
+/// The response to a heavy request that was not admitted (the queue was full, or it waited
+/// `retry_after_secs`): 503 with `Retry-After`, plain text, CORS lines as for other errors.
+pub fn busy(shared: &Shared, retry_after_secs: u64) -> Response {
+    error::busy_response(shared.headers(), retry_after_secs)
 }
 
 /// Whether a response goes to memcached (`cache.md` §5): successful answers and IIIF 303s,
@@ -142,5 +182,48 @@ mod tests {
         let r = respond(&a, &Request::from_pairs([("QUERY_STRING", "")]));
         assert_eq!(r.status(), 200);
         assert!(r.body.starts_with(b"<!DOCTYPE html>"));
+    }
+
+    /// Tiles, metadata and small exports are answered at once; a large export, whatever the
+    /// protocol, is handed back as heavy work with its estimated memory, and decodes nothing
+    /// until it is run.
+    #[test]
+    fn requests_are_classified_by_the_estimated_cost_of_their_plan() {
+        let prefix = format!("{}/fixtures/", env!("CARGO_MANIFEST_DIR"));
+        let shared = shared_with(&[("FILESYSTEM_PREFIX", &prefix)]);
+        let ask = |q: &str| answer(&shared, &Request::from_pairs([("QUERY_STRING", q)]));
+        for light in [
+            "FIF=sample.tif&JTL=2,0",
+            "FIF=sample.tif&OBJ=IIP,1.0&OBJ=Max-size",
+            "IIIF=sample.tif/info.json",
+            "FIF=sample.tif&WID=200&CVT=jpeg",
+            "IIIF=sample.tif/full/!200,200/0/default.jpg",
+            "DeepZoom=sample.tif_files/10/0_0.jpg",
+        ] {
+            assert!(matches!(ask(light), Answer::Ready(_)), "{light}");
+        }
+        for heavy in [
+            "FIF=sample.tif&WID=1000&CVT=png",
+            "IIIF=sample.tif/full/1000,/0/default.jpg",
+            "IIIF=sample.tif/0,0,1000,1000/1000,/0/default.png",
+        ] {
+            let Answer::Heavy(work) = ask(heavy) else {
+                panic!("{heavy} is light")
+            };
+            assert!(work.bytes() > answer::LIGHT_EXPORT_BYTES, "{heavy}");
+            let r = work.run(&shared);
+            assert_eq!(r.status(), 200, "{heavy}");
+            assert!(r.header("Content-Disposition").is_some());
+        }
+        // Its errors become their responses when it runs, as the session makes them.
+        let Answer::Heavy(work) = ask("FIF=sample.tif&WID=1000&CVT=jpeg") else {
+            panic!("light")
+        };
+        assert_eq!(
+            work.then(|_, _| Response::banner(500))
+                .run(&shared)
+                .status(),
+            500
+        );
     }
 }

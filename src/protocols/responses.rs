@@ -5,15 +5,19 @@
 //! carry the image `ETag` ([`super::validators`]), and a matching `If-None-Match` is answered
 //! 304 before any pixel is decoded.
 
+use super::answer::{Answer, Deferred, LIGHT_EXPORT_BYTES};
 use super::context::Context;
+use super::error::error_response;
 use super::validators::{self, Served};
 use crate::encode::OutputFormat;
 use crate::error::Result;
 use crate::http::{HeaderDefaults, Response};
 use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
+use crate::pipeline::geometry::Plan;
 use crate::pipeline::rotate::quarter_turns;
 use crate::render::{self, RegionOptions};
+use crate::shared::Shared;
 use crate::source::ImageInfo;
 use crate::view::View;
 
@@ -74,8 +78,10 @@ pub(crate) fn tile(
     Ok(r)
 }
 
-/// A region export through [`render::region_with`], with `Content-Disposition` naming the
-/// output size (`attachment` for IIP's POST form, else `inline`).
+/// A region export with `Content-Disposition` naming the output size (`attachment` for IIP's
+/// POST form, else `inline`). Planned here ([`render::prepare_region`]); a light export is
+/// rendered at once, a heavy one is handed back as [`Answer::Heavy`] with its estimated memory
+/// (its errors become their responses there, as the session would make them).
 pub(crate) fn export(
     ctx: &Context<'_>,
     image: &OpenImage,
@@ -83,15 +89,52 @@ pub(crate) fn export(
     format: OutputFormat,
     (options, attachment): (&RegionOptions, bool),
     headers: &HeaderDefaults,
-) -> Result<Response> {
+) -> Result<Answer> {
     note::kind(Kind::Region);
     note::format(format.metric());
     let shared = ctx.shared;
     let etag = validators::image_etag(shared, image, view, Served::Export(options), format);
     if let Some(not_modified) = validators::precondition(ctx, &etag, headers) {
-        return Ok(not_modified);
+        return Ok(not_modified.into());
     }
-    let r = render::region_with(shared, image, view, format, options)?;
+    let prepared = render::prepare_region(shared, image, view, format, options)?;
+    let plan = prepared.plan;
+    if prepared.bytes <= LIGHT_EXPORT_BYTES {
+        return render_export(shared, image, view, format, (&plan, attachment), headers).map(
+            |mut r| {
+                r.set_etag(&etag);
+                Answer::Ready(r)
+            },
+        );
+    }
+    tracing::debug!(
+        "CVT :: heavy export, about {} KiB at its peak",
+        prepared.bytes >> 10
+    );
+    let (image, view, headers) = (image.clone(), view.clone(), headers.clone());
+    Ok(Answer::Heavy(Deferred::new(
+        prepared.bytes,
+        move |shared| {
+            render_export(shared, &image, &view, format, (&plan, attachment), &headers)
+                .map(|mut r| {
+                    r.set_etag(&etag);
+                    r
+                })
+                .unwrap_or_else(|e| error_response(shared.headers(), &e))
+        },
+    )))
+}
+
+/// Render a planned export ([`render::render_region`]) into its response.
+fn render_export(
+    shared: &Shared,
+    image: &OpenImage,
+    view: &View,
+    format: OutputFormat,
+    (plan, attachment): (&Plan, bool),
+    headers: &HeaderDefaults,
+) -> Result<Response> {
+    let r = render::render_region(shared, image, view, format, plan)?;
     tracing::debug!(
         "CVT :: {}x{} from resolution {} region {},{} {}x{}",
         r.width,
@@ -103,16 +146,14 @@ pub(crate) fn export(
         r.plan.h
     );
     let disposition = disposition(&image.key, format, (r.width, r.height), attachment);
-    let mut response = Response::content(
+    Ok(Response::content(
         headers,
         format.mime(),
         &image.last_modified,
         false,
         Some(disposition),
         r.bytes,
-    );
-    response.set_etag(&etag);
-    Ok(response)
+    ))
 }
 
 /// The `Content-Disposition` value of a region export (`protocols-iip.md` §6.1), as iipsrv 1.3

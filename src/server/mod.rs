@@ -10,9 +10,11 @@
 //! and a buffer, never a thread, so idle connections cannot starve new requests. A complete
 //! request is answered by [`App::respond`] on the worker thread that read it, so CPU work is
 //! bounded to the worker threads, i.e. to the cores, and a cache hit costs no thread hand-off.
-//! Work that takes long (region exports) calls `tokio::task::block_in_place`, which hands the
-//! worker's other connections to a fresh thread while it computes. A panic in the work is
-//! caught at that edge and answered with a 500; the process keeps serving.
+//! Heavy work (large region exports) waits for the memory budget without holding the worker
+//! and runs on the low-priority heavy pool ([`crate::schedule`]), so light requests never wait
+//! behind it. A panic in the work is caught and answered with a 500; the process keeps
+//! serving. Every connection's stream drops the connection when a write makes no progress
+//! for `IIPSRV_WRITE_TIMEOUT` seconds.
 
 pub mod listen;
 
@@ -108,9 +110,13 @@ pub async fn serve_fastcgi(
                 }
             }
             let _ = stream.set_nodelay(true);
+            let stream = transport::with_write_timeout(stream, &limits);
             spawn_connection(stream, app.clone(), limits, shutdown, admitted);
         }
-        Stream::Unix(stream) => spawn_connection(stream, app.clone(), limits, shutdown, admitted),
+        Stream::Unix(stream) => {
+            let stream = transport::with_write_timeout(stream, &limits);
+            spawn_connection(stream, app.clone(), limits, shutdown, admitted)
+        }
     };
     let max = app.config().server.max_connections;
     accept_loop(max, open, shutdown, "FastCGI", || accept(&listener), serve).await;
@@ -160,6 +166,7 @@ pub async fn serve_http(
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let serve = |(stream, peer): (tokio::net::TcpStream, SocketAddr), admitted, shutdown| {
         let _ = stream.set_nodelay(true);
+        let stream = transport::with_write_timeout(stream, &limits);
         let app = app.clone();
         tokio::spawn(async move {
             let _admitted = admitted;

@@ -7,14 +7,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
 
 use super::{FIRST_REQUEST_GRACE, Limits, Responder, shutdown_signalled};
@@ -81,13 +79,15 @@ pub fn to_http(r: Response) -> hyper::Response<Full<Bytes>> {
 /// Serve HTTP/1.1 requests on one accepted connection (keep-alive) until the peer closes it
 /// or shutdown is signalled; a request in progress then finishes and is flushed first, and a
 /// connection without a request yet gets [`FIRST_REQUEST_GRACE`] for its first one.
-pub(crate) async fn serve_connection<R: Responder>(
-    stream: TcpStream,
+pub(crate) async fn serve_connection<R: Responder, S>(
+    stream: S,
     responder: Arc<R>,
     limits: Limits,
     (local, peer): (SocketAddr, SocketAddr),
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     // Notified when a request arrives (a permit is kept when nobody waits).
     let arrived = Arc::new(Notify::new());
     let arrival = arrived.clone();
@@ -111,7 +111,8 @@ pub(crate) async fn serve_connection<R: Responder>(
         .keep_alive(true)
         .title_case_headers(true)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60))
+        // Also closes idle keep-alive connections: hyper starts it when it waits for a head.
+        .header_read_timeout(limits.request_read_timeout)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let ended = tokio::select! {

@@ -37,8 +37,13 @@ pub struct Limits {
     /// connection carries one request at a time, as `FCGI_MAX_REQS`.
     pub max_conns: usize,
     /// Time a request may take to arrive in full, from its first record (FastCGI
-    /// BEGIN_REQUEST) to the end of its body. Idle keep-alive connections have no timeout.
+    /// BEGIN_REQUEST) to the end of its body; over HTTP, the time its headers may take, which
+    /// is also the longest an idle keep-alive connection is kept. Idle FastCGI keep-alive
+    /// connections (the web server's pool) have no timeout. `IIPSRV_READ_TIMEOUT`.
     pub request_read_timeout: Duration,
+    /// Time a response may make no progress to the peer (a write that stays pending) before
+    /// the connection is dropped, with the response's memory. `IIPSRV_WRITE_TIMEOUT`.
+    pub write_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -49,6 +54,7 @@ impl Default for Limits {
             max_record_content: 65528,
             max_conns: 1024,
             request_read_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -58,6 +64,20 @@ pub trait Responder: Send + Sync + 'static {
     /// Answer `request`. The future may be dropped unfinished when the web server aborts the
     /// request.
     fn respond(&self, request: Request) -> impl Future<Output = Response> + Send;
+}
+
+/// A connection's stream whose writes fail (`TimedOut`) after `limits.write_timeout` without
+/// progress, so that a peer that stops reading cannot hold a connection and its response.
+pub(crate) fn with_write_timeout<S>(
+    stream: S,
+    limits: &Limits,
+) -> std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<S>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(limits.write_timeout));
+    Box::pin(stream)
 }
 
 /// Resolve when shutdown has been signalled (or when its sender is gone).

@@ -31,7 +31,7 @@ const LAYERS: &[&[&str]] = &[
     &["source", "encode"],
     &["storage"],
     &[
-        "config", "http", "image", "error", "text", "metrics", "openjpeg",
+        "config", "http", "image", "error", "text", "metrics", "schedule", "openjpeg",
     ],
 ];
 

@@ -14,6 +14,7 @@ mod layers;
 mod memcached;
 mod nginx;
 mod operations;
+mod overload;
 mod pipeline;
 mod sequences;
 mod shutdown;

@@ -86,6 +86,13 @@ fn sigterm_mid_flight_loses_no_response() {
         ("FILESYSTEM_PREFIX", prefix.as_str()),
         ("IIPSRV_WORKERS", "2"),
         ("IIPSRV_SHUTDOWN_TIMEOUT", "60"),
+        // Heavy exports run many at once at the workers' priority and wait for admission as
+        // long as shutdown lets them: on a machine busy with other processes, two threads at
+        // a lower priority would not get through them before admission closes (this test is
+        // about shutdown, not admission).
+        ("IIPSRV_QUEUE_TIMEOUT", "120"),
+        ("IIPSRV_HEAVY_THREADS", "8"),
+        ("IIPSRV_HEAVY_NICE", "0"),
         ("MAX_IMAGE_CACHE_SIZE", "0"),
         ("TIFF_COMPRESSION", "0"),
         ("VERBOSITY", "1"),
@@ -156,6 +163,13 @@ fn sigterm_mid_flight_over_http_loses_no_response() {
         ("FILESYSTEM_PREFIX", prefix.as_str()),
         ("IIPSRV_WORKERS", "2"),
         ("IIPSRV_SHUTDOWN_TIMEOUT", "60"),
+        // Heavy exports run many at once at the workers' priority and wait for admission as
+        // long as shutdown lets them: on a machine busy with other processes, two threads at
+        // a lower priority would not get through them before admission closes (this test is
+        // about shutdown, not admission).
+        ("IIPSRV_QUEUE_TIMEOUT", "120"),
+        ("IIPSRV_HEAVY_THREADS", "8"),
+        ("IIPSRV_HEAVY_NICE", "0"),
         ("MAX_IMAGE_CACHE_SIZE", "0"),
         ("TIFF_COMPRESSION", "0"),
         ("VERBOSITY", "1"),

@@ -19,6 +19,7 @@
 pub(crate) mod info;
 pub mod parse;
 
+use super::answer::Answer;
 use super::context::Context;
 use super::responses;
 use crate::error::{Error, ErrorKind, Result};
@@ -250,7 +251,7 @@ fn service_id(ctx: &Context<'_>, arg: &[u8]) -> Result<String> {
 }
 
 /// Handle `IIIF=<arg>`.
-pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
+pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Answer> {
     let shared = ctx.shared;
     let (decoded, null) = resolve::url_decode(arg);
     if null {
@@ -265,16 +266,16 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
     note::kind(Kind::Region);
     let target = match split(&decoded) {
         Ok(t) => t,
-        Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers)),
+        Err(_) if names_image(shared, &decoded) => return Ok(redirect(ctx, arg, &headers).into()),
         Err(e) => return Err(e),
     };
     match target {
-        Target::Base(_) => Ok(redirect(ctx, arg, &headers)),
+        Target::Base(_) => Ok(redirect(ctx, arg, &headers).into()),
         Target::Info(id) => {
             note::kind(Kind::Info);
             let (image, _) = open(ctx, &id)?;
             if ctx.unmodified(&image) {
-                return Ok(responses::not_modified(&headers));
+                return Ok(responses::not_modified(&headers).into());
             }
             let ident = service_id(ctx, arg)?;
             let body = info::info_json(image.info(), &ident, version, shared.config());
@@ -285,12 +286,13 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
                 false,
                 None,
                 body,
-            ))
+            )
+            .into())
         }
         Target::NoParameters(id) => {
             let (image, _) = open(ctx, &id)?;
             if ctx.unmodified(&image) {
-                return Ok(responses::not_modified(&headers));
+                return Ok(responses::not_modified(&headers).into());
             }
             Err(Error::bad_request(
                 "IIIF: Query has too few parameters. IIIF syntax is {identifier}/{region}/{size}/{rotation}/{quality}{.format}",
@@ -303,12 +305,12 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
                     if super::error::kind(&e) == ErrorKind::NotFound
                         && names_image(shared, &decoded) =>
                 {
-                    return Ok(redirect(ctx, arg, &headers));
+                    return Ok(redirect(ctx, arg, &headers).into());
                 }
                 Err(e) => return Err(e),
             };
             if ctx.unmodified(&image) {
-                return Ok(responses::not_modified(&headers));
+                return Ok(responses::not_modified(&headers).into());
             }
             let limits = Limits::new(shared.config(), version);
             let info = image.info();
@@ -318,10 +320,16 @@ pub(crate) fn handle(ctx: &Context<'_>, arg: &[u8]) -> Result<Response> {
                 info.height,
                 &limits,
             )?;
-            let mut response = image_response(ctx, &image, &view, &req, &headers)?;
+            let answer = image_response(ctx, &image, &view, &req, &headers)?;
             let canonical = parse::canonical(&req, info.width, info.height, &limits);
-            response.push("Link", links(ctx, arg, &id, &canonical, version));
-            Ok(response)
+            let link = links(ctx, arg, &id, &canonical, version);
+            // A heavy export's failure is answered later as its error, without the link.
+            Ok(answer.map(shared, move |_, mut response| {
+                if response.status() < 400 {
+                    response.push("Link", link);
+                }
+                response
+            }))
         }
     }
 }
@@ -491,12 +499,12 @@ fn image_response(
     base: &View,
     req: &ImageRequest,
     headers: &HeaderDefaults,
-) -> Result<Response> {
+) -> Result<Answer> {
     let mut view = request_view(base, req);
     if tile_pipeline_suffices(&view) {
         if let Some(tile) = tile_for(image.info(), req) {
             // The tile the request names, rotated (IIP's mosaic rule does not apply).
-            return responses::tile(ctx, image, &view, tile, req.format, headers);
+            return responses::tile(ctx, image, &view, tile, req.format, headers).map(Answer::from);
         }
     }
     let g = req.region;

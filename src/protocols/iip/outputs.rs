@@ -9,6 +9,7 @@ use crate::http::Response;
 use crate::image::Samples;
 use crate::metrics::{Kind, note};
 use crate::open_image::OpenImage;
+use crate::protocols::answer::Answer;
 use crate::protocols::context::Context;
 use crate::protocols::responses;
 use crate::render::{self, RegionOptions};
@@ -63,20 +64,21 @@ pub(super) fn run(
     image: &OpenImage,
     post: bool,
     arg: &[u8],
-) -> Result<Option<Response>> {
+) -> Result<Option<Answer>> {
     note::kind(match output {
         Output::Tile(_) | Output::Jtls => Kind::Tile,
         Output::Til => Kind::TileStream,
         Output::Cvt => Kind::Region,
         Output::Spectra | Output::Pfl => Kind::Values,
     });
+    let ready = |r: Result<Response>| r.map(|r| Some(Answer::Ready(r)));
     match output {
-        Output::Tile(format) => tile(ctx, image, arg, format).map(Some),
-        Output::Jtls => jtls(ctx, image, arg),
-        Output::Til => til(ctx, image, arg).map(Some),
+        Output::Tile(format) => ready(tile(ctx, image, arg, format)),
+        Output::Jtls => jtls(ctx, image, arg).map(|r| r.map(Answer::Ready)),
+        Output::Til => ready(til(ctx, image, arg)),
         Output::Cvt => cvt(ctx, image, arg, post).map(Some),
-        Output::Spectra => spectra(ctx, image, arg).map(Some),
-        Output::Pfl => pfl(ctx, image, arg).map(Some),
+        Output::Spectra => ready(spectra(ctx, image, arg)),
+        Output::Pfl => ready(pfl(ctx, image, arg)),
     }
 }
 
@@ -103,7 +105,7 @@ fn tile(
 }
 
 /// `CVT=format` (§6.1): the view as one image, with a Content-Disposition file name.
-fn cvt(ctx: &Context<'_>, image: &OpenImage, arg: &[u8], post: bool) -> Result<Response> {
+fn cvt(ctx: &Context<'_>, image: &OpenImage, arg: &[u8], post: bool) -> Result<Answer> {
     let a = String::from_utf8_lossy(arg).to_ascii_lowercase();
     let format = match a.as_str() {
         "jpeg" | "jpg" => OutputFormat::Jpeg,

@@ -28,6 +28,7 @@ use crate::error::Result;
 use crate::http::{Request, Response};
 use crate::metrics::{Kind, Protocol, note};
 use crate::open_image::{OpenImage, open_image};
+use crate::protocols::answer::Answer;
 use crate::protocols::context::{Context, IfModifiedSince};
 use crate::protocols::deepzoom::DeepZoom;
 use crate::protocols::error::error_response;
@@ -55,8 +56,8 @@ struct Session<'a> {
 /// What a command did.
 enum Step {
     Continue,
-    /// Stop and answer with this response.
-    Answer(Response),
+    /// Stop and answer with this response (or heavy work).
+    Answer(Answer),
     /// Stop (an error line was added that ends processing).
     Stop,
 }
@@ -70,7 +71,7 @@ fn error_line(out: &mut Vec<u8>, code: &str, arg: &[u8]) {
 }
 
 /// Run an IIP command string. `post`: the string is the body of a POST form.
-pub(crate) fn run(shared: &Shared, req: &Request, request_string: &[u8], post: bool) -> Response {
+pub(crate) fn run(shared: &Shared, req: &Request, request_string: &[u8], post: bool) -> Answer {
     let mut s = Session {
         ctx: Context::new(shared, req),
         request_string,
@@ -93,10 +94,10 @@ pub(crate) fn run(shared: &Shared, req: &Request, request_string: &[u8], post: b
             Ok(Step::Continue) => {}
             Ok(Step::Answer(r)) => return r,
             Ok(Step::Stop) => break,
-            Err(e) => return error_response(shared.headers(), &e),
+            Err(e) => return error_response(shared.headers(), &e).into(),
         }
     }
-    s.finish()
+    s.finish().into()
 }
 
 /// Split a request string into (command, argument) pairs as iipsrv does.
@@ -174,7 +175,7 @@ impl Session<'_> {
             IfModifiedSince::Unmodified => {
                 tracing::debug!("FIF :: Unmodified content");
                 let headers = self.ctx.headers();
-                return Ok(Step::Answer(Response::header_only(headers, 304)));
+                return Ok(Step::Answer(Response::header_only(headers, 304).into()));
             }
             IfModifiedSince::Modified => {
                 tracing::debug!("FIF :: Content modified since requested time")
@@ -228,7 +229,7 @@ mod tests {
     fn run_str(q: &str) -> Response {
         let shared = Shared::new(Config::default());
         let req = Request::from_pairs([("QUERY_STRING", q), ("REQUEST_METHOD", "GET")]);
-        run(&shared, &req, q.as_bytes(), false)
+        run(&shared, &req, q.as_bytes(), false).into_response(&shared)
     }
 
     #[test]
