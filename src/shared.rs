@@ -280,15 +280,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_image_directory_is_the_prefix_or_its_directory_part() {
-        use std::path::PathBuf;
-        assert_eq!(image_directory("/images/"), PathBuf::from("/images/"));
-        assert_eq!(image_directory("/images/img_"), PathBuf::from("/images"));
-        assert_eq!(image_directory("img_"), PathBuf::from("."));
-        assert_eq!(image_directory(""), PathBuf::from("."));
-    }
-
-    #[test]
     fn the_etag_seed_changes_with_output_settings_only() {
         let a = Config::default();
         let mut b = Config::default();

@@ -212,3 +212,17 @@ fn image_directory(prefix: &str) -> std::path::PathBuf {
         _ => PathBuf::from("."),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_image_directory_is_the_prefix_or_its_directory_part() {
+        use std::path::PathBuf;
+        assert_eq!(image_directory("/images/"), PathBuf::from("/images/"));
+        assert_eq!(image_directory("/images/img_"), PathBuf::from("/images"));
+        assert_eq!(image_directory("img_"), PathBuf::from("."));
+        assert_eq!(image_directory(""), PathBuf::from("."));
+    }
+}
