@@ -141,7 +141,7 @@ impl OpenImage {
 /// the default view), then the metadata cache (keyed by path and mtime), and only on a miss
 /// open the file, detect its format and parse it.
 ///
-/// A sequence (`images-and-decoding.md` §2) is found without FILESYSTEM_SUFFIX (see
+/// A sequence (`docs/behaviour/images-and-decoding.md` §2) is found without FILESYSTEM_SUFFIX (see
 /// [`resolve::find`]); its format comes from the extension of the default view `000_090`, as
 /// upstream (an unsupported extension, JPEG included, gives the banner), and its
 /// `Last-Modified` is the default view's mtime.

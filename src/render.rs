@@ -1,6 +1,6 @@
 //! The work a [`View`] asks for, below the protocols: tiles through the shared tile cache, with
-//! codec pass-through, the pipeline and the encoders (`cache.md` §2–§4,
-//! `pipeline-and-encoding.md` §4.2).
+//! codec pass-through, the pipeline and the encoders (`docs/behaviour/cache.md` §2–§4,
+//! `docs/behaviour/pipeline-and-encoding.md` §4.2).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +23,7 @@ use crate::view::{ColourConversion, Contrast, View};
 
 /// The most memory one region export may work on: the decoded region (as float when the float
 /// path runs) and the output, each at most this many bytes. Larger requests (possible with
-/// `MAX_CVT=-1`) are refused with 400 instead of overflowing (server-and-config.md §7.2).
+/// `MAX_CVT=-1`) are refused with 400 instead of overflowing (docs/behaviour/server-and-config.md §7.2).
 pub(crate) const MAX_EXPORT_BYTES: u64 = 1 << 31;
 
 /// The quality an encoder uses: `QLT` if given, else the configured default.
@@ -217,7 +217,7 @@ pub(crate) fn tile(
     }
     let icc = icc_for(shared, info, view);
 
-    // Codec pass-through (cache.md §4).
+    // Codec pass-through (docs/behaviour/cache.md §4).
     let raw_key = tile_key(image, view, resolution, tile, Encoding::Raw, 0);
     if !raw_needed
         && view.quality.is_none()

@@ -2,7 +2,7 @@
 //! ([`meta`]) and, optionally, memcached for whole responses.
 //!
 //! Both in-process caches are `quick_cache` caches (measured 2.4–3.8× the throughput of a
-//! mutex-wrapped `lru`, with a better hit ratio: `../shared/research/crates.md` §6), shared by
+//! mutex-wrapped `lru`, with a better hit ratio: `docs/dependencies.md` §6), shared by
 //! reference from [`crate::shared::Shared`], emptied on SIGHUP.
 
 pub mod memcached;

@@ -1,5 +1,5 @@
 //! The tile cache: encoded and raw tiles, bounded by bytes (`MAX_IMAGE_CACHE_SIZE` × 1,024,000),
-//! shared by every worker (`cache.md` §1–§3).
+//! shared by every worker (`docs/behaviour/cache.md` §1–§3).
 //!
 //! The key has iipsrv's fields (image key, resolution, tile, horizontal and vertical angle,
 //! encoding, quality) plus the JPEG2000 layer count, which changes the pixels. The file's mtime

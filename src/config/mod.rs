@@ -1,5 +1,5 @@
 //! Configuration: every environment variable iipsrv reads, with its name, default, clamping and
-//! quirks (`server-and-config.md` §2), read once at start-up into a typed [`Config`].
+//! quirks (`docs/behaviour/server-and-config.md` §2), read once at start-up into a typed [`Config`].
 //!
 //! # Brief overview
 //!
@@ -67,7 +67,7 @@ impl Config {
         (config, warnings)
     }
 
-    /// The settings lines iipsrv logs at start-up, in its order (`server-and-config.md` §1.4).
+    /// The settings lines iipsrv logs at start-up, in its order (`docs/behaviour/server-and-config.md` §1.4).
     pub fn settings_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for var in vars::VARIABLES {

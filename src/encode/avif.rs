@@ -1,4 +1,4 @@
-//! AVIF output through Debian's libavif (`pipeline-and-encoding.md` §6.4), bound by
+//! AVIF output through Debian's libavif (`docs/behaviour/pipeline-and-encoding.md` §6.4), bound by
 //! [`super::avif_ffi`].
 //!
 //! - Input: 3 → RGB, 4 → RGBA (alpha plane), 1 → YUV 4:0:0 grey, 2 → grey + alpha plane

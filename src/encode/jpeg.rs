@@ -1,4 +1,4 @@
-//! JPEG output through Debian's libturbojpeg (`pipeline-and-encoding.md` §6.1).
+//! JPEG output through Debian's libturbojpeg (`docs/behaviour/pipeline-and-encoding.md` §6.1).
 //!
 //! libjpeg defaults as iipsrv has them: baseline, standard Huffman tables, 4:2:0 chroma
 //! subsampling for colour, quality 1–100 (0 and below act as 1).
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! [`insert_metadata`] builds the same segments for stored tiles sent by codec pass-through.
-//! Unlike upstream it does not overwrite the last two bytes of the ICC profile (cache.md §4.3).
+//! Unlike upstream it does not overwrite the last two bytes of the ICC profile (docs/behaviour/cache.md §4.3).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -225,7 +225,7 @@ fn push_segment(out: &mut Vec<u8>, marker: u8, parts: &[&[u8]]) {
 }
 
 /// Adds iipsrv's metadata header to a JPEG stream that has none (codec pass-through tiles,
-/// cache.md §4.3): SOI, COM `iipsrv/1.3`, APP2 ICC chunks, APP1 XMP, APP1 EXIF, then the stream
+/// docs/behaviour/cache.md §4.3): SOI, COM `iipsrv/1.3`, APP2 ICC chunks, APP1 XMP, APP1 EXIF, then the stream
 /// without its SOI. A JFIF APP0 at the start of the stream stays first, as JFIF requires.
 ///
 /// With no metadata at all the stream is returned unchanged (upstream injects nothing then).

@@ -22,7 +22,7 @@
 //! [`check_size`] tells before any decoding.
 //!
 //! Every encoder returns the complete file in memory: iipsrv's WebP/AVIF/TIFF streaming
-//! dropped the final byte (`pipeline-and-encoding.md` §6.6); the transport sends it whole.
+//! dropped the final byte (`docs/behaviour/pipeline-and-encoding.md` §6.6); the transport sends it whole.
 //!
 //! Metadata (§5): the caller decides *whether* ICC, XMP and EXIF may be embedded (MAX_ICC,
 //! colour-changing operations, tiles versus region exports) and passes only what is allowed in

@@ -1,4 +1,4 @@
-//! PNG output through the `png` crate (`pipeline-and-encoding.md` §6.2).
+//! PNG output through the `png` crate (`docs/behaviour/pipeline-and-encoding.md` §6.2).
 //!
 //! Input: 1 → Gray, 2 → GrayAlpha, 3 → RGB, 4 → RGBA, 8- or 16-bit. No interlace.
 //!

@@ -1,4 +1,4 @@
-//! TIFF output (`pipeline-and-encoding.md` §6.5): one IFD, classic little-endian TIFF,
+//! TIFF output (`docs/behaviour/pipeline-and-encoding.md` §6.5): one IFD, classic little-endian TIFF,
 //! strips, written by a small container writer of our own.
 //!
 //! The `tiff` crate's encoder has no JPEG, WebP or ZSTD compression and only three Deflate

@@ -1,4 +1,4 @@
-//! WebP output through Debian's libwebp (`pipeline-and-encoding.md` §6.3).
+//! WebP output through Debian's libwebp (`docs/behaviour/pipeline-and-encoding.md` §6.3).
 //!
 //! - Input: 3 → RGB, 4 → RGBA; 1 → grey copied to RGB; 2 → grey+alpha expanded to RGBA
 //!   (iipsrv imported 2-channel data with the wrong stride).
@@ -195,7 +195,7 @@ extern "C" fn push_bytes(data: *const u8, size: usize, picture: *const sys::WebP
 }
 
 /// Adds ICC, XMP and EXIF chunks to a stored WebP tile sent by codec pass-through
-/// (cache.md §4.3), rewriting it into the extended layout. iipsrv only did this for simple
+/// (docs/behaviour/cache.md §4.3), rewriting it into the extended layout. iipsrv only did this for simple
 /// files; extended files (e.g. lossy with alpha) are handled too. With no metadata the file is
 /// returned unchanged.
 pub fn insert_metadata(

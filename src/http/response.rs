@@ -1,5 +1,5 @@
 //! The response model: ordered CGI header lines and a body, plus one builder per response type
-//! of `http-responses.md` §2. Each builder writes iipsrv's exact header order; the status line
+//! of `docs/behaviour/http-responses.md` §2. Each builder writes iipsrv's exact header order; the status line
 //! sits where upstream writes it, and every error gets a real 4xx/5xx status (compatibility
 //! policy; the differences are listed in `docs/compatibility.md`).
 
@@ -220,7 +220,7 @@ impl Response {
         out
     }
 
-    // ---- builders, one per response type of http-responses.md §2 ----
+    // ---- builders, one per response type of docs/behaviour/http-responses.md §2 ----
 
     /// §2.1: the IIP text response (OBJ results). `last_modified` is `None` before any FIF
     /// (upstream then writes an empty line that ends the headers early; we omit the line).

@@ -1,7 +1,7 @@
 //! The LOGFILE writer: append mode, one `write` per record under a lock, and reopening after
 //! logrotate has moved or deleted the file.
 //!
-//! tracing-appender keeps writing to a renamed file forever (`research/crates.md` §8), so this
+//! tracing-appender keeps writing to a renamed file forever (`docs/dependencies.md` §8), so this
 //! writer notices by itself: at most once per `check_every` it compares the device and inode at
 //! LOGFILE with those of the open file, and reopens when they differ or the path is gone.
 //! `reopen` does the same on demand (SIGHUP).

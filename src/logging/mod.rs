@@ -4,7 +4,7 @@
 //! Operators grep iipsrv's log and rotate it with logrotate, so the output keeps iipsrv's shape:
 //! each event is its message and `\n`, with no timestamp or level prefix (fields follow as
 //! `key=value`), and the start-up banner, settings and signal lines are iipsrv's own text
-//! (`server-and-config.md` §1.4, §1.5, §1.9). The rest of the crate logs through the `tracing`
+//! (`docs/behaviour/server-and-config.md` §1.4, §1.5, §1.9). The rest of the crate logs through the `tracing`
 //! macros; [`init`] installs the subscriber that filters them by VERBOSITY and writes them here.
 //! LOGFILE is opened in append mode, written one whole record per `write` under a lock (threads
 //! never interleave within a line), and reopened after rotation, by [`Logging::reopen`] on

@@ -2,7 +2,7 @@
 //! every record at LOG_DEBUG as iipsrv sends them (so existing `user.debug`/`user.=debug`
 //! selectors keep matching).
 //!
-//! The `syslog` crate reports connection and send errors (`research/crates.md` §8). A failed send
+//! The `syslog` crate reports connection and send errors (`docs/dependencies.md` §8). A failed send
 //! (syslogd restarted, socket replaced) reconnects once and retries; after that the line is lost.
 //! The crate stamps records in UTC; rsyslog and journald use their own receive time for records
 //! from the local socket, so this does not show in the system log.

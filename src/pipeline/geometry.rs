@@ -1,5 +1,5 @@
 //! Level, region and output-size selection for region exports (CVT, IIIF regions; §2 of
-//! `pipeline-and-encoding.md`, `protocols-iip.md` §7).
+//! `docs/behaviour/pipeline-and-encoding.md`, `docs/behaviour/protocols-iip.md` §7).
 //!
 //! Notation: W×H the full size, N levels, (vl, vt, vw, vh) the region as fractions (32-bit
 //! floats, as in the 1.3 release), (RW, RH) the requested size (0 = unset), M = `MAX_CVT`.
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn protocol_examples() {
-        // protocols-iip.md §7 on 1000×750 with 3 levels.
+        // docs/behaviour/protocols-iip.md §7 on 1000×750 with 3 levels.
         let p = plan(&Request {
             out_width: Some(300),
             ..req(&L750)

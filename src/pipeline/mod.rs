@@ -1,4 +1,4 @@
-//! Processing of decoded pixels, in iipsrv's order (`pipeline-and-encoding.md` §3–§4).
+//! Processing of decoded pixels, in iipsrv's order (`docs/behaviour/pipeline-and-encoding.md` §3–§4).
 //!
 //! # Brief overview
 //!

@@ -14,7 +14,7 @@
 //! upstream reads the next pixel's red for them (**[QUIRK]**). Grey images take the red mark.
 //!
 //! The random generator is seeded once per process, so results differ per request;
-//! watermarked output is never cached (cache.md §3).
+//! watermarked output is never cached (docs/behaviour/cache.md §3).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

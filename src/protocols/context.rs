@@ -18,7 +18,7 @@ pub(crate) struct Context<'a> {
     pub view: View,
 }
 
-/// What a request's `If-Modified-Since` says about an image (`http-responses.md` §5).
+/// What a request's `If-Modified-Since` says about an image (`docs/behaviour/http-responses.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IfModifiedSince {
     /// No such header.

@@ -1,4 +1,4 @@
-//! DeepZoom (`protocols-zoomify-deepzoom.md` §2): `<id>.dzi` and
+//! DeepZoom (`docs/behaviour/protocols-zoomify-deepzoom.md` §2): `<id>.dzi` and
 //! `<id>_files/<level>/<col>_<row>.<ext>`.
 //!
 //! DeepZoom level `L` of `D = ceil(log2(max(W, H)))` is the image scaled by `2^(D−L)`, with

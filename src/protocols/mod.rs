@@ -113,7 +113,7 @@ pub fn busy(shared: &Shared, retry_after_secs: u64) -> Response {
     error::busy_response(shared.headers(), retry_after_secs)
 }
 
-/// Whether a response goes to memcached (`cache.md` §5): successful answers and IIIF 303s,
+/// Whether a response goes to memcached (`docs/behaviour/cache.md` §5): successful answers and IIIF 303s,
 /// never info.json, errors, or header-only responses.
 fn cachable(r: &Response) -> bool {
     match r.status() {

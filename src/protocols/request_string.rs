@@ -1,4 +1,4 @@
-//! The request string, obtained as iipsrv does (`server-and-config.md` §1.7): a `URI_MAP`
+//! The request string, obtained as iipsrv does (`docs/behaviour/server-and-config.md` §1.7): a `URI_MAP`
 //! path, else the method checks (204 for OPTIONS, 405 for methods other than GET, POST and
 //! HEAD), then `QUERY_STRING`, or the body of a POST form.
 
@@ -18,7 +18,7 @@ pub(crate) enum RequestString {
     Answered(Response),
 }
 
-/// Obtain the request string (`server-and-config.md` §1.7).
+/// Obtain the request string (`docs/behaviour/server-and-config.md` §1.7).
 pub(crate) fn request_string(shared: &Shared, req: &Request) -> RequestString {
     let d = &shared.headers();
     if let Some(map) = &shared.config().http.uri_map {

@@ -156,7 +156,7 @@ fn render_export(
     ))
 }
 
-/// The `Content-Disposition` value of a region export (`protocols-iip.md` §6.1), as iipsrv 1.3
+/// The `Content-Disposition` value of a region export (`docs/behaviour/protocols-iip.md` §6.1), as iipsrv 1.3
 /// sends it for IIP and IIIF alike: `inline; filename="<base>_<w>x<h>.<ext>"` (`attachment`
 /// for POST), where base is the image key (the identifier without prefix, suffix or IIIF
 /// page) after its last `/`, up to its last `.`, and `w`×`h` the output size before rotation.

@@ -1,4 +1,4 @@
-//! Zoomify (`protocols-zoomify-deepzoom.md` §1): `ImageProperties.xml` and
+//! Zoomify (`docs/behaviour/protocols-zoomify-deepzoom.md` §1): `ImageProperties.xml` and
 //! `TileGroupN/z-x-y.jpg`.
 //!
 //! Tiers are the ones a Zoomify client computes: the full size floor-halved until both sides

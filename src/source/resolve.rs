@@ -1,4 +1,4 @@
-//! From an identifier in a URL to a file on disk (`http-responses.md` §4): URL decoding, the
+//! From an identifier in a URL to a file on disk (`docs/behaviour/http-responses.md` §4): URL decoding, the
 //! `../` filter, FILESYSTEM_PREFIX/SUFFIX, and format detection by magic bytes.
 //!
 //! Error messages name the identifier the client sent, never the server path (the path goes to
@@ -149,7 +149,7 @@ pub fn stat(storage: &Storage, config: &Config, key: &[u8]) -> Result<(PathBuf, 
     }
 }
 
-/// What an image key names (`http-responses.md` §4.2 items 4–5).
+/// What an image key names (`docs/behaviour/http-responses.md` §4.2 items 4–5).
 #[derive(Debug, Clone)]
 pub enum Found {
     /// `FILESYSTEM_PREFIX + key + FILESYSTEM_SUFFIX` is a regular file.
@@ -172,7 +172,7 @@ impl Found {
 ///
 /// The sequence probe uses `FILESYSTEM_PREFIX + key + FILENAME_PATTERN`, **without**
 /// FILESYSTEM_SUFFIX. Upstream's probe appends the suffix but its view names do not, so with a
-/// suffix no sequence is ever found ([BUG], `images-and-decoding.md` §2); leaving the suffix
+/// suffix no sequence is ever found ([BUG], `docs/behaviour/images-and-decoding.md` §2); leaving the suffix
 /// out makes sequences work whatever the suffix (docs/compatibility.md).
 ///
 /// Errors: 404 `<key> is neither a file nor part of an image sequence` when neither exists,

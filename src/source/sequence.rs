@@ -1,4 +1,4 @@
-//! Image sequences (FILENAME_PATTERN, images-and-decoding.md §2, http-responses.md §4.2 item
+//! Image sequences (FILENAME_PATTERN, docs/behaviour/images-and-decoding.md §2, docs/behaviour/http-responses.md §4.2 item
 //! 5): a set of files `<base><pattern><h>_<v>.<ext>` that are views of one object at horizontal
 //! angle h and vertical angle v, e.g. `FZ1_pyr_000_090.tif`, `FZ1_pyr_010_090.tif`.
 //!

@@ -728,7 +728,7 @@ fn info_json_v2_agrees_with_iipsrv_1_1() {
             String::from_utf8_lossy(theirs.body()).into_owned(),
             String::from_utf8_lossy(mine.body()).into_owned(),
         );
-        // The lines iipsrv 1.1 and 1.3 have in common (protocols-iiif.md §3.5: 1.1 differs
+        // The lines iipsrv 1.1 and 1.3 have in common (docs/behaviour/protocols-iiif.md §3.5: 1.1 differs
         // in the order of @id, the formats, qualities and supports lists, the profile level
         // and the optional blocks).
         let common = |body: &str| -> Vec<String> {

@@ -2,7 +2,7 @@
 //! with Debian's iipsrv (libmemcached), and the built binary using the response cache.
 //!
 //! Tests marked `// needs the App hook` expect `protocols::respond` to look responses up and store
-//! them (`cache.md` §5); they fail until that hook exists.
+//! them (`docs/behaviour/cache.md` §5); they fail until that hook exists.
 
 use std::collections::HashMap;
 use std::net::{TcpListener, TcpStream};

@@ -1,4 +1,4 @@
-//! Image sequences (FILENAME_PATTERN, `images-and-decoding.md` §2) over IIP and IIIF: the view
+//! Image sequences (FILENAME_PATTERN, `docs/behaviour/images-and-decoding.md` §2) over IIP and IIIF: the view
 //! lists, the view a request selects (SDS, JTLS, the IIIF delimiter), missing views, region
 //! exports, SPECTRA/PFL over the views, glob metacharacters, FILESYSTEM_SUFFIX, Last-Modified,
 //! stale views and memcached; OBJ answers and tiles compared with Debian's iipsrv 1.1.

@@ -1,4 +1,4 @@
-//! The memcached response cache (`cache.md` §5): whole CGI responses (headers and body) stored
+//! The memcached response cache (`docs/behaviour/cache.md` §5): whole CGI responses (headers and body) stored
 //! under `iipsrv::` + the raw request string, shared by every process that points at the same
 //! memcached servers.
 //!
@@ -37,7 +37,7 @@
 //!
 //! # Differences from iipsrv
 //!
-//! - iipsrv serves an entry until it expires even when the image file changed (`cache.md` §5,
+//! - iipsrv serves an entry until it expires even when the image file changed (`docs/behaviour/cache.md` §5,
 //!   **\[QUIRK\]**). [`Memcached::get_fresh`] checks the `Last-Modified` header of a stored
 //!   response against the image's current modification time (one `stat`), so a replaced image
 //!   is never served stale. Entries without `Last-Modified` (IIP errors, IIIF redirects) are
@@ -75,7 +75,7 @@
 //!
 //! # Why an own client
 //!
-//! The `memcache` crate (0.21, measured in `research/crates.md` §6) speaks the binary protocol,
+//! The `memcache` crate (0.21, measured in `docs/dependencies.md` §6) speaks the binary protocol,
 //! but its keys are `&str` (request strings are bytes and need not be UTF-8), it picks servers
 //! with `DefaultHasher` unless given another hash function, building a client fails when any
 //! listed server is down, and its r2d2 pools block for 30 s on a dead server. Wrapping all of

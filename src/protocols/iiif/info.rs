@@ -1,4 +1,4 @@
-//! info.json (`protocols-iiif.md` §3): iipsrv 1.3's exact text for versions 2 and 3, with the
+//! info.json (`docs/behaviour/protocols-iiif.md` §3): iipsrv 1.3's exact text for versions 2 and 3, with the
 //! fixes listed in docs/compatibility.md (JSON escaping, scale factors of pyramids whose levels
 //! round up, the real tile height, an `id` and `type` on the physical-dimensions service) and
 //! the features this server adds ([`EXTRA_FORMATS`], [`EXTRA_FEATURES`]), every one of which

@@ -1,4 +1,4 @@
-//! IIIF Image API 2 and 3 (`protocols-iiif.md`): `IIIF=` arguments and URI_MAP paths.
+//! IIIF Image API 2 and 3 (`docs/behaviour/protocols-iiif.md`): `IIIF=` arguments and URI_MAP paths.
 //!
 //! - [`split`]: identifier and parameters (§1.2, without upstream's wrap-around bug);
 //! - [`negotiate`]: the version from `IIIF_VERSION` and the `Accept` header (§1.3);
@@ -137,7 +137,7 @@ fn open(ctx: &Context<'_>, id: &[u8]) -> Result<(OpenImage, View)> {
     let image = open_image(ctx.shared, &key)?;
     let mut view = ctx.view.clone();
     if let Some(p) = page {
-        // A stack page, or a sequence's horizontal angle (protocols-iiif.md §1.2 step 4).
+        // A stack page, or a sequence's horizontal angle (docs/behaviour/protocols-iiif.md §1.2 step 4).
         if !image.horizontal_views().contains(&p) {
             return Err(Error::not_found(format!(
                 "IIIF: {} has no page {p}",

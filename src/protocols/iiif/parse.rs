@@ -1,8 +1,8 @@
 //! The image-request parameters `{region}/{size}/{rotation}/{quality}.{format}`
-//! (`protocols-iiif.md` §4), resolved to exact pixels.
+//! (`docs/behaviour/protocols-iiif.md` §4), resolved to exact pixels.
 //!
 //! Parsing is upstream's (lower-casing, `atof` values, empty tokens skipped, the error texts);
-//! the arithmetic is the IIIF specification's (README "Decisions already taken"): the region is
+//! the arithmetic is the IIIF specification's (docs/behaviour/README.md, "Decisions already taken"): the region is
 //! a rectangle of whole full-resolution pixels clipped to the image, and the output size is
 //! computed from that rectangle exactly as the specification defines each size form, so
 //! `900,700,200,200/max` on 1000×750 is 100×50 and `full/256,` on 5003×3701 is 256×189.
@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn spec_size_table() {
-        // protocols-iiif.md §4.2 on 1000×750, with the IIIF-exact rows.
+        // docs/behaviour/protocols-iiif.md §4.2 on 1000×750, with the IIIF-exact rows.
         let ok = |r: &str| size(r, 1000, 750, &V3).unwrap();
         assert_eq!(ok("full/max"), (1000, 750));
         assert_eq!(ok("full/250,"), (250, 188));

@@ -1,4 +1,4 @@
-//! The IIP protocol (`protocols-iip.md`), split the way iipsrv splits its Tasks:
+//! The IIP protocol (`docs/behaviour/protocols-iip.md`), split the way iipsrv splits its Tasks:
 //!
 //! - [`session`]: the command loop (tokenise, run each command over one session, finish);
 //! - [`parameters`]: the parameter commands, parsed into the [`crate::view::View`];

@@ -1,4 +1,4 @@
-//! IIP's `OBJ` command (`protocols-iip.md` §5): server and image objects, answered as text
+//! IIP's `OBJ` command (`docs/behaviour/protocols-iip.md` §5): server and image objects, answered as text
 //! lines. Each object name is listed once, in [`Obj::from_name`]'s tables, and parsed once
 //! into an [`Obj`]; [`ObjText`] collects the lines (and the content type) of every `OBJ` of a
 //! request.

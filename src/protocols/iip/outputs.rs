@@ -1,4 +1,4 @@
-//! IIP's output commands (`protocols-iip.md` §6): each answers the request from the open image
+//! IIP's output commands (`docs/behaviour/protocols-iip.md` §6): each answers the request from the open image
 //! and the view built so far. They run only once `FIF` has opened an image (the session
 //! answers `Error/…:1 3` otherwise), so each takes the [`OpenImage`] itself.
 

@@ -1,4 +1,4 @@
-//! IIP's parameter commands (`protocols-iip.md` §8): each sets one part of the [`View`] that
+//! IIP's parameter commands (`docs/behaviour/protocols-iip.md` §8): each sets one part of the [`View`] that
 //! the output commands then render. Arguments are read with C's `atoi`/`atof` rules, as
 //! upstream; a malformed argument leaves the view as it was unless noted.
 
@@ -196,7 +196,7 @@ fn bracketed(s: &str) -> &str {
     }
 }
 
-/// A named or explicit convolution kernel (`CNV`, `pipeline-and-encoding.md` §3.9); `None` if
+/// A named or explicit convolution kernel (`CNV`, `docs/behaviour/pipeline-and-encoding.md` §3.9); `None` if
 /// not a named kernel or an odd square of at most 25 numbers.
 fn convolution_kernel(s: &str) -> Option<Vec<f32>> {
     if let Some(k) = convolve::named(s.trim()) {

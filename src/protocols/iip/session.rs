@@ -187,7 +187,7 @@ impl Session<'_> {
         Ok(Step::Continue)
     }
 
-    /// `OBJ` (`protocols-iip.md` §5): an unknown object adds an error line and continues; an
+    /// `OBJ` (`docs/behaviour/protocols-iip.md` §5): an unknown object adds an error line and continues; an
     /// image object before `FIF` adds one and stops.
     fn obj(&mut self, arg: &[u8]) -> Step {
         note::kind(Kind::Metadata);

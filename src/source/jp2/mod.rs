@@ -1,4 +1,4 @@
-//! JPEG2000 (images-and-decoding.md §5): JP2 and JPX files and raw J2K codestreams, decoded
+//! JPEG2000 (docs/behaviour/images-and-decoding.md §5): JP2 and JPX files and raw J2K codestreams, decoded
 //! with OpenJPEG (Debian's libopenjp2).
 //!
 //! # Brief overview
@@ -12,7 +12,7 @@
 //! OpenJPEG decoder over the shared file ([`decode`]) and decodes just the window it needs at
 //! the reduced resolution, so concurrent requests never wait on each other.
 //!
-//! Differences from iipsrv 1.3, all deliberate (see the spec's `[BUG]`/`[HEAD-REGRESSION]`):
+//! Differences from iipsrv 1.3, all deliberate (listed in docs/compatibility.md):
 //! - level sizes are the codestream's true sizes (HEAD's ceiling halving, not 1.3's floor);
 //! - virtual levels are decimated by 2^(levels below the smallest real one), not 2 × that;
 //! - 8-bit samples are taken whole (HEAD masks them to 4 bits) and the decode window is
@@ -74,7 +74,7 @@ pub struct Jp2Source {
     channels: Vec<Channel>,
     /// Output sample depth: 8 or 16.
     out_bits: u32,
-    /// MAX_LAYERS (spec §5.3): > 0 caps the layers, < 0 decodes all by default.
+    /// MAX_LAYERS (docs/behaviour/images-and-decoding.md §5.3): > 0 caps the layers, < 0 decodes all by default.
     max_layers: MaxLayers,
     /// Where the tile-parts are, so that a decode reads only those under its window; `None`
     /// when the file is decoded whole ([`index`]).
@@ -113,7 +113,7 @@ impl Jp2Source {
         Self::open_with(path, MaxLayers::Default)
     }
 
-    /// Open a JP2/JPX file or J2K codestream. `max_layers` is MAX_LAYERS (spec §5.3).
+    /// Open a JP2/JPX file or J2K codestream. `max_layers` is MAX_LAYERS (docs/behaviour/images-and-decoding.md §5.3).
     pub fn open_with(path: &Path, max_layers: MaxLayers) -> Result<Jp2Source> {
         let blob = crate::storage::Storage::local("")
             .open(path, None)
@@ -243,7 +243,7 @@ impl Jp2Source {
     }
 
     /// The layer count OpenJPEG is given for a request's LYR value `requested` (0 = none),
-    /// per spec §5.3; 0 means all layers.
+    /// per docs/behaviour/images-and-decoding.md §5.3; 0 means all layers.
     pub fn layers_for(&self, requested: u32) -> u32 {
         effective_layers(self.max_layers, requested, self.info.quality_layers)
     }
@@ -421,7 +421,7 @@ fn pyramid(main: &header::MainHeader) -> (Vec<Level>, u32) {
     (levels, resolutions)
 }
 
-/// Spec §5.3: the layer count for MAX_LAYERS `max` and request value `requested`, resolved
+/// docs/behaviour/images-and-decoding.md §5.3: the layer count for MAX_LAYERS `max` and request value `requested`, resolved
 /// against the codestream's `quality` layers as iipsrv's OpenJPEG decoder does (all, or half
 /// rounded up, at least 1). Returns 0 for "all layers".
 pub fn effective_layers(max: MaxLayers, requested: u32, quality: u32) -> u32 {

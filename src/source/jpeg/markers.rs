@@ -1,5 +1,5 @@
 //! The JPEG header, parsed once at open with positional reads: the frame (SOFn) and the
-//! application markers iipsrv reads (images-and-decoding.md §4): JFIF density (APP0), EXIF and
+//! application markers iipsrv reads (docs/behaviour/images-and-decoding.md §4): JFIF density (APP0), EXIF and
 //! XMP (APP1), the ICC profile (APP2 chunks) and Adobe's colour transform (APP14).
 
 use crate::storage::Blob;

@@ -1,4 +1,4 @@
-//! Plain JPEG files as a virtual pyramid (images-and-decoding.md §4).
+//! Plain JPEG files as a virtual pyramid (docs/behaviour/images-and-decoding.md §4).
 //!
 //! # Brief overview
 //!

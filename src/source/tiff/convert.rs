@@ -1,4 +1,4 @@
-//! Stored samples to output samples (images-and-decoding.md §3.7): byte order, predictors,
+//! Stored samples to output samples (docs/behaviour/images-and-decoding.md §3.7): byte order, predictors,
 //! cropping of edge tiles, bit unpacking and scaling, MinIsWhite inversion, palette expansion
 //! and planar interleaving.
 //!

@@ -373,7 +373,7 @@ impl Directory {
     }
 }
 
-/// Output channels and colour space of a directory (images-and-decoding.md §3.4, with palette
+/// Output channels and colour space of a directory (docs/behaviour/images-and-decoding.md §3.4, with palette
 /// images expanded to RGB and bands without colour meaning reported as multiband).
 pub(super) fn classify(photometric: u16, spp: u16, bps: u16) -> (u16, ColourSpace) {
     match photometric {

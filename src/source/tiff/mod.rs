@@ -1,4 +1,4 @@
-//! TIFF pyramids (images-and-decoding.md §3): classic IFD-chain and SubIFD pyramids, BigTIFF,
+//! TIFF pyramids (docs/behaviour/images-and-decoding.md §3): classic IFD-chain and SubIFD pyramids, BigTIFF,
 //! single-level tiled files and multi-page stacks.
 //!
 //! # Brief overview
@@ -10,7 +10,7 @@
 //! ([`codec`]) and converts the samples ([`convert`]), so any number of threads can decode at
 //! once without locks or re-parsing.
 //!
-//! Differences from iipsrv 1.3, all deliberate (see the `[BUG]`/`[QUIRK]` notes in the spec):
+//! Differences from iipsrv 1.3, all deliberate (listed in docs/compatibility.md):
 //! - non-square tiles use TileLength at every level;
 //! - classic-chain stacks select page x (the x-th page IFD), SubIFD levels are only the
 //!   reduced-resolution SubIFDs, wherever they sit in the list;
@@ -284,7 +284,7 @@ impl ImageSource for TiffSource {
         let (codec, bytes) = match plan.codec {
             Codec::Jpeg => {
                 // libtiff stores RGB JPEG with an explicit subsampling tag in a way iipsrv
-                // decodes rather than passes on (cache.md §4.1); tiles without tables are
+                // decodes rather than passes on (docs/behaviour/cache.md §4.1); tiles without tables are
                 // decoded too.
                 let subsampled_rgb =
                     dir.has_ycbcr_subsampling && dir.photometric == photometric::RGB;
@@ -451,7 +451,7 @@ fn describe(r: &Reader, ifd0: &RawIfd, levels: &[Directory], stack: Vec<StackPag
 }
 
 /// Per-channel (min, max): SMinSampleValue/SMaxSampleValue, else 0 and the type's maximum
-/// (images-and-decoding.md §3.8, with 65535 for all 9–16-bit data). Stored values of depths
+/// (docs/behaviour/images-and-decoding.md §3.8, with 65535 for all 9–16-bit data). Stored values of depths
 /// that are scaled on decode are scaled the same way.
 fn min_max(
     r: &Reader,
@@ -514,7 +514,7 @@ fn number(r: &Reader, ifd: &RawIfd, t: u16) -> Option<f64> {
     r.number(ifd.get(t)?).ok()
 }
 
-/// The metadata map (images-and-decoding.md §3.9).
+/// The metadata map (docs/behaviour/images-and-decoding.md §3.9).
 fn metadata(r: &Reader, ifd0: &RawIfd) -> BTreeMap<String, Vec<u8>> {
     let mut map = BTreeMap::new();
     for (t, key) in [

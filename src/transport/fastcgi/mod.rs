@@ -16,7 +16,7 @@
 //!   arrive within a time limit, and a record is never buffered beyond its 64 KiB maximum.
 //!
 //! Why not a crate: every published FastCGI server crate failed a basic case (split PARAMS,
-//! non-UTF-8 parameters, keep-alive, multiplexing under backpressure); see the crate research.
+//! non-UTF-8 parameters, keep-alive, multiplexing under backpressure); see docs/dependencies.md §1.
 
 mod conn;
 pub mod params;
