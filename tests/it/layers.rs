@@ -37,9 +37,12 @@ const LAYERS: &[&[&str]] = &[
 
 /// Directory modules whose `mod.rs` holds the trait and types its children implement and use,
 /// and also dispatches to them (the encoder, source and pipeline traits and their
-/// implementations; logging's sinks; storage's `Blob` and its local and remote readers). Their
-/// children may use their parent; siblings still may not call each other in a circle.
-const HUBS: &[&str] = &["encode", "source", "pipeline", "logging", "storage"];
+/// implementations; logging's sinks; storage's `Blob` and its local and remote readers;
+/// render's tile work and the helpers its region exports share). Their children may use their
+/// parent; siblings still may not call each other in a circle.
+const HUBS: &[&str] = &[
+    "encode", "source", "pipeline", "logging", "storage", "render",
+];
 
 type Module = Vec<String>;
 
