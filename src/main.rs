@@ -119,43 +119,18 @@ fn main() -> ExitCode {
                 }
             },
         };
-        let http = match &args.http {
-            Some(addr) => match listen::parse_bind(addr).and_then(|s| match s {
-                listen::BindSpec::Tcp(_) => listen::bind(&s, args.backlog),
-                listen::BindSpec::Unix(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("'{addr}' is not a HOST:PORT address"),
-                )),
-            }) {
-                Ok(l) => {
-                    tracing::info!("Serving HTTP on {}\n", l.describe());
-                    Some(l)
-                }
-                Err(e) => {
-                    eprintln!("iipsrv: --http {addr}: {e}");
-                    return ExitCode::from(1);
-                }
-            },
-            None => None,
+        let http = match tcp_listener(args.http.as_deref(), "http", "Serving HTTP", args.backlog) {
+            Ok(l) => l,
+            Err(code) => return code,
         };
-        let admin = match &args.admin {
-            Some(addr) => match listen::parse_bind(addr).and_then(|s| match s {
-                listen::BindSpec::Tcp(_) => listen::bind(&s, args.backlog),
-                listen::BindSpec::Unix(_) => Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("'{addr}' is not a HOST:PORT address"),
-                )),
-            }) {
-                Ok(l) => {
-                    tracing::info!("Serving the admin endpoints on {}\n", l.describe());
-                    Some(l)
-                }
-                Err(e) => {
-                    eprintln!("iipsrv: --admin {addr}: {e}");
-                    return ExitCode::from(1);
-                }
-            },
-            None => None,
+        let admin = match tcp_listener(
+            args.admin.as_deref(),
+            "admin",
+            "Serving the admin endpoints",
+            args.backlog,
+        ) {
+            Ok(l) => l,
+            Err(code) => return code,
         };
         if fastcgi.is_none() && http.is_none() {
             tracing::info!("CGI-only mode detected\n");
@@ -255,6 +230,36 @@ fn main() -> ExitCode {
 
 /// Tell systemd (when it started us with `NOTIFY_SOCKET`, a `Type=notify` unit) our state;
 /// without `NOTIFY_SOCKET` nothing happens.
+/// The TCP listener of `--FLAG HOST:PORT` (`None` without the option), logged as `what`; a
+/// bad address or a failed bind is reported and ends the process with status 1.
+fn tcp_listener(
+    addr: Option<&str>,
+    flag: &str,
+    what: &str,
+    backlog: i32,
+) -> Result<Option<StdListener>, ExitCode> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let bound = listen::parse_bind(addr).and_then(|s| match s {
+        listen::BindSpec::Tcp(_) => listen::bind(&s, backlog),
+        listen::BindSpec::Unix(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("'{addr}' is not a HOST:PORT address"),
+        )),
+    });
+    match bound {
+        Ok(l) => {
+            tracing::info!("{what} on {}\n", l.describe());
+            Ok(Some(l))
+        }
+        Err(e) => {
+            eprintln!("iipsrv: --{flag} {addr}: {e}");
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 fn notify_systemd(state: sd_notify::NotifyState<'_>) {
     if let Err(e) = sd_notify::notify(&[state]) {
         tracing::warn!("systemd notification failed: {e}");

@@ -122,13 +122,7 @@ impl OpenImage {
             mtime,
             format: self.located.format,
         };
-        let source = shared.meta().open(&located.path, mtime, || {
-            crate::source::open(
-                shared.storage(),
-                &located,
-                shared.config().decoding.max_layers,
-            )
-        })?;
+        let source = open_located(shared, &located, mtime)?;
         Ok(ViewSource {
             source,
             mtime,
@@ -199,13 +193,7 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
         },
         None => resolve::detect(shared.storage(), &key, path, mtime)?,
     };
-    let source = shared.meta().open(&located.path, mtime, || {
-        crate::source::open(
-            shared.storage(),
-            &located,
-            shared.config().decoding.max_layers,
-        )
-    })?;
+    let source = open_located(shared, &located, mtime)?;
     Ok(OpenImage {
         key,
         located,
@@ -213,4 +201,19 @@ pub fn open_image(shared: &Shared, key: &[u8]) -> Result<OpenImage> {
         sequence,
         last_modified,
     })
+}
+
+/// The opened source of `located` at `mtime`, through the metadata cache.
+fn open_located(
+    shared: &Shared,
+    located: &Located,
+    mtime: std::time::SystemTime,
+) -> Result<Arc<dyn ImageSource>> {
+    Ok(shared.meta().open(&located.path, mtime, || {
+        crate::source::open(
+            shared.storage(),
+            located,
+            shared.config().decoding.max_layers,
+        )
+    })?)
 }

@@ -11,6 +11,7 @@
 #![allow(non_camel_case_types)]
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::ptr::NonNull;
 
 pub type OPJ_BOOL = c_int;
 pub const OPJ_TRUE: OPJ_BOOL = 1;
@@ -292,4 +293,25 @@ unsafe extern "C" {
     ) -> *mut opj_image_t;
     pub fn opj_stream_set_write_function(stream: *mut opj_stream, f: opj_stream_write_fn);
     pub fn opj_stream_set_user_data_length(stream: *mut opj_stream, length: u64);
+}
+
+/// A codec from `opj_create_compress` or `opj_create_decompress`, destroyed on drop.
+pub struct Codec(pub NonNull<opj_codec>);
+
+impl Drop for Codec {
+    fn drop(&mut self) {
+        // SAFETY: created by opj_create_(de)compress and owned here, destroyed once.
+        unsafe { opj_destroy_codec(self.0.as_ptr()) }
+    }
+}
+
+/// A stream from `opj_stream_create`, destroyed on drop. Its user data has no free function:
+/// the caller owns the state and keeps it alive while the stream is used.
+pub struct Stream(pub NonNull<opj_stream>);
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // SAFETY: created by opj_stream_create and owned here, destroyed once.
+        unsafe { opj_stream_destroy(self.0.as_ptr()) }
+    }
 }

@@ -34,6 +34,7 @@ use super::jp2_ffi as ffi;
 use super::{Accepts, EncodeError, EncodeOptions, Encoder, OutputFormat};
 use crate::error::Result;
 use crate::image::{RawImage, Samples};
+use ffi::{Codec, Stream};
 
 /// Largest JPEG2000 output, in samples (width × height × channels): 2^27, e.g. 5000² RGBA;
 /// OpenJPEG then holds about 1 GiB.
@@ -307,24 +308,6 @@ impl Drop for Image {
     fn drop(&mut self) {
         // SAFETY: created by opj_image_create and destroyed once.
         unsafe { ffi::opj_image_destroy(self.0.as_ptr()) }
-    }
-}
-
-struct Codec(NonNull<ffi::opj_codec>);
-
-impl Drop for Codec {
-    fn drop(&mut self) {
-        // SAFETY: created by opj_create_compress, destroyed once.
-        unsafe { ffi::opj_destroy_codec(self.0.as_ptr()) }
-    }
-}
-
-struct Stream(NonNull<ffi::opj_stream>);
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        // SAFETY: created by opj_stream_create, destroyed once.
-        unsafe { ffi::opj_stream_destroy(self.0.as_ptr()) }
     }
 }
 

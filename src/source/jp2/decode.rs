@@ -17,6 +17,7 @@ use super::index::Piece;
 use crate::source::ImageFormat;
 use crate::source::error::{Corrupt, DecodeStep, Defect, Result, SourceError, SourceErrorKind};
 use crate::storage::{Blob, StorageError};
+use ffi::{Codec, Stream};
 
 /// OpenJPEG's stream buffer: reads smaller than this are served from it.
 const STREAM_BUFFER: usize = 64 << 10;
@@ -215,25 +216,6 @@ unsafe extern "C" fn stream_seek(n: i64, data: *mut c_void) -> ffi::OPJ_BOOL {
             ffi::OPJ_TRUE
         }
         Err(_) => 0,
-    }
-}
-
-struct Codec(NonNull<ffi::opj_codec>);
-
-impl Drop for Codec {
-    fn drop(&mut self) {
-        // SAFETY: created by opj_create_decompress, destroyed once.
-        unsafe { ffi::opj_destroy_codec(self.0.as_ptr()) }
-    }
-}
-
-struct Stream(NonNull<ffi::opj_stream>);
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        // SAFETY: created by opj_stream_create, destroyed once; its user data has no free
-        // function (the state is owned by `decode`).
-        unsafe { ffi::opj_stream_destroy(self.0.as_ptr()) }
     }
 }
 
