@@ -28,6 +28,7 @@
 //! records all its tiles in one pass and fetches them concurrently. After
 //! [`collect::MAX_ROUNDS`] rounds a request reads what it still misses with blocking calls.
 
+mod client;
 pub mod collect;
 pub mod error;
 mod local;
