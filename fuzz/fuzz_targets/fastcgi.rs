@@ -14,20 +14,16 @@
 #![no_main]
 
 use std::cell::RefCell;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use iipsrv::http::{Request, Response};
-use iipsrv::transport::{Limits, Responder};
 use iipsrv::transport::fastcgi::params::{self, Params, ParamsDecoder};
 use iipsrv::transport::fastcgi::record::{Record, RecordError, RecordType};
 use iipsrv::transport::fastcgi::serve_connection;
-use iipsrv_fuzz::Rng;
+use iipsrv::transport::{Limits, Responder};
+use iipsrv_fuzz::{Mock, Rng};
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 thread_local! {
     static RUNTIME: RefCell<tokio::runtime::Runtime> = RefCell::new(
@@ -152,57 +148,11 @@ impl Responder for Echo {
     }
 }
 
-/// The client side of a connection: reads deliver `input` in random pieces, then end of file;
-/// writes are collected.
-struct Mock {
-    input: Vec<u8>,
-    at: usize,
-    cuts: Vec<usize>,
-    output: Vec<u8>,
-}
-
-impl AsyncRead for Mock {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let want = this.cuts.pop().unwrap_or(usize::MAX);
-        let n = want.min(buf.remaining()).min(this.input.len() - this.at);
-        buf.put_slice(&this.input[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Mock {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.output.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
 /// Serve the stream as one connection; the answer must be well-formed records.
 fn connection(stream: &[u8], rng: &mut Rng) {
     let mut cuts = rng.cuts(stream.len(), 100);
     cuts.reverse();
-    let mut mock = Mock {
-        input: stream.to_vec(),
-        at: 0,
-        cuts,
-        output: Vec::new(),
-    };
+    let mut mock = Mock::new(stream.to_vec(), cuts);
     let limits = Limits {
         max_params_bytes: 4096,
         max_body_bytes: 1024,

@@ -10,10 +10,7 @@
 
 use std::cell::RefCell;
 use std::convert::Infallible;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
@@ -22,9 +19,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use iipsrv::http::Response;
 use iipsrv::transport::Limits;
 use iipsrv::transport::http::{to_http, to_request};
-use iipsrv_fuzz::Rng;
+use iipsrv_fuzz::{Mock, Rng};
 use libfuzzer_sys::fuzz_target;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 thread_local! {
     static RUNTIME: RefCell<tokio::runtime::Runtime> = RefCell::new(
@@ -36,12 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let mut rng = Rng::from_data(data);
     let mut cuts = rng.cuts(data.len(), 200);
     cuts.reverse();
-    let mock = Mock {
-        input: data.to_vec(),
-        at: 0,
-        cuts,
-        output: Vec::new(),
-    };
+    let mock = Mock::new(data.to_vec(), cuts);
     let output = RUNTIME.with(|rt| rt.borrow().block_on(serve(mock)));
     if !output.is_empty() {
         // (hyper answers an HTTP/1.0 request as HTTP/1.0.)
@@ -113,44 +104,4 @@ fn check(request: &iipsrv::http::Request, method: &str, path_and_query: Option<&
         );
     }
     assert!(request.body.len() <= 4096);
-}
-
-/// The client side: reads deliver the input in random pieces, then end of file.
-struct Mock {
-    input: Vec<u8>,
-    at: usize,
-    cuts: Vec<usize>,
-    output: Vec<u8>,
-}
-
-impl AsyncRead for Mock {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        let want = this.cuts.pop().unwrap_or(usize::MAX);
-        let n = want.min(buf.remaining()).min(this.input.len() - this.at);
-        buf.put_slice(&this.input[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl AsyncWrite for Mock {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.output.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
 }

@@ -17,7 +17,8 @@ fuzz_target!(|data: &[u8]| {
     let path = file.write(data).to_path_buf();
     let mut rng = Rng::from_data(data);
     // MAX_LAYERS: the default, all layers, or a few.
-    let max_layers = [MaxLayers::Default, MaxLayers::All, MaxLayers::AtMost(1)][rng.below(3) as usize];
+    let max_layers =
+        [MaxLayers::Default, MaxLayers::All, MaxLayers::AtMost(1)][rng.below(3) as usize];
     let Ok(source) = Jp2Source::open_with(&path, max_layers) else {
         return;
     };

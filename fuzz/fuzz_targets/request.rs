@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
-use iipsrv::http::Request;
 use iipsrv::app::App;
+use iipsrv::http::Request;
 use libfuzzer_sys::fuzz_target;
 
 /// The images, by the names requests use, and the fixture each is a copy of.

@@ -7,15 +7,16 @@
 //! - [`exercise_source`]: open, info, a few tiles of every level and page, the stored tiles;
 //! - [`check_response`]: the properties every response must have (header lines without CR, LF
 //!   or NUL, `Content-Length` equal to the body, no server path in the body);
-//! - [`Rng`]: a small deterministic generator, seeded from the input, for splits and choices.
+//! - [`Rng`]: a small deterministic generator, seeded from the input, for splits and choices;
+//! - [`Mock`]: the client side of a connection for the transport targets.
 
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::PathBuf;
 
+use iipsrv::app::App;
 use iipsrv::config::Config;
 use iipsrv::http::Response;
-use iipsrv::app::App;
 use iipsrv::source::{ImageInfo, ImageSource};
 
 /// Tiles decoded per level (the first and the last, then a few chosen by the input).
@@ -221,5 +222,63 @@ pub fn check_response(r: &Response, secrets: &[&str]) {
             !r.body.windows(s.len()).any(|w| w == s.as_bytes()),
             "the body names {s}"
         );
+    }
+}
+
+/// The client side of a connection: reads deliver `input` in pieces of the sizes in `cuts`
+/// (taken from the end), then end of file; writes are collected in `output`.
+pub struct Mock {
+    input: Vec<u8>,
+    at: usize,
+    cuts: Vec<usize>,
+    pub output: Vec<u8>,
+}
+
+impl Mock {
+    pub fn new(input: Vec<u8>, cuts: Vec<usize>) -> Mock {
+        Mock {
+            input,
+            at: 0,
+            cuts,
+            output: Vec::new(),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Mock {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let want = this.cuts.pop().unwrap_or(usize::MAX);
+        let n = want.min(buf.remaining()).min(this.input.len() - this.at);
+        buf.put_slice(&this.input[this.at..this.at + n]);
+        this.at += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for Mock {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.output.extend_from_slice(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
