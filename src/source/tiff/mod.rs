@@ -380,6 +380,28 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
         }
     };
 
+    // Every page is read with page 0's description (levels, tile grid, channels): a page laid
+    // out otherwise would give tiles of other sizes than the grid promises, so it is dropped.
+    let (pages, stack_ifds): (Vec<Vec<Directory>>, Vec<&RawIfd>) = if stack_ifds.is_empty() {
+        (pages, stack_ifds)
+    } else {
+        let kept: Vec<bool> = pages.iter().map(|p| same_layout(&pages[0], p)).collect();
+        if kept.contains(&false) {
+            tracing::debug!("TIFF: skipping stack pages laid out unlike the first");
+        }
+        let mut keep = kept.iter().copied();
+        let stack_ifds = stack_ifds
+            .into_iter()
+            .filter(|_| keep.next().unwrap_or(false))
+            .collect();
+        let mut keep = kept.iter().copied();
+        let pages = pages
+            .into_iter()
+            .filter(|_| keep.next().unwrap_or(false))
+            .collect();
+        (pages, stack_ifds)
+    };
+
     let stack = stack_ifds
         .iter()
         .map(|ifd| StackPage {
@@ -400,6 +422,21 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
     }
     let info = describe(r, ifd0, &pages[0], stack);
     Ok((info, pages))
+}
+
+/// Whether two pages have the same levels: sizes, tiling, channels and sample width.
+fn same_layout(a: &[Directory], b: &[Directory]) -> bool {
+    let shape = |d: &Directory| {
+        (
+            d.width,
+            d.height,
+            d.tile_width,
+            d.tile_height,
+            d.channels,
+            d.bits_per_sample,
+        )
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| shape(x) == shape(y))
 }
 
 /// The reduced-resolution SubIFDs of `ifd`, in order, as directories. A single SubIFD offset

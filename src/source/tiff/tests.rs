@@ -870,6 +870,24 @@ fn malformed_files_fail_at_open() {
     }
 }
 
+/// A stack whose later pages are tiled unlike the first (found by fuzzing: page 1's tiles were
+/// 32×32 where the grid, from page 0, promised 32×48): those pages are dropped, so every tile
+/// served has the size its level promises.
+#[test]
+fn stack_pages_laid_out_unlike_the_first_are_dropped() {
+    let src = open("bad_page_layout.tif");
+    let info = src.info();
+    assert!(info.stack.len() <= 1, "{} pages kept", info.stack.len());
+    for page in 0..3 {
+        for r in 0..info.num_resolutions() {
+            let level = *info.level(r).expect("level");
+            if let Ok(tile) = src.tile(r, 0, page, 0) {
+                assert_eq!((tile.width, tile.height), level.tile_size(0).unwrap());
+            }
+        }
+    }
+}
+
 #[test]
 fn malformed_tiles_fail_at_decode() {
     for name in [
