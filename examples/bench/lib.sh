@@ -19,6 +19,8 @@
 #                                package iipimage-server) as extra columns, configured like 1.3
 #   BENCH_DIR=/path              where the test images are made once (default /tmp/iipsrv-bench)
 #   BENCH_PORT=19500             first of the local ports used (base … base+80)
+#   IIPSRV_BIN=/path             this server's binary to measure (default: target/release/iipsrv,
+#                                built first)
 #   BENCH_THREADS=2              wrk threads
 #   BENCH_LOG=/path              keep every wrk output there (default: discarded)
 #   BENCH_ROWS_ONLY=1            print table rows only (all.sh uses it)
@@ -84,8 +86,12 @@ bench_setup() {
   # run started.
   [ "$with13" = 0 ] || ln -s "$(readlink -f "$ref13")" "$work/iipsrv-1.3.fcgi"
   [ "$with11" = 0 ] || ln -s "$ref11" "$work/iipsrv-1.1.fcgi"
-  (cd "$root" && cargo build --release --locked -q --bin iipsrv)
-  ln -s "$root/target/release/iipsrv" "$work/iipsrv-ours"
+  if [ -n "${IIPSRV_BIN:-}" ]; then
+    ln -s "$(readlink -f "$IIPSRV_BIN")" "$work/iipsrv-ours"
+  else
+    (cd "$root" && cargo build --release --locked -q --bin iipsrv)
+    ln -s "$root/target/release/iipsrv" "$work/iipsrv-ours"
+  fi
   write_nginx_conf
   nginx -p "$work" -c "$work/nginx.conf"
   rows=()

@@ -71,7 +71,7 @@ impl Config {
     pub fn settings_lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for var in vars::VARIABLES {
-            (var.banner)(self, &mut lines);
+            var.banner.write(self, &mut lines);
         }
         lines
     }

@@ -31,8 +31,42 @@ pub(crate) struct Variable {
     /// Reads the variable (through the reader, which knows its name and default) into the
     /// configuration.
     pub read: fn(&mut Reader<'_>, &mut Config),
-    /// Appends the lines iipsrv logs for the setting at start-up (most log none).
-    pub banner: fn(&Config, &mut Vec<String>),
+    /// The line iipsrv logs for the setting at start-up (many log none).
+    pub banner: Banner,
+}
+
+/// What a variable logs at start-up: a template whose `{}` is replaced by the value.
+#[derive(Clone, Copy)]
+pub(crate) enum Banner {
+    /// Nothing.
+    Silent,
+    /// The template with the value, always.
+    Always(&'static str, fn(&Config) -> String),
+    /// The template with the value, when there is one (most: when the setting is not empty).
+    When(&'static str, fn(&Config) -> Option<String>),
+    /// Lines of its own.
+    Lines(fn(&Config) -> Vec<String>),
+}
+
+impl Banner {
+    /// Appends the lines to `out`.
+    pub fn write(self, config: &Config, out: &mut Vec<String>) {
+        match self {
+            Banner::Silent => {}
+            Banner::Always(template, value) => out.push(template.replacen("{}", &value(config), 1)),
+            Banner::When(template, value) => {
+                if let Some(value) = value(config) {
+                    out.push(template.replacen("{}", &value, 1));
+                }
+            }
+            Banner::Lines(lines) => out.extend(lines(config)),
+        }
+    }
+}
+
+/// A text setting's value for [`Banner::When`]: logged unless empty.
+fn unless_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
 }
 
 /// A variable's default.
@@ -239,9 +273,10 @@ const VARIABLE: Variable = Variable {
     meaning: "",
     origin: Origin::Iipsrv,
     read: |_, _| {},
-    banner: |_, _| {},
+    banner: Banner::Silent,
 };
 
+use Banner::{Always, Lines, When};
 use DefaultValue::{Described, Number, Text};
 
 /// Every variable, in the order of iipsrv's start-up log.
@@ -274,12 +309,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
                 mb
             };
         },
-        banner: |c, out| {
-            out.push(format!(
-                "Setting maximum image tile data cache size to {}MB",
-                c.caches.tile_mb
-            ))
-        },
+        banner: Always("Setting maximum image tile data cache size to {}MB", |c| {
+            c.caches.tile_mb.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -297,28 +329,31 @@ pub(crate) static VARIABLES: &[Variable] = &[
             }
             c.caches.metadata_entries = u64::try_from(v).map_or(Limit::Unlimited, Limit::Max);
         },
-        banner: |c, out| {
-            out.push(match c.caches.metadata_entries {
-                Limit::Unlimited => {
-                    "Setting maximum image metadata cache size to -1 (unlimited) images".into()
-                }
-                Limit::Max(n) => format!("Setting maximum image metadata cache size to {n} images"),
-            })
-        },
+        banner: Always(
+            "Setting maximum image metadata cache size to {} images",
+            |c| match c.caches.metadata_entries {
+                Limit::Unlimited => "-1 (unlimited)".into(),
+                Limit::Max(n) => n.to_string(),
+            },
+        ),
         ..VARIABLE
     },
     Variable {
         name: "FILESYSTEM_PREFIX",
         meaning: "prepended to every image identifier; `s3://BUCKET/key/prefix/` or `http(s)://HOST/path/` reads images from object storage (see \"Images in object storage\")",
         read: |r, c| c.files.prefix = r.text(),
-        banner: |c, out| out.push(format!("Setting filesystem prefix to '{}'", c.files.prefix)),
+        banner: Always("Setting filesystem prefix to '{}'", |c| {
+            c.files.prefix.clone()
+        }),
         ..VARIABLE
     },
     Variable {
         name: "FILESYSTEM_SUFFIX",
         meaning: "appended to every image identifier",
         read: |r, c| c.files.suffix = r.text(),
-        banner: |c, out| out.push(format!("Setting filesystem suffix to '{}'", c.files.suffix)),
+        banner: Always("Setting filesystem suffix to '{}'", |c| {
+            c.files.suffix.clone()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -345,13 +380,16 @@ pub(crate) static VARIABLES: &[Variable] = &[
             let max = c.output.tiff_compression.max_quality();
             c.output.tiff_quality = (r.clamped(0, 100) as i32).min(max);
         },
-        banner: |c, out| {
-            out.push(format!(
-                "Setting default TIFF output compression/quality to {}/{}",
-                c.output.tiff_compression.name(),
-                c.output.tiff_quality
-            ))
-        },
+        banner: Always(
+            "Setting default TIFF output compression/quality to {}",
+            |c| {
+                format!(
+                    "{}/{}",
+                    c.output.tiff_compression.name(),
+                    c.output.tiff_quality
+                )
+            },
+        ),
         ..VARIABLE
     },
     Variable {
@@ -359,12 +397,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("75"),
         meaning: "1–100",
         read: |r, c| c.output.jpeg_quality = r.clamped(1, 100) as i32,
-        banner: |c, out| {
-            out.push(format!(
-                "Setting default JPEG output quality to {}",
-                c.output.jpeg_quality
-            ))
-        },
+        banner: Always("Setting default JPEG output quality to {}", |c| {
+            c.output.jpeg_quality.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -372,12 +407,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("1"),
         meaning: "deflate level 0–9",
         read: |r, c| c.output.png_quality = r.clamped(0, 9) as i32,
-        banner: |c, out| {
-            out.push(format!(
-                "Setting default PNG output compression level to {}",
-                c.output.png_quality
-            ))
-        },
+        banner: Always("Setting default PNG output compression level to {}", |c| {
+            c.output.png_quality.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -385,12 +417,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("50"),
         meaning: "-1 lossless, 0–100",
         read: |r, c| c.output.webp_quality = r.clamped(-1, 100) as i32,
-        banner: |c, out| {
-            out.push(format!(
-                "Setting default WebP output compression level to {}",
-                quality(c.output.webp_quality)
-            ))
-        },
+        banner: Always("Setting default WebP output compression level to {}", |c| {
+            quality(c.output.webp_quality)
+        }),
         ..VARIABLE
     },
     Variable {
@@ -398,12 +427,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("50"),
         meaning: "-1 lossless, 0–100",
         read: |r, c| c.output.avif_quality = r.clamped(-1, 100) as i32,
-        banner: |c, out| {
-            out.push(format!(
-                "Setting default AVIF compression level to {}",
-                quality(c.output.avif_quality)
-            ))
-        },
+        banner: Always("Setting default AVIF compression level to {}", |c| {
+            quality(c.output.avif_quality)
+        }),
         ..VARIABLE
     },
     Variable {
@@ -411,12 +437,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("0"),
         meaning: "0 auto, 1 aom, 2 rav1e, 3 svt",
         read: |r, c| c.output.avif_codec = AvifCodec::from_setting(r.int()),
-        banner: |c, out| {
-            out.push(format!(
-                "Setting AVIF codec to {}",
-                c.output.avif_codec.name()
-            ))
-        },
+        banner: Always("Setting AVIF codec to {}", |c| {
+            c.output.avif_codec.name().to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -431,12 +454,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
                 v => Limit::Max(v as u64),
             }
         },
-        banner: |c, out| {
-            out.push(format!(
-                "Setting maximum CVT size to {}",
-                c.exports.max_cvt.as_sentinel()
-            ))
-        },
+        banner: Always("Setting maximum CVT size to {}", |c| {
+            c.exports.max_cvt.as_sentinel().to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -444,12 +464,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Text("max-age=86400"),
         meaning: "`Cache-Control` of successful responses",
         read: |r, c| c.http.cache_control = r.text(),
-        banner: |c, out| {
-            out.push(format!(
-                "Setting HTTP Cache-Control header to '{}'",
-                c.http.cache_control
-            ))
-        },
+        banner: Always("Setting HTTP Cache-Control header to '{}'", |c| {
+            c.http.cache_control.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -457,12 +474,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Text("_pyr_"),
         meaning: "image-sequence name infix",
         read: |r, c| c.files.pattern = r.text(),
-        banner: |c, out| {
-            out.push(format!(
-                "Setting 3D file sequence name pattern to '{}'",
-                c.files.pattern
-            ))
-        },
+        banner: Always("Setting 3D file sequence name pattern to '{}'", |c| {
+            c.files.pattern.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -476,12 +490,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
                 .filter(|v| *v >= 1)
                 .unwrap_or(r.default_int() as u32);
         },
-        banner: |c, out| {
-            out.push(format!(
-                "Setting default IIIF Image API version to {}",
-                c.iiif.version
-            ))
-        },
+        banner: Always("Setting default IIIF Image API version to {}", |c| {
+            c.iiif.version.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -489,51 +500,37 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("0"),
         meaning: "extra IIIF qualities",
         read: |r, c| c.iiif.extensions = r.flag(),
-        banner: |c, out| {
-            out.push(format!(
-                "Setting IIIF image processing API extension support to {}",
-                c.iiif.extensions
-            ))
-        },
+        banner: Always(
+            "Setting IIIF image processing API extension support to {}",
+            |c| c.iiif.extensions.to_string(),
+        ),
         ..VARIABLE
     },
     Variable {
         name: "IIIF_DELIMITER",
         meaning: "IIIF page delimiter",
         read: |r, c| c.iiif.delimiter = r.text(),
-        banner: |c, out| {
-            if !c.iiif.delimiter.is_empty() {
-                out.push(format!(
-                    "Setting default IIIF multi-page delimiter to '{}'",
-                    c.iiif.delimiter
-                ));
-            }
-        },
+        banner: When("Setting default IIIF multi-page delimiter to '{}'", |c| {
+            unless_empty(&c.iiif.delimiter)
+        }),
         ..VARIABLE
     },
     Variable {
         name: "CORS",
         meaning: "`Access-Control-Allow-Origin` value; enables the CORS headers",
         read: |r, c| c.http.cors = r.text(),
-        banner: |c, out| {
-            if !c.http.cors.is_empty() {
-                out.push(format!(
-                    "Setting Cross Origin Resource Sharing to '{}'",
-                    c.http.cors
-                ));
-            }
-        },
+        banner: When("Setting Cross Origin Resource Sharing to '{}'", |c| {
+            unless_empty(&c.http.cors)
+        }),
         ..VARIABLE
     },
     Variable {
         name: "BASE_URL",
         meaning: "public base URL for IIIF ids",
         read: |r, c| c.http.base_url = r.text(),
-        banner: |c, out| {
-            if !c.http.base_url.is_empty() {
-                out.push(format!("Setting base URL to '{}'", c.http.base_url));
-            }
-        },
+        banner: When("Setting base URL to '{}'", |c| {
+            unless_empty(&c.http.base_url)
+        }),
         ..VARIABLE
     },
     Variable {
@@ -541,16 +538,14 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("0"),
         meaning: "JPEG2000 quality layers (0 default, -1 all)",
         read: |r, c| c.decoding.max_layers = MaxLayers::from_setting(r.int()),
-        banner: |c, out| {
-            let layers = match c.decoding.max_layers {
-                MaxLayers::Default => return,
-                MaxLayers::All => "all layers".to_string(),
-                MaxLayers::AtMost(n) => n.to_string(),
-            };
-            out.push(format!(
-                "Setting max quality layers (for supported file formats) to {layers}"
-            ));
-        },
+        banner: When(
+            "Setting max quality layers (for supported file formats) to {}",
+            |c| match c.decoding.max_layers {
+                MaxLayers::Default => None,
+                MaxLayers::All => Some("all layers".into()),
+                MaxLayers::AtMost(n) => Some(n.to_string()),
+            },
+        ),
         ..VARIABLE
     },
     Variable {
@@ -558,12 +553,9 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("1"),
         meaning: "allow exports larger than the image",
         read: |r, c| c.exports.allow_upscaling = r.flag(),
-        banner: |c, out| {
-            out.push(format!(
-                "Setting Allow Upscaling to {}",
-                c.exports.allow_upscaling
-            ))
-        },
+        banner: Always("Setting Allow Upscaling to {}", |c| {
+            c.exports.allow_upscaling.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
@@ -573,12 +565,12 @@ pub(crate) static VARIABLES: &[Variable] = &[
         read: |r, c| {
             c.output.max_icc = u64::try_from(r.int()).map_or(Limit::Unlimited, Limit::Max);
         },
-        banner: |c, out| {
-            out.push(match c.output.max_icc {
-                Limit::Unlimited => "Setting maximum ICC profile size to unlimited".into(),
-                Limit::Max(n) => format!("Setting maximum ICC profile size to {n} bytes"),
-            })
-        },
+        banner: Always("Setting maximum ICC profile size to {}", |c| {
+            match c.output.max_icc {
+                Limit::Unlimited => "unlimited".into(),
+                Limit::Max(n) => format!("{n} bytes"),
+            }
+        }),
         ..VARIABLE
     },
     Variable {
@@ -586,26 +578,18 @@ pub(crate) static VARIABLES: &[Variable] = &[
         default: Number("1"),
         meaning: "send stored JPEG/WebP tiles without re-encoding",
         read: |r, c| c.output.codec_passthrough = r.flag(),
-        banner: |c, out| {
-            out.push(format!(
-                "Setting codec passthrough to {}",
-                c.output.codec_passthrough
-            ))
-        },
+        banner: Always("Setting codec passthrough to {}", |c| {
+            c.output.codec_passthrough.to_string()
+        }),
         ..VARIABLE
     },
     Variable {
         name: "COPYRIGHT",
         meaning: "rights statement for images that have none",
         read: |r, c| c.output.copyright = r.text(),
-        banner: |c, out| {
-            if !c.output.copyright.is_empty() {
-                out.push(format!(
-                    "Setting default rights/copyright statement to '{}'",
-                    c.output.copyright
-                ));
-            }
-        },
+        banner: When("Setting default rights/copyright statement to '{}'", |c| {
+            unless_empty(&c.output.copyright)
+        }),
         ..VARIABLE
     },
     Variable {
@@ -618,13 +602,12 @@ pub(crate) static VARIABLES: &[Variable] = &[
             c.server.workers = r.clamp(v, 1, 1024) as usize;
         },
         // iipsrv's line about its processing engine, then ours about the workers.
-        banner: |c, out| {
-            out.push("Setting image processing engine to CPU processor".into());
-            out.push(format!(
-                "Image work runs on {} worker threads",
-                c.server.workers
-            ));
-        },
+        banner: Lines(|c| {
+            vec![
+                "Setting image processing engine to CPU processor".into(),
+                format!("Image work runs on {} worker threads", c.server.workers),
+            ]
+        }),
         ..VARIABLE
     },
     Variable {
@@ -638,17 +621,17 @@ pub(crate) static VARIABLES: &[Variable] = &[
                 parse_uri_map(&raw).map_err(|warning| r.warn(warning)).ok()
             };
         },
-        banner: |c, out| {
-            if let Some(m) = &c.http.uri_map {
-                out.push(format!(
-                    "Setting URI mapping to {}. Supported protocol: {} (prefix '{}', command {})",
+        banner: When("Setting URI mapping to {}", |c| {
+            c.http.uri_map.as_ref().map(|m| {
+                format!(
+                    "{}. Supported protocol: {} (prefix '{}', command {})",
                     m.value(),
                     m.protocol,
                     m.prefix,
                     m.command
-                ));
-            }
-        },
+                )
+            })
+        }),
         ..VARIABLE
     },
     // The variables iipsrv does not log.

@@ -95,11 +95,7 @@ impl Encoder for AvifEncoder {
     }
 
     fn accepts(&self) -> Accepts {
-        Accepts {
-            channels: &[1, 2, 3, 4],
-            more_channels: false,
-            sixteen_bit: false,
-        }
+        Accepts::EIGHT_BIT
     }
 
     fn encode(&self, image: &RawImage, options: &EncodeOptions<'_>) -> Result<Vec<u8>> {

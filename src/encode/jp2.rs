@@ -74,11 +74,7 @@ impl Encoder for Jp2Encoder {
     }
 
     fn accepts(&self) -> Accepts {
-        Accepts {
-            channels: &[1, 2, 3, 4],
-            more_channels: false,
-            sixteen_bit: true,
-        }
+        Accepts::SIXTEEN_BIT
     }
 
     fn encode(&self, image: &RawImage, options: &EncodeOptions<'_>) -> Result<Vec<u8>> {

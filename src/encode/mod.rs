@@ -156,6 +156,18 @@ pub struct Accepts {
 }
 
 impl Accepts {
+    /// Grey, grey+alpha, RGB, RGBA in 8 bits (JPEG, WebP, AVIF, GIF).
+    pub const EIGHT_BIT: Accepts = Accepts {
+        channels: &[1, 2, 3, 4],
+        more_channels: false,
+        sixteen_bit: false,
+    };
+    /// The same in 8 or 16 bits (PNG, JPEG2000).
+    pub const SIXTEEN_BIT: Accepts = Accepts {
+        sixteen_bit: true,
+        ..Accepts::EIGHT_BIT
+    };
+
     /// Whether `channels` samples per pixel can be written.
     pub fn takes_channels(&self, channels: u16) -> bool {
         self.channels.contains(&channels)

@@ -88,42 +88,28 @@ impl StatusClass {
 }
 
 /// Request latency buckets (upper bounds in nanoseconds): 250 µs to 10 s.
-const REQUEST_BUCKETS_NS: &[u64] = &[
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
-];
+const REQUEST_BUCKETS_NS: [u64; 15] = one_two_five(250_000);
 
-/// Decode and encode time buckets (upper bounds in nanoseconds): 50 µs to 5 s.
-const CODEC_BUCKETS_NS: &[u64] = &[
-    50_000,
-    100_000,
-    250_000,
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    5_000_000_000,
-];
+/// Decode and encode time buckets (upper bounds in nanoseconds): 50 µs to 2.5 s.
+const CODEC_BUCKETS_NS: [u64; 15] = one_two_five(50_000);
+
+/// `N` bucket bounds from `first` (1, 2.5 or 5 × a power of ten) in steps of 1, 2.5, 5 × 10ᵏ.
+const fn one_two_five<const N: usize>(first: u64) -> [u64; N] {
+    let mut out = [0; N];
+    let mut v = first;
+    let mut i = 0;
+    while i < N {
+        out[i] = v;
+        let mut decade = 1;
+        while decade * 10 <= v {
+            decade *= 10;
+        }
+        // 1 → 2.5 → 5 → 10 within each decade.
+        v = if v == decade { v * 5 / 2 } else { v * 2 };
+        i += 1;
+    }
+    out
+}
 
 /// Every counter and histogram recorded on the request path.
 pub(crate) struct Metrics {
@@ -154,11 +140,11 @@ impl Metrics {
                 [const { [const { [const { AtomicU64::new(0) }; StatusClass::COUNT] }; Format::COUNT] };
                     Kind::COUNT]
             }; Protocol::COUNT],
-            durations: [const { Histogram::new(REQUEST_BUCKETS_NS) }; Kind::COUNT],
+            durations: [const { Histogram::new(&REQUEST_BUCKETS_NS) }; Kind::COUNT],
             sent_bytes: [const { AtomicU64::new(0) }; Kind::COUNT],
             connections: [const { AtomicI64::new(0) }; Transport::COUNT],
-            decode: [const { Histogram::new(CODEC_BUCKETS_NS) }; Codec::COUNT],
-            encode: [const { Histogram::new(CODEC_BUCKETS_NS) }; Format::COUNT],
+            decode: [const { Histogram::new(&CODEC_BUCKETS_NS) }; Codec::COUNT],
+            encode: [const { Histogram::new(&CODEC_BUCKETS_NS) }; Format::COUNT],
             purges: [const { AtomicU64::new(0) }; 2],
         }
     }

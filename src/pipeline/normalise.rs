@@ -22,32 +22,42 @@ fn factor(min: f32, max: f32) -> f32 {
     if r.abs() > 1e-30 { 1.0 / r } else { 1e30 }
 }
 
-/// Raw samples → float, normalised per channel by `ranges` (missing channels: [0, 1]).
-pub fn normalise(img: &RawImage, ranges: &[(f32, f32)]) -> FloatImage {
-    let ch = (img.channels as usize).max(1);
-    let params: Vec<(f32, f32, bool)> = (0..ch)
+/// One channel's (min, k, whether the range is exactly [0, 1]).
+type Param = (f32, f32, bool);
+
+/// Every channel's [`Param`]; missing channels [0, 1].
+fn params(ranges: &[(f32, f32)], ch: usize) -> Vec<Param> {
+    (0..ch)
         .map(|c| {
             let (min, max) = ranges.get(c).copied().unwrap_or((0.0, 1.0));
             (min, factor(min, max), min == 0.0 && max == 1.0)
         })
-        .collect();
+        .collect()
+}
+
+/// Float samples: (v − min_c) · k_c, non-finite values 0, [0, 1] channels untouched.
+fn float_pixel(params: &[Param], p: &[f32], o: &mut [f32]) {
+    for (c, &(min, k, unit)) in params.iter().enumerate() {
+        o[c] = if unit {
+            p[c]
+        } else if p[c].is_finite() {
+            (p[c] - min) * k
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Raw samples → float, normalised per channel by `ranges` (missing channels: [0, 1]).
+pub fn normalise(img: &RawImage, ranges: &[(f32, f32)]) -> FloatImage {
+    let ch = (img.channels as usize).max(1);
+    let params = params(ranges, ch);
     let data = match &img.samples {
         Samples::U8(v) => linear(v, &params),
         Samples::U16(v) => linear(v, &params),
         Samples::U32(v) => linear(v, &params),
         Samples::I32(v) => linear(v, &params),
-        Samples::F32(v) => map_pixels(v, ch, ch, |p, o| {
-            for c in 0..ch {
-                let (min, k, unit) = params[c];
-                o[c] = if unit {
-                    p[c]
-                } else if p[c].is_finite() {
-                    (p[c] - min) * k
-                } else {
-                    0.0
-                };
-            }
-        }),
+        Samples::F32(v) => map_pixels(v, ch, ch, |p, o| float_pixel(&params, p, o)),
     };
     FloatImage {
         width: img.width,
@@ -58,7 +68,7 @@ pub fn normalise(img: &RawImage, ranges: &[(f32, f32)]) -> FloatImage {
 }
 
 /// Fixed-point samples → float: (v − min_c) · k_c for every channel of `params`.
-fn linear<T: Copy + Sync + Into<f64>>(v: &[T], params: &[(f32, f32, bool)]) -> Vec<f32> {
+fn linear<T: Copy + Sync + Into<f64>>(v: &[T], params: &[Param]) -> Vec<f32> {
     let ch = params.len();
     map_pixels(v, ch, ch, |p, o| {
         for c in 0..ch {
@@ -71,28 +81,11 @@ fn linear<T: Copy + Sync + Into<f64>>(v: &[T], params: &[(f32, f32, bool)]) -> V
 /// left untouched, others are rescaled with non-finite values set to 0.
 pub fn normalise_float(img: &mut FloatImage, ranges: &[(f32, f32)]) {
     let ch = img.channels.max(1);
-    let params: Vec<(f32, f32, bool)> = (0..ch)
-        .map(|c| {
-            let (min, max) = ranges.get(c).copied().unwrap_or((0.0, 1.0));
-            (min, factor(min, max), min == 0.0 && max == 1.0)
-        })
-        .collect();
+    let params = params(ranges, ch);
     if params.iter().all(|p| p.2) {
         return;
     }
-    let f = |p: &[f32], o: &mut [f32]| {
-        for c in 0..ch {
-            let (min, k, unit) = params[c];
-            o[c] = if unit {
-                p[c]
-            } else if p[c].is_finite() {
-                (p[c] - min) * k
-            } else {
-                0.0
-            };
-        }
-    };
-    img.data = map_pixels(&img.data, ch, ch, f);
+    img.data = map_pixels(&img.data, ch, ch, |p, o| float_pixel(&params, p, o));
 }
 
 /// How the histogram bins map to sample values for a stretch.

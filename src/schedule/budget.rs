@@ -381,8 +381,12 @@ mod tests {
         assert_eq!(b.available_bytes(), Some(10 * MIB));
     }
 
-    #[tokio::test]
-    async fn closing_refuses_the_waiting_and_the_later_but_keeps_the_admitted() {
+    /// A budget of 1 MiB held whole, and a second reservation of 1 MiB waiting for it.
+    async fn held_and_waiting() -> (
+        Arc<Budget>,
+        Reservation,
+        tokio::task::JoinHandle<Result<u64, Refusal>>,
+    ) {
         let b = budget(MIB, 4, 8, 60_000);
         let held = b.reserve(MIB).await.unwrap();
         let waiter = tokio::spawn({
@@ -390,6 +394,12 @@ mod tests {
             async move { b.reserve(MIB).await.map(|r| r.bytes()) }
         });
         until_waiting(&b, 1).await;
+        (b, held, waiter)
+    }
+
+    #[tokio::test]
+    async fn closing_refuses_the_waiting_and_the_later_but_keeps_the_admitted() {
+        let (b, held, waiter) = held_and_waiting().await;
         b.close_at(Instant::now() + Duration::from_millis(20));
         // Refused when admission closes, long before its own timeout.
         assert_eq!(waiter.await.unwrap(), Err(Refusal::ShuttingDown));
@@ -403,13 +413,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_line_keeps_moving_until_admission_closes() {
-        let b = budget(MIB, 4, 8, 60_000);
-        let held = b.reserve(MIB).await.unwrap();
-        let waiter = tokio::spawn({
-            let b = b.clone();
-            async move { b.reserve(MIB).await.map(|r| r.bytes()) }
-        });
-        until_waiting(&b, 1).await;
+        let (b, held, waiter) = held_and_waiting().await;
         b.close_at(Instant::now() + Duration::from_secs(60));
         drop(held);
         assert_eq!(waiter.await.unwrap(), Ok(MIB));

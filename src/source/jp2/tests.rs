@@ -270,29 +270,28 @@ fn lossless_tiles_match_the_formulas() {
     );
 }
 
+/// The mean absolute difference of two sample lists.
+fn mean_abs_error(got: &[i64], want: &[i64]) -> f64 {
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .sum::<i64>() as f64
+        / got.len() as f64
+}
+
 #[test]
 fn lossy_full_resolution_is_close_to_the_formula() {
     for name in ["rgb8_tiled.jp2", "rgb8_untiled.jp2", "rgb8_res1.jp2"] {
         let src = open_all_layers(name);
         let got = stitch(&src, 2, 0);
         let want = expect(700, 500, |x, y| rgb8(x, y, 700, 500).to_vec());
-        let mean = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .sum::<i64>() as f64
-            / got.len() as f64;
+        let mean = mean_abs_error(&got, &want);
         assert!(mean < 6.0, "{name}: mean error {mean}");
     }
     let src = open("grey8_offset.jp2");
     let got = stitch(&src, 2, 0);
     let want = expect(701, 499, |x, y| vec![grey8(x, y, 701, 499)]);
-    let mean = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .sum::<i64>() as f64
-        / got.len() as f64;
+    let mean = mean_abs_error(&got, &want);
     assert!(mean < 3.0, "mean error {mean}");
 }
 

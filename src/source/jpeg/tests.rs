@@ -161,6 +161,11 @@ fn level_sizes_are_floor_halvings() {
     }
 }
 
+/// A density as the source reports it.
+fn density(x: f64, y: f64, unit: u16) -> Option<Dpi> {
+    Some(Dpi { x, y, unit })
+}
+
 #[test]
 fn metadata_and_density() {
     let icc =
@@ -169,14 +174,7 @@ fn metadata_and_density() {
     // Two APP2 chunks stored in reverse order, reassembled by sequence number.
     let src = open("icc.jpg");
     assert_eq!(src.info().metadata.get("icc"), Some(&icc));
-    assert_eq!(
-        src.info().dpi,
-        Some(Dpi {
-            x: 1.0,
-            y: 1.0,
-            unit: 1
-        })
-    );
+    assert_eq!(src.info().dpi, density(1.0, 1.0, 1));
 
     let src = open("exif_xmp.jpg");
     let exif = src.info().metadata.get("exif").expect("exif");
@@ -189,24 +187,10 @@ fn metadata_and_density() {
     assert!(xmp.starts_with(b"<?xpacket begin="));
     assert!(xmp.ends_with(b"<?xpacket end=\"r\"?>"));
     // No JFIF marker: libjpeg's defaults, 1×1 with unknown units.
-    assert_eq!(
-        src.info().dpi,
-        Some(Dpi {
-            x: 1.0,
-            y: 1.0,
-            unit: 1
-        })
-    );
+    assert_eq!(src.info().dpi, density(1.0, 1.0, 1));
 
     let src = open("jfif_dpi.jpg");
-    assert_eq!(
-        src.info().dpi,
-        Some(Dpi {
-            x: 300.0,
-            y: 150.0,
-            unit: 2
-        })
-    );
+    assert_eq!(src.info().dpi, density(300.0, 150.0, 2));
     assert!(src.info().metadata.is_empty());
     assert_eq!(dpi(Some((2, 40, 40))).unwrap().unit, 3);
     assert_eq!(dpi(Some((0, 0, 0))), None);

@@ -53,6 +53,11 @@ pub(super) fn decode_error(detail: impl Into<String>) -> SourceError {
     SourceError::bad_data(ImageFormat::Tiff, detail)
 }
 
+/// A codec library's error as a decode error named by the codec, for `map_err`.
+fn failed<E: std::fmt::Display>(codec: &'static str) -> impl Fn(E) -> SourceError {
+    move |e| decode_error(format!("{codec}: {e}"))
+}
+
 /// Decompress `src` into `dst`, which must be filled completely. `Jpeg` and `Webp` are not
 /// handled here (they decode to pixels, see [`jpeg`] and [`webp`]).
 pub(super) fn decompress(codec: Codec, src: &[u8], dst: &mut [u8]) -> Result<()> {
@@ -184,11 +189,8 @@ fn inflate(src: &[u8], dst: &mut [u8]) -> Result<usize> {
 fn zstd(src: &[u8], dst: &mut [u8]) -> Result<usize> {
     with_reused(
         &ZSTD,
-        || zstd::bulk::Decompressor::new().map_err(|e| decode_error(format!("ZSTD: {e}"))),
-        |z| {
-            z.decompress_to_buffer(src, dst)
-                .map_err(|e| decode_error(format!("ZSTD: {e}")))
-        },
+        || zstd::bulk::Decompressor::new().map_err(failed("ZSTD")),
+        |z| z.decompress_to_buffer(src, dst).map_err(failed("ZSTD")),
     )
 }
 
@@ -207,11 +209,9 @@ pub(super) fn jpeg(
         4 => turbojpeg::PixelFormat::CMYK,
         n => return Err(decode_error(format!("JPEG with {n} samples per pixel"))),
     };
-    let new = || turbojpeg::Decompressor::new().map_err(|e| decode_error(format!("JPEG: {e}")));
+    let new = || turbojpeg::Decompressor::new().map_err(failed("JPEG"));
     with_reused(&TURBOJPEG, new, |tj| {
-        let header = tj
-            .read_header(src)
-            .map_err(|e| decode_error(format!("JPEG: {e}")))?;
+        let header = tj.read_header(src).map_err(failed("JPEG"))?;
         if header.width != width as usize || header.height != height as usize {
             return Err(decode_error(format!(
                 "JPEG tile is {}x{}, expected {width}x{height}",
@@ -226,8 +226,7 @@ pub(super) fn jpeg(
             height: height as usize,
             format,
         };
-        tj.decompress(src, image)
-            .map_err(|e| decode_error(format!("JPEG: {e}")))
+        tj.decompress(src, image).map_err(failed("JPEG"))
     })
 }
 
