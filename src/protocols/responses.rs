@@ -115,7 +115,12 @@ pub(crate) fn export(
     Ok(Answer::Heavy(Deferred::new(
         prepared.bytes,
         move |shared| {
-            render_export(shared, &image, &view, format, (&plan, attachment), &headers)
+            // In passes, as light work: a region's missing tiles are fetched together.
+            let render =
+                || render_export(shared, &image, &view, format, (&plan, attachment), &headers);
+            shared
+                .storage()
+                .serve_blocking(render)
                 .map(|mut r| {
                     r.set_etag(&etag);
                     r

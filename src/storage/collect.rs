@@ -14,10 +14,16 @@
 //! passes, the work runs once more without a collector: what it still misses is read with
 //! blocking calls (counted in the log), so every request ends. (The loop itself is
 //! `remote::serve`, next to the fetches it awaits.)
+//!
+//! The blocks fetched for a request are kept in its collector until it ends, besides the
+//! shared block cache: the next pass finds them even when other requests have pushed them out
+//! of that cache (a small `IIPSRV_STORAGE_CACHE_SIZE`, or none, under many clients).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
 
 use super::error::{StorageError, StorageErrorKind};
 use super::object::Object;
@@ -60,11 +66,15 @@ impl Want {
     }
 }
 
-/// One request's wants and failures.
+/// A block of an object: its key, version tag and block number.
+pub(crate) type BlockKey = (Arc<str>, u64, u64);
+
+/// One request's wants, failures and the blocks fetched for it.
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
     wants: Mutex<Vec<Want>>,
     failures: Mutex<HashMap<FailureKey, StorageError>>,
+    blocks: Mutex<HashMap<BlockKey, Bytes>>,
 }
 
 impl Collector {
@@ -92,6 +102,23 @@ impl Collector {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, e);
+    }
+
+    /// Keep a block fetched for this request until it ends.
+    pub(crate) fn keep(&self, key: BlockKey, block: Bytes) {
+        self.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, block);
+    }
+
+    /// A block fetched for this request.
+    pub(crate) fn kept(&self, key: &BlockKey) -> Option<Bytes> {
+        self.blocks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
     }
 
     pub(crate) fn take_wants(&self) -> Vec<Want> {

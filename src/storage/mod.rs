@@ -174,6 +174,14 @@ impl Storage {
         }
     }
 
+    /// [`Self::serve`] for a thread that may block (heavy work on its own pool).
+    pub fn serve_blocking<R>(&self, mut work: impl FnMut() -> R) -> R {
+        match &self.remote {
+            None => work(),
+            Some(r) => remote::serve_blocking(r, work),
+        }
+    }
+
     /// Whether the images can be reached (`/ready`): the image directory is readable, or the
     /// remote store answers. The reason names no path, bucket or endpoint.
     pub async fn reachable(&self) -> std::result::Result<(), String> {

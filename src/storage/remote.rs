@@ -19,7 +19,7 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 
 use super::client::{Client, redact};
-use super::collect::{self, Collector, Scope, Want};
+use super::collect::{self, BlockKey, Collector, Scope, Want};
 use super::error::{StorageError, StorageErrorKind};
 use super::location::{self, Location};
 use super::object::Object;
@@ -48,8 +48,6 @@ struct Listed {
     names: Arc<Vec<Vec<u8>>>,
     at: Instant,
 }
-
-type BlockKey = (Arc<str>, u64, u64);
 
 #[derive(Debug, Clone)]
 struct ByBytes;
@@ -133,6 +131,19 @@ impl Remote {
             }
             Location::Local => return Err("not a remote location".into()),
         };
+        let listing_optional = matches!(location, Location::Http { .. });
+        Remote::with_store(store, describe, settings, listing_optional)
+    }
+
+    /// The store behind `store` (its calls already bounded by their own timeouts and
+    /// retries); `listing_optional`: a store that may not list (plain HTTP).
+    fn with_store(
+        store: Arc<dyn ObjectStore>,
+        describe: String,
+        settings: Settings,
+        listing_optional: bool,
+    ) -> std::result::Result<Remote, String> {
+        let timeout = Duration::from_millis(settings.timeout_ms.max(1));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(RUNTIME_THREADS)
             .thread_name("iipsrv-storage")
@@ -149,7 +160,7 @@ impl Remote {
             client: Client {
                 store,
                 limit,
-                listing_optional: matches!(location, Location::Http { .. }),
+                listing_optional,
             },
             runtime: IoRuntime(Some(runtime)),
             describe,
@@ -322,8 +333,13 @@ impl Remote {
         (Arc::from(object.key.as_ref()), object.version_tag, b)
     }
 
+    /// A block from the request's own fetches, else from the shared cache.
     fn cached_block(&self, object: &Object, b: u64) -> Option<Bytes> {
-        self.blocks.as_ref()?.get(&Self::block_key(object, b))
+        let key = Self::block_key(object, b);
+        if let Some(block) = collect::current().and_then(|c| c.kept(&key)) {
+            return Some(block);
+        }
+        self.blocks.as_ref()?.get(&key)
     }
 
     /// Blocks `first..=last` of `object` as one ranged GET, cached block by block.
@@ -331,13 +347,19 @@ impl Remote {
         first * BLOCK..((last + 1) * BLOCK).min(object.len)
     }
 
-    fn keep_blocks(&self, object: &Object, first: u64, run: &Bytes) {
-        let Some(cache) = &self.blocks else { return };
+    /// Keep the blocks of a fetched run in the shared cache, and in `request`'s collector.
+    fn keep_blocks(&self, object: &Object, first: u64, run: &Bytes, request: Option<&Collector>) {
         let mut b = first;
         let mut at = 0usize;
         while at < run.len() {
             let end = (at + BLOCK as usize).min(run.len());
-            cache.insert(Self::block_key(object, b), run.slice(at..end));
+            let key = Self::block_key(object, b);
+            if let Some(c) = request {
+                c.keep(key.clone(), run.slice(at..end));
+            }
+            if let Some(cache) = &self.blocks {
+                cache.insert(key, run.slice(at..end));
+            }
             at = end;
             b += 1;
         }
@@ -405,7 +427,7 @@ impl Remote {
                     );
                 }
                 (Want::Blocks { object, first, .. }, Ok(Fetched::Run(run))) => {
-                    self.keep_blocks(&object, first, &run);
+                    self.keep_blocks(&object, first, &run, Some(collector));
                 }
                 (want, Err(e)) => {
                     if e.kind == StorageErrorKind::Changed {
@@ -522,7 +544,7 @@ impl Blob for RemoteBlob {
                     .block_on(&format!("GET {}", o.key), async move {
                         client.get_range(&object, range).await
                     })?;
-                self.remote.keep_blocks(o, fetch_first, &bytes);
+                self.remote.keep_blocks(o, fetch_first, &bytes, None);
                 Some((fetch_first, bytes))
             }
         };
@@ -554,23 +576,27 @@ impl Blob for RemoteBlob {
     }
 }
 
-/// Run `work` until a pass needs nothing from storage, fetching between passes (see `storage::collect`).
-pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) -> R {
-    let collector = Arc::new(Collector::default());
-    let scope = Scope::of(collector.clone());
-    for round in 1..=collect::MAX_ROUNDS {
-        let out = scope.enter(&mut work);
-        let wants = collector.take_wants();
-        if wants.is_empty() {
-            if round > 1 {
-                tracing::debug!("Storage :: answered in pass {round}");
-            }
-            return out;
+/// One pass of `work` under `collector`: its output, or what it needs from storage.
+fn pass<R>(
+    collector: &Arc<Collector>,
+    round: usize,
+    work: &mut impl FnMut() -> R,
+) -> Result<R, Vec<Want>> {
+    let out = Scope::of(collector.clone()).enter(work);
+    let wants = collector.take_wants();
+    if wants.is_empty() {
+        if round > 1 {
+            tracing::debug!("Storage :: answered in pass {round}");
         }
-        drop(out);
-        tracing::debug!("Storage :: pass {round} needs {} fetches", wants.len());
-        remote.fetch(wants, &collector).await;
+        return Ok(out);
     }
+    tracing::debug!("Storage :: pass {round} needs {} fetches", wants.len());
+    Err(wants)
+}
+
+/// After [`collect::MAX_ROUNDS`] passes: the work once more, reading what it misses with
+/// blocking calls.
+fn last_pass<R>(remote: &Remote, work: &mut impl FnMut() -> R) -> R {
     tracing::info!(
         "Storage :: a request still missed bytes after {} passes; \
          reading the rest with blocking calls",
@@ -578,4 +604,87 @@ pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) 
     );
     remote.count_blocking_pass();
     work()
+}
+
+/// Run `work` until a pass needs nothing from storage, fetching between passes (see
+/// `storage::collect`): the fetches are awaited, so the worker serves other connections.
+pub(super) async fn serve<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) -> R {
+    let collector = Arc::new(Collector::default());
+    for round in 1..=collect::MAX_ROUNDS {
+        match pass(&collector, round, &mut work) {
+            Ok(out) => return out,
+            Err(wants) => remote.fetch(wants, &collector).await,
+        }
+    }
+    last_pass(remote, &mut work)
+}
+
+/// The same for work on a thread that may block (heavy work on its own pool): the thread
+/// waits for each round of fetches, which run concurrently on the storage runtime, so that a
+/// region's tiles are fetched together instead of one blocking read after another.
+pub(super) fn serve_blocking<R>(remote: &Arc<Remote>, mut work: impl FnMut() -> R) -> R {
+    let collector = Arc::new(Collector::default());
+    for round in 1..=collect::MAX_ROUNDS {
+        let wants = match pass(&collector, round, &mut work) {
+            Ok(out) => return out,
+            Err(wants) => wants,
+        };
+        let (r, c) = (remote.clone(), collector.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        remote.handle().spawn(async move {
+            r.fetch(wants, &c).await;
+            let _ = tx.send(());
+        });
+        // A stopped runtime drops the sender: the next pass finds the same wants, and the
+        // last one reads with blocking calls (which fail with their own error).
+        let _ = rx.recv();
+    }
+    last_pass(remote, &mut work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    /// A remote over an in-memory store holding `key` = `data`, keeping `cache_bytes` of blocks.
+    fn remote_with(key: &str, data: &[u8], cache_bytes: u64) -> Arc<Remote> {
+        let store = Arc::new(InMemory::new());
+        let settings = Settings {
+            timeout_ms: 5000,
+            retries: 0,
+            revalidate_secs: 3600,
+            cache_bytes,
+        };
+        let remote = Remote::with_store(store.clone(), "memory".into(), settings, false).unwrap();
+        let path = object_store::path::Path::from(key);
+        let put = store.put(&path, PutPayload::from(data.to_vec()));
+        remote.handle().block_on(put).unwrap();
+        Arc::new(remote)
+    }
+
+    #[test]
+    fn blocks_fetched_for_a_request_stay_with_it_when_the_shared_cache_cannot_hold_them() {
+        // 3 MiB read at once through 1 MiB of block cache: the second pass must find the
+        // blocks the first fetched (in its collector), not ask for them again.
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i % 251) as u8).collect();
+        let remote = remote_with("big", &data, 1 << 20);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut passes = 0;
+        let got = rt.block_on(serve(&remote, || {
+            passes += 1;
+            let blob = remote.open(Path::new("big"), None)?;
+            let mut buf = vec![0; data.len()];
+            blob.read_at(&mut buf, 0, 0)?;
+            Ok::<_, StorageError>(buf)
+        }));
+        assert!(got.unwrap() == data);
+        // The description, then the bytes in one GET, then the answer.
+        assert_eq!(passes, 3);
+        assert_eq!(remote.gets.load(Ordering::Relaxed), 1);
+        assert_eq!(remote.blocking.load(Ordering::Relaxed), 0);
+    }
 }

@@ -262,6 +262,42 @@ fn tiles_cost_one_ranged_get_and_regions_fetch_their_tiles_in_one_pass() {
 }
 
 #[test]
+fn a_region_larger_than_the_block_cache_is_answered_in_the_second_pass() {
+    // The blocks fetched for a request stay with it: with 1 MiB of shared block cache and a
+    // region over 2048² of noise (more than 1 MiB of tiles), the second pass must not find
+    // its blocks evicted by its own later fetches (or by other requests) and fetch again.
+    let Some(bin) = garage::binary() else { return };
+    let g = Garage::start(&bin);
+    let work = tempfile::tempdir().unwrap();
+    let large = large_jpeg_pyramid(work.path(), 2048);
+    assert!(large.len() > 1 << 20, "{} bytes", large.len());
+    g.put("r/large.tif", large);
+    let aws = g.env(0);
+    let prefix = format!("s3://{BUCKET}/r/");
+    let mut env = env_for(&aws, &prefix);
+    env.extend([
+        ("IIPSRV_STORAGE_REVALIDATE", "3600"),
+        ("IIPSRV_STORAGE_CACHE_SIZE", "1"),
+    ]);
+    let s = TestServer::http(&env);
+    let agent = ureq::AgentBuilder::new().build();
+    let (status, _, body) = get(
+        &agent,
+        &format!("http://{}/?FIF=large.tif&WID=2048&CVT=jpeg", s.tcp_addr()),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let log = s.log();
+    let last = log.lines().rfind(|l| l.contains("answered in pass"));
+    assert_eq!(last, Some("Storage :: answered in pass 2"), "{log}");
+    assert_eq!(count(&log, "blocking read"), 0, "{log}");
+    assert_eq!(
+        count(&log, "reading the rest with blocking calls"),
+        0,
+        "{log}"
+    );
+}
+
+#[test]
 fn changed_objects_are_picked_up_and_deleted_ones_are_404() {
     let Some(bin) = garage::binary() else { return };
     let g = Garage::start(&bin);
