@@ -6,6 +6,8 @@
 #   - the same Garage node behind a small delaying TCP proxy that adds BENCH_DELAY_MS (default
 #     50) of round-trip time between this server and storage (half on the way there, half on
 #     the way back; every byte is delayed, none is held longer, so only latency is added),
+#   - an nginx file server over HTTP (FILESYSTEM_PREFIX=http://…/, Range requests), directly
+#     and behind the same kind of delaying proxy,
 # each with the tile cache off and on (MAX_IMAGE_CACHE_SIZE=0 / 256), for
 #   - JTL pass-through tiles of the full resolution, at random;
 #   - IIIF regions of random position, 1000–4000 px wide and high, scaled to 512 px wide.
@@ -20,8 +22,11 @@
 # CPU of its own on the same cores: the delayed rows are a lower bound.
 #
 # Usage: bash examples/bench/storage.sh [seconds-per-run] [connections]
+# Environment (besides lib.sh's): SOURCES="local garage delayed files files-delayed" (which
+# sources, in order: files = an nginx file server over HTTP with Range requests),
+# CACHES="0 256" (the MAX_IMAGE_CACHE_SIZE values), BENCH_DELAY_MS=50, BENCH_STORAGE_CACHE=1.
 # Needs: see lib.sh; Garage (`cargo install garage --locked`, or IIPSRV_GARAGE=/path/garage;
-# bash .ci/run builds it once per machine), python3. Ports: BENCH_PORT+40 … +43.
+# bash .ci/run builds it once per machine), python3. Ports: BENCH_PORT+40 … +45.
 set -euo pipefail
 # shellcheck source=examples/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -39,6 +44,8 @@ g_rpc=$((base + 40))
 g_s3=$((base + 41))
 g_admin=$((base + 42))
 proxy_port=$((base + 43))
+files_port=$((base + 44))
+files_proxy_port=$((base + 45))
 bucket=bench
 key_id=GK0b0e0c0b0e0c0b0e0c0b0e0c
 secret=5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e
@@ -70,6 +77,12 @@ metadata_dir = "$work/garage/meta"
 data_dir = "$work/garage/data"
 db_engine = "sqlite"
 replication_factor = 1
+# Tuned for small ranged reads, as a bucket of tiled images would be: with Garage's defaults
+# (1 MiB blocks, zstd level 1) every ranged GET reads, checks and decompresses a whole 1 MiB
+# block, about 2.8 ms of Garage's CPU per tile on these shared cores (measured: Garage then
+# took 1.2 of the 2 cores and bounded the uncached rows at ~420 tiles/s).
+block_size = "128K"
+compression_level = "none"
 rpc_bind_addr = "127.0.0.1:$g_rpc"
 rpc_public_addr = "127.0.0.1:$g_rpc"
 rpc_secret = "$(printf '%064d' 7)"
@@ -157,6 +170,33 @@ storage_pids+=("$(setsid python3 "$work/delay.py" "$proxy_port" "$g_s3" "$delay_
   </dev/null >>"$work/delay.log" 2>&1 & echo $!)")
 wait_port "$proxy_port"
 
+# A plain HTTP file server for the http(s):// source: a second nginx serving the images with
+# Range requests. Unlike Garage, a static file server costs next to no CPU per request, so
+# these rows show what this server does with 50 ms of latency when storage is not competing
+# for the same two cores.
+mkdir -p "$work/files/logs"
+cat > "$work/files/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $work/files/nginx.pid;
+error_log $work/files/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$files_port;
+    root $dir;
+  }
+}
+NGINX
+storage_pids+=("$(setsid nginx -p "$work/files" -c "$work/files/nginx.conf" \
+  </dev/null >>"$work/files/logs/out" 2>&1 & echo $!)")
+wait_port "$files_port"
+storage_pids+=("$(setsid python3 "$work/delay.py" "$files_proxy_port" "$files_port" "$delay_ms" \
+  </dev/null >>"$work/delay-files.log" 2>&1 & echo $!)")
+wait_port "$files_proxy_port"
+
 # Resolution 6 is the full size: 64×48 tiles.
 list_tiles "$work/JTL.list" big.tif JTL 6 64 48
 list_regions "$work/regions.list" big.tif $PYR_W $PYR_H 1000 4000 512
@@ -166,13 +206,21 @@ s3_env() {
     AWS_REGION=garage AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID="$key_id" \
     AWS_SECRET_ACCESS_KEY="$secret" IIPSRV_STORAGE_CACHE_SIZE="$storage_cache"
 }
-for source in local garage delayed; do
+read -r -a sources <<<"${SOURCES:-local garage delayed files files-delayed}"
+read -r -a caches <<<"${CACHES:-0 256}"
+for source in "${sources[@]}"; do
   case $source in
     local) env_source=(); name="local files" ;;
     garage) read -r -a env_source <<<"$(s3_env "$g_s3")"; name="Garage" ;;
     delayed) read -r -a env_source <<<"$(s3_env "$proxy_port")"; name="Garage +${delay_ms} ms" ;;
+    files)
+      env_source=(FILESYSTEM_PREFIX="http://127.0.0.1:$files_port/" IIPSRV_STORAGE_CACHE_SIZE="$storage_cache")
+      name="nginx file server (HTTP)" ;;
+    files-delayed)
+      env_source=(FILESYSTEM_PREFIX="http://127.0.0.1:$files_proxy_port/" IIPSRV_STORAGE_CACHE_SIZE="$storage_cache")
+      name="nginx file server +${delay_ms} ms" ;;
   esac
-  for cache in 0 256; do
+  for cache in "${caches[@]}"; do
     start_servers "${env_source[@]}" MAX_IMAGE_CACHE_SIZE=$cache
     label="$name, tile cache $([ $cache = 0 ] && echo off || echo on)"
     scenario "$label: JTL pass-through" "$work/JTL.list" image/jpeg
