@@ -142,6 +142,22 @@ mod tests {
     }
 
     #[test]
+    fn heavy_threads_are_four_per_core_with_object_storage_unless_set() {
+        let local = cfg(&[]).0.load.heavy_threads;
+        for prefix in ["s3://bucket/images/", "HTTPS://host/iiif/", "http://host/"] {
+            let (c, _) = cfg(&[("FILESYSTEM_PREFIX", prefix)]);
+            assert_eq!(c.load.heavy_threads, 4 * local, "{prefix}");
+        }
+        let (c, _) = cfg(&[("FILESYSTEM_PREFIX", "/images/s3://")]);
+        assert_eq!(c.load.heavy_threads, local);
+        let (c, _) = cfg(&[
+            ("FILESYSTEM_PREFIX", "s3://bucket/"),
+            ("IIPSRV_HEAVY_THREADS", "3"),
+        ]);
+        assert_eq!(c.load.heavy_threads, 3);
+    }
+
+    #[test]
     fn verbosity_negative_is_zero() {
         assert_eq!(cfg(&[("VERBOSITY", "-3")]).0.logging.verbosity, 0);
         assert_eq!(cfg(&[("VERBOSITY", "5")]).0.logging.verbosity, 5);

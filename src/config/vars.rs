@@ -257,6 +257,19 @@ fn cores() -> usize {
 }
 
 /// A quality for the log: -1 is `lossless`.
+/// Heavy threads per core when images are in object storage: a heavy request waits for its
+/// round of fetches on its thread, so more of them keep the cores busy (the memory budget
+/// still bounds what they hold; docs/performance.md, "Object storage").
+const HEAVY_THREADS_PER_CORE_REMOTE: usize = 4;
+
+/// Whether FILESYSTEM_PREFIX names object storage (`storage::location` parses it fully).
+fn remote_prefix(prefix: &str) -> bool {
+    let lower = prefix.get(..8).unwrap_or(prefix).to_ascii_lowercase();
+    ["s3://", "http://", "https://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+}
+
 fn quality(q: i32) -> String {
     if q == -1 {
         "lossless".to_string()
@@ -827,11 +840,16 @@ pub(crate) static VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "IIPSRV_HEAVY_THREADS",
-        default: Described("number of cores"),
-        meaning: "threads that run heavy requests, at a lower CPU priority than the workers",
+        default: Described("number of cores (4 × with object storage)"),
+        meaning: "threads that run heavy requests, at a lower CPU priority than the workers (with object storage a heavy request holds its thread while its tiles are fetched)",
         origin: Origin::Ours,
         read: |r, c| {
-            let v = r.int_or(cores() as i64);
+            let per_core = if remote_prefix(&c.files.prefix) {
+                HEAVY_THREADS_PER_CORE_REMOTE
+            } else {
+                1
+            };
+            let v = r.int_or((cores() * per_core) as i64);
             c.load.heavy_threads = r.clamp(v, 1, 1024) as usize;
         },
         ..VARIABLE
