@@ -408,14 +408,7 @@ mod tests {
         let out = encode(&img, &opts(75));
         let segs: Vec<_> = segments(&out).collect();
         assert_eq!(&segs[0].1[7..12], &[0, 0, 1, 0, 1], "1:1, no unit");
-        let cm = EncodeOptions {
-            resolution: Some(Resolution {
-                x: 5.0,
-                y: 5.0,
-                unit: ResolutionUnit::Centimetre,
-            }),
-            ..Default::default()
-        };
+        let cm = crate::encode::test_util::five_per_centimetre();
         let segs: Vec<_> = segments(&encode(&img, &cm))
             .map(|(m, p)| (m, p.to_vec()))
             .collect();

@@ -1,5 +1,6 @@
 //! Test inputs and measures shared by the encoder tests.
 
+use super::{EncodeOptions, Resolution, ResolutionUnit};
 use crate::image::{ColourSpace, RawImage, Samples};
 
 /// A smooth synthetic image: horizontal, vertical and diagonal gradients in the colour
@@ -100,4 +101,16 @@ pub fn drop_channel(data: &[u8], channels: usize, skip: usize) -> Vec<u8> {
         .filter(|(i, _)| i % channels != skip)
         .map(|(_, &v)| v)
         .collect()
+}
+
+/// Options asking for 5 pixels per centimetre (a resolution every format writes differently).
+pub fn five_per_centimetre() -> EncodeOptions<'static> {
+    EncodeOptions {
+        resolution: Some(Resolution {
+            x: 5.0,
+            y: 5.0,
+            unit: ResolutionUnit::Centimetre,
+        }),
+        ..Default::default()
+    }
 }

@@ -762,14 +762,7 @@ mod tests {
                 "tag {tag}"
             );
         }
-        let cm = EncodeOptions {
-            resolution: Some(Resolution {
-                x: 5.0,
-                y: 5.0,
-                unit: ResolutionUnit::Centimetre,
-            }),
-            ..Default::default()
-        };
+        let cm = crate::encode::test_util::five_per_centimetre();
         let out = TiffEncoder::default()
             .encode(&gradient(4, 4, 1), &cm)
             .unwrap();

@@ -194,15 +194,23 @@ fn zstd(src: &[u8], dst: &mut [u8]) -> Result<usize> {
     )
 }
 
-/// Decode one JPEG stream (tables already spliced in) into `dst`, `width`×`height` pixels of
-/// `channels` samples: 1 = grey, 3 = RGB (libjpeg-turbo converts YCbCr), 4 = CMYK.
-pub(super) fn jpeg(
-    src: &[u8],
-    dst: &mut [u8],
-    width: u32,
-    height: u32,
-    channels: u16,
-) -> Result<()> {
+/// Where a pixel codec decodes a tile: `width`×`height` pixels of `channels` samples.
+pub(super) struct Pixels<'a> {
+    pub dst: &'a mut [u8],
+    pub width: u32,
+    pub height: u32,
+    pub channels: u16,
+}
+
+/// Decode one JPEG stream (tables already spliced in) into `out`, whose channels are
+/// 1 = grey, 3 = RGB (libjpeg-turbo converts YCbCr), 4 = CMYK.
+pub(super) fn jpeg(src: &[u8], out: Pixels<'_>) -> Result<()> {
+    let Pixels {
+        dst,
+        width,
+        height,
+        channels,
+    } = out;
     let format = match channels {
         1 => turbojpeg::PixelFormat::GRAY,
         3 => turbojpeg::PixelFormat::RGB,
@@ -230,14 +238,14 @@ pub(super) fn jpeg(
     })
 }
 
-/// Decode one WebP tile into `dst` (RGB or RGBA, `width`×`height`).
-pub(super) fn webp(
-    src: &[u8],
-    dst: &mut [u8],
-    width: u32,
-    height: u32,
-    channels: u16,
-) -> Result<()> {
+/// Decode one WebP tile into `out` (RGB or RGBA).
+pub(super) fn webp(src: &[u8], out: Pixels<'_>) -> Result<()> {
+    let Pixels {
+        dst,
+        width,
+        height,
+        channels,
+    } = out;
     use libwebp_sys::{WebPDecodeRGBAInto, WebPDecodeRGBInto, WebPGetInfo};
     let (mut w, mut h) = (0, 0);
     // SAFETY: `src` is a valid slice for the duration of the call; w and h are valid out-params.

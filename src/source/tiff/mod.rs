@@ -14,8 +14,8 @@
 //! - non-square tiles use TileLength at every level;
 //! - classic-chain stacks select page x (the x-th page IFD), SubIFD levels are only the
 //!   reduced-resolution SubIFDs, wherever they sit in the list;
-//! - in a classic chain, tiled IFDs that are masks (NewSubfileType bit 4) or not smaller than
-//!   the previous level are not taken as levels;
+//! - in a classic chain, tiled IFDs that are masks (NewSubfileType bit 4) are not levels, and
+//!   in every layout a level larger than the one before it in either dimension is skipped;
 //! - MinIsWhite is inverted at every integer depth, not only below 8 bits and 10/12/14;
 //! - palette images are expanded to RGB; planar-separate images are interleaved (all channels);
 //! - 10/12/14-bit data defaults to a maximum of 65535;
@@ -194,10 +194,19 @@ impl TiffSource {
                     )));
                 }
             }
-            Codec::Jpeg => {
-                codec::jpeg(&self.jpeg_stream(dir, chunk)?, dst, tw, th, plan.chunk_spp)?
+            Codec::Jpeg | Codec::Webp => {
+                let out = codec::Pixels {
+                    dst,
+                    width: tw,
+                    height: th,
+                    channels: plan.chunk_spp,
+                };
+                if matches!(plan.codec, Codec::Jpeg) {
+                    codec::jpeg(&self.jpeg_stream(dir, chunk)?, out)?
+                } else {
+                    codec::webp(&self.read_chunk(dir, chunk)?, out)?
+                }
             }
-            Codec::Webp => codec::webp(&self.read_chunk(dir, chunk)?, dst, tw, th, plan.chunk_spp)?,
             c => {
                 let mut src = self.read_chunk(dir, chunk)?;
                 if plan.reverse_bits {
@@ -325,20 +334,17 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
         // SubIFD pyramid; pages, if any, are the top-level IFDs marked as pages.
         let page_ifds: Vec<&RawIfd> = top.iter().filter(|i| is_page(i)).collect();
         if is_page(ifd0) && page_ifds.len() > 1 {
-            let mut pages = vec![
-                std::iter::once(level0)
-                    .chain(sub_levels)
-                    .collect::<Vec<_>>(),
-            ];
+            let mut pages = vec![reducing(std::iter::once(level0).chain(sub_levels))];
             for ifd in &page_ifds[1..] {
-                let mut levels = vec![parse(ifd)?];
-                levels.extend(subifd_levels(r, ifd, format0)?);
-                pages.push(levels);
+                let first = parse(ifd)?;
+                pages.push(reducing(
+                    std::iter::once(first).chain(subifd_levels(r, ifd, format0)?),
+                ));
             }
             (pages, page_ifds)
         } else {
             (
-                vec![std::iter::once(level0).chain(sub_levels).collect()],
+                vec![reducing(std::iter::once(level0).chain(sub_levels))],
                 Vec::new(),
             )
         }
@@ -365,18 +371,11 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
             }
             (pages, ifds)
         } else {
-            let mut levels: Vec<Directory> = Vec::new();
-            for (_, d) in candidates {
-                let reduces = levels.last().is_none_or(|p: &Directory| {
-                    d.width <= p.width
-                        && d.height <= p.height
-                        && (d.width, d.height) != (p.width, p.height)
-                });
-                if reduces && d.subfile_type & MASK == 0 {
-                    levels.push(d);
-                }
-            }
-            (vec![levels], Vec::new())
+            let levels = candidates
+                .into_iter()
+                .map(|(_, d)| d)
+                .filter(|d| d.subfile_type & MASK == 0);
+            (vec![reducing(levels)], Vec::new())
         }
     };
 
@@ -422,6 +421,22 @@ fn discover(r: &Reader) -> Result<(ImageInfo, Vec<Vec<Directory>>)> {
     }
     let info = describe(r, ifd0, &pages[0], stack);
     Ok((info, pages))
+}
+
+/// The levels that make a pyramid, largest first: each one kept only if it is no larger than
+/// the level kept before it in either dimension, and smaller in one (thumbnails, previews and
+/// other IFDs between the levels are skipped).
+fn reducing(levels: impl IntoIterator<Item = Directory>) -> Vec<Directory> {
+    let mut kept: Vec<Directory> = Vec::new();
+    for d in levels {
+        let reduces = kept.last().is_none_or(|p| {
+            d.width <= p.width && d.height <= p.height && (d.width, d.height) != (p.width, p.height)
+        });
+        if reduces {
+            kept.push(d);
+        }
+    }
+    kept
 }
 
 /// Whether two pages have the same levels: sizes, tiling, channels and sample width.

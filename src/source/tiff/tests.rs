@@ -812,7 +812,13 @@ fn jpeg_pass_through_splices_the_tables() {
         let decoded = src.tile(2, 5, 0, 0).unwrap();
         let ch = decoded.channels;
         let mut px = vec![0u8; 32 * 32 * ch as usize];
-        codec::jpeg(&raw.bytes, &mut px, 32, 32, ch).unwrap();
+        let out = codec::Pixels {
+            dst: &mut px,
+            width: 32,
+            height: 32,
+            channels: ch,
+        };
+        codec::jpeg(&raw.bytes, out).unwrap();
         assert_eq!(decoded.samples, Samples::U8(px), "{name}");
         // Edge tiles and partial levels are never passed through.
         assert_eq!(src.raw_tile(2, 3, 0).unwrap(), None, "{name}");
@@ -885,6 +891,21 @@ fn stack_pages_laid_out_unlike_the_first_are_dropped() {
                 assert_eq!((tile.width, tile.height), level.tile_size(0).unwrap());
             }
         }
+    }
+}
+
+#[test]
+fn levels_wider_or_taller_than_the_level_before_are_skipped() {
+    // Found by fuzzing: a SubIFD level of 32×24 under a full resolution of 20×48.
+    let src = open("bad_level_wider.tif");
+    let info = src.info();
+    let n = info.num_resolutions();
+    for r in 1..n {
+        let (small, large) = (info.level(r - 1).unwrap(), info.level(r).unwrap());
+        assert!(
+            small.width <= large.width && small.height <= large.height,
+            "level {r}: {large:?} after {small:?}"
+        );
     }
 }
 
