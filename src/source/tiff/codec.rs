@@ -205,13 +205,7 @@ pub(super) struct Pixels<'a> {
 /// Decode one JPEG stream (tables already spliced in) into `out`, whose channels are
 /// 1 = grey, 3 = RGB (libjpeg-turbo converts YCbCr), 4 = CMYK.
 pub(super) fn jpeg(src: &[u8], out: Pixels<'_>) -> Result<()> {
-    let Pixels {
-        dst,
-        width,
-        height,
-        channels,
-    } = out;
-    let format = match channels {
+    let format = match out.channels {
         1 => turbojpeg::PixelFormat::GRAY,
         3 => turbojpeg::PixelFormat::RGB,
         4 => turbojpeg::PixelFormat::CMYK,
@@ -220,18 +214,18 @@ pub(super) fn jpeg(src: &[u8], out: Pixels<'_>) -> Result<()> {
     let new = || turbojpeg::Decompressor::new().map_err(failed("JPEG"));
     with_reused(&TURBOJPEG, new, |tj| {
         let header = tj.read_header(src).map_err(failed("JPEG"))?;
-        if header.width != width as usize || header.height != height as usize {
+        if header.width != out.width as usize || header.height != out.height as usize {
             return Err(decode_error(format!(
-                "JPEG tile is {}x{}, expected {width}x{height}",
-                header.width, header.height
+                "JPEG tile is {}x{}, expected {}x{}",
+                header.width, header.height, out.width, out.height
             )));
         }
-        let pitch = width as usize * channels as usize;
+        let pitch = out.width as usize * out.channels as usize;
         let image = turbojpeg::Image {
-            pixels: dst,
-            width: width as usize,
+            pixels: out.dst,
+            width: out.width as usize,
             pitch,
-            height: height as usize,
+            height: out.height as usize,
             format,
         };
         tj.decompress(src, image).map_err(failed("JPEG"))
@@ -240,12 +234,6 @@ pub(super) fn jpeg(src: &[u8], out: Pixels<'_>) -> Result<()> {
 
 /// Decode one WebP tile into `out` (RGB or RGBA).
 pub(super) fn webp(src: &[u8], out: Pixels<'_>) -> Result<()> {
-    let Pixels {
-        dst,
-        width,
-        height,
-        channels,
-    } = out;
     use libwebp_sys::{WebPDecodeRGBAInto, WebPDecodeRGBInto, WebPGetInfo};
     let (mut w, mut h) = (0, 0);
     // SAFETY: `src` is a valid slice for the duration of the call; w and h are valid out-params.
@@ -253,37 +241,38 @@ pub(super) fn webp(src: &[u8], out: Pixels<'_>) -> Result<()> {
     if ok == 0 {
         return Err(decode_error("WebP: bad header"));
     }
-    if w as u32 != width || h as u32 != height {
+    if w as u32 != out.width || h as u32 != out.height {
         return Err(decode_error(format!(
-            "WebP tile is {w}x{h}, expected {width}x{height}"
+            "WebP tile is {w}x{h}, expected {}x{}",
+            out.width, out.height
         )));
     }
-    let stride = width as usize * channels as usize;
-    if dst.len() < stride * height as usize {
+    let stride = out.width as usize * out.channels as usize;
+    if out.dst.len() < stride * out.height as usize {
         return Err(decode_error("WebP: output buffer too small"));
     }
-    // SAFETY: `dst` is valid for writes of `dst.len()` bytes, which covers height rows of
-    // `stride` bytes; libwebp writes nothing past `output_size`.
-    let out = unsafe {
-        match channels {
+    // SAFETY: `out.dst` is valid for writes of `out.dst.len()` bytes, which covers
+    // `out.height` rows of `stride` bytes; libwebp writes nothing past `output_size`.
+    let written = unsafe {
+        match out.channels {
             3 => WebPDecodeRGBInto(
                 src.as_ptr(),
                 src.len(),
-                dst.as_mut_ptr(),
-                dst.len(),
+                out.dst.as_mut_ptr(),
+                out.dst.len(),
                 stride as i32,
             ),
             4 => WebPDecodeRGBAInto(
                 src.as_ptr(),
                 src.len(),
-                dst.as_mut_ptr(),
-                dst.len(),
+                out.dst.as_mut_ptr(),
+                out.dst.len(),
                 stride as i32,
             ),
             n => return Err(decode_error(format!("WebP with {n} samples per pixel"))),
         }
     };
-    if out.is_null() {
+    if written.is_null() {
         return Err(decode_error("WebP: decoding failed"));
     }
     Ok(())
