@@ -195,16 +195,24 @@ fn large_jpeg_pyramid(dir: &Path, size: u32) -> Vec<u8> {
     std::fs::read(tif).unwrap()
 }
 
-#[test]
-fn tiles_cost_one_ranged_get_and_regions_fetch_their_tiles_in_one_pass() {
-    let Some(bin) = garage::binary() else { return };
+/// A Garage cluster holding the 2048² noise pyramid (over 1 MiB) at `dir/large.tif`, its
+/// credentials, and the `s3://` prefix of `dir`; `None` without Garage.
+fn garage_with_large_pyramid(dir: &str) -> Option<(Garage, Vec<(String, String)>, String)> {
+    let bin = garage::binary()?;
     let g = Garage::start(&bin);
     let work = tempfile::tempdir().unwrap();
     let large = large_jpeg_pyramid(work.path(), 2048);
     assert!(large.len() > 1 << 20, "{} bytes", large.len());
-    g.put("t/large.tif", large);
+    g.put(&format!("{dir}/large.tif"), large);
     let aws = g.env(0);
-    let prefix = format!("s3://{BUCKET}/t/");
+    Some((g, aws, format!("s3://{BUCKET}/{dir}/")))
+}
+
+#[test]
+fn tiles_cost_one_ranged_get_and_regions_fetch_their_tiles_in_one_pass() {
+    let Some((_garage, aws, prefix)) = garage_with_large_pyramid("t") else {
+        return;
+    };
     let mut env = env_for(&aws, &prefix);
     env.push(("IIPSRV_STORAGE_REVALIDATE", "3600"));
     let s = TestServer::http(&env);
@@ -266,14 +274,9 @@ fn a_region_larger_than_the_block_cache_is_answered_in_the_second_pass() {
     // The blocks fetched for a request stay with it: with 1 MiB of shared block cache and a
     // region over 2048² of noise (more than 1 MiB of tiles), the second pass must not find
     // its blocks evicted by its own later fetches (or by other requests) and fetch again.
-    let Some(bin) = garage::binary() else { return };
-    let g = Garage::start(&bin);
-    let work = tempfile::tempdir().unwrap();
-    let large = large_jpeg_pyramid(work.path(), 2048);
-    assert!(large.len() > 1 << 20, "{} bytes", large.len());
-    g.put("r/large.tif", large);
-    let aws = g.env(0);
-    let prefix = format!("s3://{BUCKET}/r/");
+    let Some((_garage, aws, prefix)) = garage_with_large_pyramid("r") else {
+        return;
+    };
     let mut env = env_for(&aws, &prefix);
     env.extend([
         ("IIPSRV_STORAGE_REVALIDATE", "3600"),
