@@ -195,9 +195,12 @@ fn large_jpeg_pyramid(dir: &Path, size: u32) -> Vec<u8> {
     std::fs::read(tif).unwrap()
 }
 
+/// The variables that reach a Garage cluster (credentials, endpoint, region).
+type AwsEnv = Vec<(String, String)>;
+
 /// A Garage cluster holding the 2048² noise pyramid (over 1 MiB) at `dir/large.tif`, its
 /// credentials, and the `s3://` prefix of `dir`; `None` without Garage.
-fn garage_with_large_pyramid(dir: &str) -> Option<(Garage, Vec<(String, String)>, String)> {
+fn garage_with_large_pyramid(dir: &str) -> Option<(Garage, AwsEnv, String)> {
     let bin = garage::binary()?;
     let g = Garage::start(&bin);
     let work = tempfile::tempdir().unwrap();
