@@ -521,6 +521,7 @@ fn corrupt_files_are_errors() {
         "bad_depth17.j2k",
         "bad_huge_untiled.j2k",
         "bad_many_tiles.j2k",
+        "bad_tiles_past_end.j2k",
     ] {
         let e = Jp2Source::open(&fx(name)).expect_err(name);
         assert_file_fault(&e, ImageFormat::Jpeg2000, name);
@@ -530,6 +531,13 @@ fn corrupt_files_are_errors() {
         SourceErrorKind::Unsupported(Unsupported::BitDepth(17))
     );
     assert!(Jp2Source::open(&fx("missing.jp2")).is_err());
+    // More tiles declared than the codestream has bytes for (14 per tile at least): refused
+    // before OpenJPEG sets them all up.
+    let e = Jp2Source::open(&fx("bad_tiles_past_end.j2k")).unwrap_err();
+    assert!(
+        format!("{e:?}").contains("13294 tiles declared, 184 bytes"),
+        "{e:?}"
+    );
 
     // The headers of a truncated file are intact; the missing tiles are errors.
     let src = open("bad_truncated.jp2");
@@ -546,10 +554,10 @@ fn corrupt_files_are_errors() {
     }
     assert!(failures > 0);
 
-    // An acceptable header for a 60000² image in 1024² tiles with 3 resolutions: the smallest
-    // level needs 15000² pixels decoded per tile, which is refused before decoding.
+    // An acceptable header for a 40000² image in 2048² tiles with 3 resolutions: the smallest
+    // level needs 10000² pixels decoded per tile, which is refused before decoding.
     let src = open("bad_huge_tiled.j2k");
-    assert_eq!(src.info().width, 60000);
+    assert_eq!(src.info().width, 40000);
     let e = src.tile(0, 0, 0, 0).unwrap_err();
     assert!(
         matches!(e.kind, SourceErrorKind::TooLarge(TooLarge::Decode { .. })),
