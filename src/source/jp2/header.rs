@@ -31,10 +31,15 @@ pub const MAX_TILE_COMPONENTS: u64 = 1 << 17;
 /// decode (a 300-byte file declaring 13,294 tiles cost 0.4 s per request), so the work it does
 /// per decode stays proportional to the file's size, as it is for real images.
 pub const MIN_TILE_BYTES: u64 = 14;
-/// Most samples in one codestream tile (tile area clipped to the image × components):
-/// OpenJPEG builds its code-block structures for the whole tile on every decode, about 0.1
-/// byte per sample (a 40000² RGB single-tile file costs 465 MB per decode).
+/// Most samples in one codestream tile (tile area clipped to the image × components).
 pub const MAX_TILE_SAMPLES: u64 = 1 << 32;
+/// Most code-blocks in one codestream tile (its samples over the main header's smallest
+/// code-block): OpenJPEG sets up every code-block of the tile on every decode, however small
+/// the window, about 400 bytes each (measured: a 217×16,777,485 single-tile file of 64×64
+/// code-blocks, 1.05 million of them, took 420 MB and 0.5 s per tile request). 2^20 keeps
+/// every single-tile image up to [`MAX_TILE_SAMPLES`] with the default 64×64 code-blocks (a
+/// 37000² RGB master) and refuses the same sizes cut into tiny code-blocks.
+pub const MAX_TILE_CODE_BLOCKS: u64 = 1 << 20;
 
 /// The XMP box's UUID (ISO 16684-1 / Adobe XMP specification part 3).
 const XMP_UUID: [u8; 16] = [
@@ -101,6 +106,10 @@ pub struct MainHeader {
     pub layers: u16,
     /// Resolutions available for every component: 1 + the fewest DWT levels (COD/COC).
     pub resolutions: u32,
+    /// Code-block width and height exponents (log2), the smallest and the largest of COD and
+    /// the COCs of the main header.
+    pub code_block_min: (u8, u8),
+    pub code_block_max: (u8, u8),
     /// The marker segments after SOC, in order: (marker, file offset, bytes with the marker).
     pub markers: Vec<(u8, u64, u64)>,
     /// Where the main header ends: the first SOT (or EOC).
@@ -108,6 +117,13 @@ pub struct MainHeader {
 }
 
 impl MainHeader {
+    /// Samples in one codestream tile: its area clipped to the image, times the components.
+    pub fn tile_samples(&self) -> u64 {
+        (self.tile_width.min(self.x1 - self.x0) as u64)
+            * (self.tile_height.min(self.y1 - self.y0) as u64)
+            * self.components.len() as u64
+    }
+
     pub fn tile_count(&self) -> u64 {
         let nx = (self.x1 - self.tile_x0).div_ceil(self.tile_width) as u64;
         let ny = (self.y1 - self.tile_y0).div_ceil(self.tile_height) as u64;
@@ -136,6 +152,19 @@ fn be16(b: &[u8]) -> u16 {
 
 fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The code-block size exponents (log2) of a COD or COC: xcb + 2 and ycb + 2, each at most 10
+/// and together at most 12 (ISO/IEC 15444-1 A.6.1).
+fn code_block(xcb: u8, ycb: u8) -> Result<(u8, u8)> {
+    if xcb > 8 || ycb > 8 || xcb + ycb > 8 {
+        return Err(corrupt(format!(
+            "code-blocks of 2^{} x 2^{}",
+            xcb as u32 + 2,
+            ycb as u32 + 2
+        )));
+    }
+    Ok((xcb + 2, ycb + 2))
 }
 
 /// Detect the container from the first bytes: the JP2 signature box, or SOC + SIZ.
@@ -333,6 +362,7 @@ pub fn read_main_header(file: &dyn Blob, start: u64, end: u64) -> Result<MainHea
     let mut siz: Option<MainHeader> = None;
     let mut cod_levels: Option<u8> = None;
     let mut coc_levels: Vec<(u16, u8)> = Vec::new();
+    let mut code_blocks: Vec<(u8, u8)> = Vec::new();
     let mut markers = Vec::new();
     for _ in 0..MAX_MARKERS {
         if end - pos < 4 {
@@ -364,6 +394,22 @@ pub fn read_main_header(file: &dyn Blob, start: u64, end: u64) -> Result<MainHea
             h.resolutions = min_levels as u32 + 1;
             h.markers = markers;
             h.end = pos;
+            let fold = |f: fn(u8, u8) -> u8| {
+                code_blocks
+                    .iter()
+                    .copied()
+                    .reduce(|a, b| (f(a.0, b.0), f(a.1, b.1)))
+                    .unwrap_or((6, 6))
+            };
+            h.code_block_min = fold(u8::min);
+            h.code_block_max = fold(u8::max);
+            let (cw, ch) = h.code_block_min;
+            let blocks = h.tile_samples() >> (cw + ch);
+            if blocks > MAX_TILE_CODE_BLOCKS {
+                return Err(corrupt(format!(
+                    "codestream tiles of {blocks} code-blocks of 2^{cw} x 2^{ch}"
+                )));
+            }
             let room = end - pos;
             if h.tile_count() > room / MIN_TILE_BYTES {
                 return Err(corrupt(format!(
@@ -393,7 +439,7 @@ pub fn read_main_header(file: &dyn Blob, start: u64, end: u64) -> Result<MainHea
             0x51 => return Err(corrupt("second SIZ marker")),
             0x52 => {
                 let b = body()?;
-                if b.len() < 6 {
+                if b.len() < 8 {
                     return Err(corrupt("short COD"));
                 }
                 let layers = be16(&b[2..]);
@@ -404,6 +450,7 @@ pub fn read_main_header(file: &dyn Blob, start: u64, end: u64) -> Result<MainHea
                     h.layers = layers;
                 }
                 cod_levels = Some(b[5]);
+                code_blocks.push(code_block(b[6], b[7])?);
             }
             0x53 => {
                 let b = body()?;
@@ -414,7 +461,10 @@ pub fn read_main_header(file: &dyn Blob, start: u64, end: u64) -> Result<MainHea
                     (b.first().map(|&c| c as u16), b.get(1..))
                 };
                 match (comp, rest) {
-                    (Some(c), Some(r)) if r.len() >= 2 => coc_levels.push((c, r[1])),
+                    (Some(c), Some(r)) if r.len() >= 4 => {
+                        coc_levels.push((c, r[1]));
+                        code_blocks.push(code_block(r[2], r[3])?);
+                    }
                     _ => return Err(corrupt("short COC")),
                 }
             }
@@ -472,6 +522,8 @@ fn parse_siz(b: &[u8]) -> Result<MainHeader> {
         components,
         layers: 1,
         resolutions: 1,
+        code_block_min: (6, 6),
+        code_block_max: (6, 6),
         markers: Vec::new(),
         end: 0,
     };
@@ -479,8 +531,7 @@ fn parse_siz(b: &[u8]) -> Result<MainHeader> {
     if tiles > MAX_TILES || tiles * n as u64 > MAX_TILE_COMPONENTS {
         return Err(corrupt(format!("{tiles} tiles of {n} components")));
     }
-    let tile_samples =
-        (tile_width.min(x1 - x0) as u64) * (tile_height.min(y1 - y0) as u64) * n as u64;
+    let tile_samples = h.tile_samples();
     if tile_samples > MAX_TILE_SAMPLES {
         return Err(corrupt(format!(
             "codestream tiles of {tile_samples} samples"

@@ -54,6 +54,12 @@ pub const TILE_SIZE: u32 = 256;
 /// Most pixels one decode may produce at the decoded resolution (before decimation for
 /// virtual levels). OpenJPEG holds 4 bytes per sample of the window.
 pub const MAX_DECODE_PIXELS: u64 = 1 << 26;
+/// Most bytes OpenJPEG may hold for one decode's window: 4 per sample of every component, over
+/// the window widened by one code-block each way (OpenJPEG decodes whole code-blocks; the
+/// main header's largest). A narrow window through a tall single-tile image at a decimated
+/// level is few pixels but many code-blocks: a 1×8.4 million window of 64×64 code-blocks made
+/// a release server hold 4.6 GB. Every window of up to [`MAX_DECODE_PIXELS`] RGB pixels fits.
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
 /// Decodes of fewer pixels (at the decoded resolution) than this stay on one thread, whatever
 /// they are granted: OpenJPEG's pool costs more than it saves on small windows (a 256² tile).
 pub const THREADED_PIXELS: u64 = 512 * 512;
@@ -71,6 +77,9 @@ pub struct Jp2Source {
     y1: u32,
     /// Real resolutions used (the codestream's, capped at the number of levels).
     resolutions: u32,
+    /// Components in the codestream, and its largest code-block (log2 width, height).
+    components: u32,
+    code_block: (u8, u8),
     channels: Vec<Channel>,
     /// Output sample depth: 8 or 16.
     out_bits: u32,
@@ -229,6 +238,8 @@ impl Jp2Source {
             x1: main.x1,
             y1: main.y1,
             resolutions,
+            components: main.components.len() as u32,
+            code_block: main.code_block_max,
             channels,
             out_bits,
             max_layers,
@@ -304,7 +315,11 @@ impl Jp2Source {
         let px1 = ((x + w - 1) as u64 * step + 1).min(full_w);
         let py1 = ((y + h - 1) as u64 * step + 1).min(full_h);
         let pixels = (px1 - px0) * (py1 - py0);
-        if pixels > MAX_DECODE_PIXELS {
+        let held = (px1 - px0 + (1 << self.code_block.0))
+            * (py1 - py0 + (1 << self.code_block.1))
+            * self.components as u64
+            * 4;
+        if pixels > MAX_DECODE_PIXELS || held > MAX_DECODE_BYTES {
             return Err(SourceError::too_large(
                 ImageFormat::Jpeg2000,
                 TooLarge::Decode {

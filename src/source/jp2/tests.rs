@@ -522,6 +522,7 @@ fn corrupt_files_are_errors() {
         "bad_huge_untiled.j2k",
         "bad_many_tiles.j2k",
         "bad_tiles_past_end.j2k",
+        "bad_tiny_code_blocks.j2k",
     ] {
         let e = Jp2Source::open(&fx(name)).expect_err(name);
         assert_file_fault(&e, ImageFormat::Jpeg2000, name);
@@ -563,6 +564,22 @@ fn corrupt_files_are_errors() {
         matches!(e.kind, SourceErrorKind::TooLarge(TooLarge::Decode { .. })),
         "{e}"
     );
+    // A tall single-tile image: a tile of its smallest (decimated) level is one pixel wide
+    // but runs through every row of the smallest real resolution, and OpenJPEG would hold
+    // every 64×64 code-block along it: refused by the bytes the window would take.
+    let tall = open("bad_narrow_tall.j2k");
+    assert_eq!(tall.info().height, 16_777_485);
+    let e = tall.tile(0, 0, 0, 0).unwrap_err();
+    assert!(
+        matches!(e.kind, SourceErrorKind::TooLarge(TooLarge::Decode { .. })),
+        "{e}"
+    );
+    let e = Jp2Source::open(&fx("bad_tiny_code_blocks.j2k")).unwrap_err();
+    assert!(
+        format!("{e:?}").contains("code-blocks of 2^2 x 2^2"),
+        "{e:?}"
+    );
+
     // Its full-resolution tile 0 decodes from a codestream tile of the wrong size: whatever
     // OpenJPEG makes of it, the answer is a tile of the advertised size or an error.
     let top = src.info().num_resolutions() - 1;
