@@ -11,7 +11,9 @@
 //!
 //! The difference of the two instruction totals divided by 20 is the cost of one request
 //! (the first request of every run opens the image and is part of the set-up). Every thread is
-//! counted (rayon's included). `perf_requests list` prints the scenarios.
+//! counted (rayon's included). `perf_requests list` prints the scenarios;
+//! `perf_requests SCENARIO N print` prints the N query strings instead of running them (so
+//! that another server can be sent the same requests: `examples/bench/bound.sh`).
 //!
 //! The images are the benchmark's (`examples/bench/lib.sh`, made once in `BENCH_DIR`, default
 //! `/tmp/iipsrv-bench`): `big.tif` (16384×12288, 256² JPEG Q90 tiles), `tex5003.jp2` (256²
@@ -39,6 +41,9 @@ impl Lcg {
         self.below(1 << 24) as f64 / (1u64 << 24) as f64
     }
 }
+
+/// The seed of every run's requests.
+const SEED: u64 = 0x2545_f491_4f6c_dd1d;
 
 const BIG: (u32, u32) = (16384, 12288);
 const TEX: (u32, u32) = (5003, 3701);
@@ -104,6 +109,13 @@ fn main() {
         return;
     }
     let n: u32 = args.next().and_then(|v| v.parse().ok()).unwrap_or(21);
+    if args.next().as_deref() == Some("print") {
+        let mut lcg = Lcg(SEED);
+        for _ in 0..n {
+            println!("{}", request(&scenario, &mut lcg).expect("known scenario"));
+        }
+        return;
+    }
     let dir = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp/iipsrv-bench".into());
     let (config, _) = Config::from_lookup(|name| match name {
         "FILESYSTEM_PREFIX" => Some(format!("{dir}/")),
@@ -113,7 +125,7 @@ fn main() {
         _ => std::env::var(name).ok(),
     });
     let shared = Shared::new(config);
-    let mut lcg = Lcg(0x2545_f491_4f6c_dd1d);
+    let mut lcg = Lcg(SEED);
     let mut bytes = 0usize;
     for i in 0..n {
         let query = request(&scenario, &mut lcg).expect("known scenario");
